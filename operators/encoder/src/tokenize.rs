@@ -1,0 +1,72 @@
+//! Tokenization with HF `tokenizers`, configured as sentence-transformers configures it: special tokens
+//! added, `longest_first` truncation at the model's `max_seq_length`, lower-casing when the model asks.
+//!
+//! Owns turning texts into token ids (in parallel) and the pad id. Padding itself happens per batch in
+//! `encoder`, because only the batch knows its padded length.
+
+use std::path::Path;
+
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{EncoderError, Result};
+
+/// Token ids of one text, truncated, with special tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIds(pub Vec<u32>);
+
+/// A tokenizer ready to feed the model.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    pad_id: u32,
+    lowercase: bool,
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json`, truncating at `max_seq_length` and never padding (batches pad themselves).
+    pub fn from_file(path: &Path, max_seq_length: usize, lowercase: bool) -> Result<Self> {
+        let mut inner = Tokenizer::from_file(path).map_err(|e| EncoderError::BadFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let pad_id = find_pad_id(&inner);
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length: max_seq_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+            }))
+            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        Ok(Self { inner, pad_id, lowercase })
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Tokenizes every text, in parallel across texts (tokenizers' rayon pool).
+    pub fn encode_all(&self, texts: &[&str]) -> Result<Vec<TokenIds>> {
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| if self.lowercase { t.to_lowercase() } else { (*t).to_string() })
+            .collect();
+        let encodings = self
+            .inner
+            .encode_batch_fast(inputs, true)
+            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        Ok(encodings.into_iter().map(|e| TokenIds(e.get_ids().to_vec())).collect())
+    }
+}
+
+/// The pad id the tokenizer declares, else the usual pad tokens of BERT and XLM-R vocabularies.
+/// XLM-R's position ids depend on it (positions start after the pad id), so a wrong guess matters.
+fn find_pad_id(tok: &Tokenizer) -> u32 {
+    if let Some(p) = tok.get_padding() {
+        return p.pad_id;
+    }
+    ["<pad>", "[PAD]", "<|pad|>", "<|endoftext|>"]
+        .iter()
+        .find_map(|t| tok.token_to_id(t))
+        .unwrap_or(0)
+}

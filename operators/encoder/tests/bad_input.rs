@@ -1,0 +1,129 @@
+//! Bad input gets a clear error naming the file, field or value: missing model file, unknown pooling,
+//! a dim larger than the model's, a provider that cannot load, a non-text column.
+
+mod common;
+
+use std::path::Path;
+
+use arrow_array::Int64Array;
+use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider};
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+}
+
+fn broken_copy(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&common::tiny_xlmr(), tmp.path());
+    edit(tmp.path());
+    tmp
+}
+
+fn open_err(dir: &Path, opts: &EncoderOptions) -> String {
+    match Encoder::open(dir, opts) {
+        Ok(_) => panic!("{} opened", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_files_are_named() {
+    for (file, expect) in [
+        ("tokenizer.json", "tokenizer.json"),
+        ("modules.json", "modules.json"),
+        ("onnx/model.onnx", "onnx/model.onnx"),
+        ("1_Pooling/config.json", "1_Pooling/config.json"),
+    ] {
+        let dir = broken_copy(|d| std::fs::remove_file(d.join(file)).unwrap());
+        let err = open_err(dir.path(), &EncoderOptions::default());
+        assert!(err.contains(expect) && err.contains("missing"), "{file}: {err}");
+    }
+    let err = open_err(Path::new("/nonexistent/model"), &EncoderOptions::default());
+    assert!(err.contains("/nonexistent/model"), "{err}");
+}
+
+#[test]
+fn unknown_pooling_mode_is_named() {
+    let dir = broken_copy(|d| {
+        std::fs::write(
+            d.join("1_Pooling/config.json"),
+            r#"{"embedding_dimension": 64, "pooling_mode": "weightedmean"}"#,
+        )
+        .unwrap()
+    });
+    let err = open_err(dir.path(), &EncoderOptions::default());
+    assert!(err.contains("weightedmean") && err.contains("1_Pooling/config.json"), "{err}");
+}
+
+#[test]
+fn corrupt_json_names_the_file() {
+    let dir = broken_copy(|d| std::fs::write(d.join("modules.json"), "[{").unwrap());
+    let err = open_err(dir.path(), &EncoderOptions::default());
+    assert!(err.contains("modules.json"), "{err}");
+}
+
+#[test]
+fn dim_larger_than_the_model_is_refused() {
+    let err = open_err(
+        &common::tiny_xlmr(),
+        &EncoderOptions {
+            extra_dims: vec![65],
+            ..EncoderOptions::default()
+        },
+    );
+    assert!(err.contains("65") && err.contains("64"), "{err}");
+    let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
+    let texts = arrow_array::StringArray::from(vec!["a"]);
+    let err = enc.encode_array(&texts, &[Dim(128)]).unwrap_err().to_string();
+    assert!(err.contains("128") && err.contains("64"), "{err}");
+}
+
+#[test]
+fn unavailable_providers_fail_loudly() {
+    for provider in [Provider::parse("cuda").unwrap(), Provider::parse("tensorrt").unwrap()] {
+        let name = provider.name();
+        let err = open_err(
+            &common::tiny_xlmr(),
+            &EncoderOptions {
+                provider,
+                ..EncoderOptions::default()
+            },
+        );
+        assert!(err.contains(name) && err.contains("not available"), "{err}");
+    }
+}
+
+#[test]
+fn non_text_column_is_refused() {
+    let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
+    let err = enc
+        .encode_array(&Int64Array::from(vec![1, 2]), &[Dim(64)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Int64") && err.contains("Utf8"), "{err}");
+}
+
+#[test]
+fn nulls_stay_null_and_empty_strings_embed() {
+    use arrow_array::Array;
+    let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
+    let texts = arrow_array::StringArray::from(vec![Some("Artículo 1."), None, Some("")]);
+    let out = enc.encode_array(&texts, &[Dim(64), Dim(8)]).unwrap();
+    for a in &out {
+        assert!(a.is_valid(0) && a.is_null(1) && a.is_valid(2));
+    }
+    let g = common::golden(common::fixtures().join("tiny-xlmr.golden.json"));
+    let empty = g.sentences.iter().position(String::is_empty).unwrap();
+    let got = out[0].value(2);
+    let got = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Float32Type>(&got);
+    assert!(common::max_abs_diff(got.values(), &g.embeddings["64"][empty]) <= 1e-5);
+}

@@ -1,0 +1,85 @@
+//! Parity with sentence-transformers: token ids and Matryoshka embeddings at every dim, for the tiny
+//! XLM-R fixture (committed) and all-MiniLM-L6-v2 (exported by integration/setup.sh).
+
+mod common;
+
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float32Type;
+use arrow_array::{Array, StringArray};
+use common::{cosine, golden, max_abs_diff};
+use lexembed_encoder::tokenize::TextTokenizer;
+use lexembed_encoder::{Dim, Encoder, EncoderOptions};
+
+fn check_parity(model: &Path, golden_file: std::path::PathBuf) {
+    let g = golden(golden_file);
+    let enc = Encoder::open(model, &EncoderOptions::default()).unwrap();
+    assert_eq!(enc.model().max_seq_length, g.max_seq_length);
+    let texts: Vec<&str> = g.sentences.iter().map(String::as_str).collect();
+
+    let ids = enc.tokenize(&texts).unwrap();
+    for (i, (got, want)) in ids.iter().zip(&g.token_ids).enumerate() {
+        assert_eq!(&got.0, want, "token ids differ for sentence {i}: {:?}", texts[i]);
+    }
+    assert!(
+        g.token_ids.iter().any(|t| t.len() == g.max_seq_length),
+        "the golden set must include a sentence truncated at max_seq_length"
+    );
+
+    let dims: Vec<Dim> = g.embeddings.keys().map(|k| Dim(k.parse().unwrap())).collect();
+    let arrays = enc.encode_array(&StringArray::from(texts.clone()), &dims).unwrap();
+    for (dim, array) in dims.iter().zip(&arrays) {
+        let want = &g.embeddings[&dim.to_string()];
+        assert_eq!(array.len(), want.len());
+        assert_eq!(array.value_length() as usize, dim.get());
+        let mut min_cos = f64::MAX;
+        let mut max_diff = 0f32;
+        for (i, w) in want.iter().enumerate() {
+            let row = array.value(i);
+            let got = row.as_primitive::<Float32Type>().values();
+            min_cos = min_cos.min(cosine(got, w));
+            max_diff = max_diff.max(max_abs_diff(got, w));
+        }
+        println!("{} dim {dim}: min cosine {min_cos:.8}, max abs diff {max_diff:e}", model.display());
+        assert!(min_cos >= 0.99999, "dim {dim}: min cosine {min_cos}");
+        assert!(max_diff <= 1e-5, "dim {dim}: max abs diff {max_diff}");
+    }
+}
+
+#[test]
+fn tiny_xlmr_matches_sentence_transformers_at_every_dim() {
+    check_parity(&common::tiny_xlmr(), common::fixtures().join("tiny-xlmr.golden.json"));
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let dir = common::minilm();
+    check_parity(&dir, dir.join("golden.json"));
+}
+
+#[test]
+fn full_xlmr_tokenizer_matches_sentence_transformers_token_ids() {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        max_length: usize,
+        vocab_size: usize,
+        token_ids: Vec<Vec<u32>>,
+    }
+    let path = lexembed_encoder::runtime::lexembed_home().join("tokenizers/xlm-roberta/tokenizer.json");
+    assert!(path.is_file(), "{} missing: run integration/setup.sh", path.display());
+    let want: Ids = serde_json::from_str(
+        &std::fs::read_to_string(common::fixtures().join("xlmr-full-token-ids.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(want.vocab_size, 250_002);
+    let tok = TextTokenizer::from_file(&path, want.max_length, false).unwrap();
+    assert_eq!(tok.pad_id(), 1, "XLM-R pads with id 1");
+    let sentences: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(common::fixtures().join("../../../../integration/fixtures/sentences.json")).unwrap()).unwrap();
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let got = tok.encode_all(&texts).unwrap();
+    for (i, (g, w)) in got.iter().zip(&want.token_ids).enumerate() {
+        assert_eq!(&g.0, w, "sentence {i}: {:?}", texts[i]);
+    }
+}
