@@ -166,6 +166,7 @@ def main() -> int:
     ap.add_argument("--dims", type=int, nargs="*", default=None, help="Matryoshka dims (default: 1024 ladder or full width)")
     ap.add_argument("--model-id", default=None, help="name recorded with the vectors (default: SRC)")
     ap.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's transformers optimizer")
+    ap.add_argument("--no-record-source", action="store_true", help="do not record SRC's path in lexembed.json (st_source: where the sentence-transformers weights are, for benchmarks and oracles)")
     a = ap.parse_args()
 
     from sentence_transformers import SentenceTransformer
@@ -178,8 +179,8 @@ def main() -> int:
     if any(d > full or d < 1 for d in dims):
         ap.error(f"--dims must be between 1 and {full}")
     meta = {"model_id": a.model_id or a.src.rstrip("/").split("/")[-1], "matryoshka_dims": sorted(set(dims), reverse=True)}
-    if not os.path.isdir(a.src):
-        meta["source"] = a.src
+    if not a.no_record_source:
+        meta["st_source"] = a.src if not os.path.isdir(a.src) else str(Path(a.src).resolve())
     (a.out / "lexembed.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow_array::{Array, FixedSizeListArray};
 use tracing::debug;
 
-use crate::batching::{BatchPlan, DEFAULT_TOKEN_BUDGET, TokenBudget, plan_batches};
+use crate::batching::{BatchPlan, CPU_TOKEN_BUDGET, GPU_TOKEN_BUDGET, TokenBudget, plan_batches};
 use crate::dims::{Dim, MatryoshkaDims, check_dim};
 use crate::error::{EncoderError, Result};
 use crate::matryoshka::matryoshka_arrays;
@@ -26,7 +26,9 @@ use crate::tokenize::{TextTokenizer, TokenIds};
 pub struct EncoderOptions {
     pub provider: Provider,
     pub intra_threads: Option<usize>,
-    pub token_budget: TokenBudget,
+    /// Most padded tokens per model call. `None`: 2,048 on CPU, 16,384 on GPUs, raised to the model's
+    /// max length when that is longer. An explicit budget below the max length is an error.
+    pub token_budget: Option<TokenBudget>,
     /// Upper bound on rows per model call, whatever the budget allows.
     pub max_batch_rows: usize,
     /// ONNX Runtime library; `None` searches `ORT_DYLIB_PATH` and lexembed's cache.
@@ -40,7 +42,7 @@ impl Default for EncoderOptions {
         Self {
             provider: Provider::Cpu,
             intra_threads: None,
-            token_budget: DEFAULT_TOKEN_BUDGET,
+            token_budget: None,
             max_batch_rows: 256,
             library: None,
             extra_dims: Vec::new(),
@@ -126,12 +128,7 @@ impl Encoder {
         let mut listed: Vec<u32> = model.dims.as_slice().iter().map(|d| d.0).collect();
         listed.extend(&opts.extra_dims);
         let dims = MatryoshkaDims::with_listed(model.full_dim, &listed)?;
-        if opts.token_budget.0 < model.max_seq_length {
-            return Err(EncoderError::BudgetTooSmall {
-                budget: opts.token_budget.0,
-                max_len: model.max_seq_length,
-            });
-        }
+        let budget = effective_budget(opts, model.max_seq_length)?;
         let lowercase = read_do_lower_case(&model.dir);
         let tokenizer = TextTokenizer::from_file(&model.tokenizer_path, model.max_seq_length, lowercase)?;
         let session = ModelSession::open(
@@ -140,7 +137,7 @@ impl Encoder {
                 provider: opts.provider.clone(),
                 intra_threads: opts.intra_threads,
                 library: opts.library.clone(),
-                token_budget: opts.token_budget.0,
+                token_budget: budget.0,
                 max_batch_rows: opts.max_batch_rows,
                 max_seq_len: model.max_seq_length,
             },
@@ -150,7 +147,7 @@ impl Encoder {
             dims,
             tokenizer,
             session: Mutex::new(session),
-            budget: opts.token_budget,
+            budget,
             max_batch_rows: opts.max_batch_rows.max(1),
             stats: EncodeStats::default(),
         })
@@ -167,6 +164,11 @@ impl Encoder {
 
     pub fn provider(&self) -> Provider {
         self.session.lock().map(|s| s.provider().clone()).unwrap_or_default()
+    }
+
+    /// The token budget in force.
+    pub fn token_budget(&self) -> TokenBudget {
+        self.budget
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -188,12 +190,17 @@ impl Encoder {
         self.encode_tokens(&tokens)
     }
 
+    /// The model calls `encode_tokens` would make for these inputs.
+    pub fn plan(&self, tokens: &[TokenIds]) -> Result<Vec<BatchPlan>> {
+        let lengths: Vec<usize> = tokens.iter().map(|t| t.0.len()).collect();
+        plan_batches(&lengths, self.budget, self.max_batch_rows)
+    }
+
     /// Full-width embeddings of already tokenized texts.
     pub fn encode_tokens(&self, tokens: &[TokenIds]) -> Result<Embeddings> {
         let full = self.model.full_dim as usize;
         let mut values = vec![0f32; tokens.len() * full];
-        let lengths: Vec<usize> = tokens.iter().map(|t| t.0.len()).collect();
-        for plan in plan_batches(&lengths, self.budget, self.max_batch_rows)? {
+        for plan in self.plan(tokens)? {
             self.run_batch(tokens, &plan, &mut values, full)?;
         }
         Ok(Embeddings { dim: full, values })
@@ -267,6 +274,23 @@ impl Encoder {
         self.stats.record(plan, real);
         debug!(rows, seq, real, "model call");
         Ok(())
+    }
+}
+
+fn effective_budget(opts: &EncoderOptions, max_seq_length: usize) -> Result<TokenBudget> {
+    match opts.token_budget {
+        Some(b) if b.0 < max_seq_length => Err(EncoderError::BudgetTooSmall {
+            budget: b.0,
+            max_len: max_seq_length,
+        }),
+        Some(b) => Ok(b),
+        None => {
+            let default = match opts.provider {
+                Provider::Cpu => CPU_TOKEN_BUDGET,
+                _ => GPU_TOKEN_BUDGET,
+            };
+            Ok(TokenBudget(default.0.max(max_seq_length)))
+        }
     }
 }
 

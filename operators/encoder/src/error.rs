@@ -11,6 +11,8 @@ pub enum EncoderError {
         file: String,
         why: &'static str,
     },
+    #[error("model directory {0} does not exist")]
+    NoModelDir(PathBuf),
     #[error("model file {path}: {message}")]
     BadFile { path: PathBuf, message: String },
     #[error("model file {path}: unknown pooling mode {mode:?} (lexembed supports cls, mean, max, lasttoken)")]

@@ -18,7 +18,7 @@ pub mod runtime;
 pub mod text_input;
 pub mod tokenize;
 
-pub use batching::{TokenBudget, padding_ratio, plan_batches};
+pub use batching::{BatchPlan, TokenBudget, padding_ratio, plan_batches};
 pub use dims::{Dim, MatryoshkaDims};
 pub use encoder::{Embeddings, Encoder, EncoderOptions, StatsSnapshot};
 pub use error::{EncoderError, Result};

@@ -51,11 +51,7 @@ impl ModelDir {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
-            return Err(EncoderError::MissingFile {
-                dir: dir.clone(),
-                file: String::new(),
-                why: "the model directory does not exist",
-            });
+            return Err(EncoderError::NoModelDir(dir));
         }
         let modules: Vec<ModuleEntry> = read_json(&require(&dir, "modules.json", "lists the sentence-transformers modules")?)?;
         let pooling_module = find_module(&modules, "Pooling").ok_or_else(|| EncoderError::BadFile {

@@ -127,3 +127,17 @@ fn nulls_stay_null_and_empty_strings_embed() {
     let got = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Float32Type>(&got);
     assert!(common::max_abs_diff(got.values(), &g.embeddings["64"][empty]) <= 1e-5);
 }
+
+#[test]
+fn a_token_budget_below_the_max_length_is_refused() {
+    let err = open_err(
+        &common::tiny_xlmr(),
+        &EncoderOptions {
+            token_budget: Some(lexembed_encoder::TokenBudget(16)),
+            ..EncoderOptions::default()
+        },
+    );
+    assert!(err.contains("16") && err.contains("32"), "{err}");
+    let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
+    assert_eq!(enc.token_budget().0, 2048, "CPU default");
+}

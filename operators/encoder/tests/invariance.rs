@@ -11,7 +11,7 @@ fn sentences() -> Vec<String> {
 
 fn encode_with(budget: usize, rows: usize, texts: &[&str]) -> lexembed_encoder::Embeddings {
     let opts = EncoderOptions {
-        token_budget: TokenBudget(budget),
+        token_budget: Some(TokenBudget(budget)),
         max_batch_rows: rows,
         ..EncoderOptions::default()
     };
@@ -46,7 +46,7 @@ fn token_budget_bounds_every_model_call() {
     let enc = Encoder::open(
         common::tiny_xlmr(),
         &EncoderOptions {
-            token_budget: TokenBudget(128),
+            token_budget: Some(TokenBudget(128)),
             ..EncoderOptions::default()
         },
     )

@@ -1,1 +1,64 @@
-fn main() {}
+//! The `lexembed` command: wires the operators into subcommands. Owns argument parsing, logging setup
+//! and exit codes; the work itself lives in the operator crates.
+
+mod cmd;
+mod encoder_args;
+
+use clap::{Parser, Subcommand};
+
+/// lexembed turns text into Matryoshka embeddings with sentence-transformers models exported to ONNX.
+///
+/// Start with `integration/setup.sh` (ONNX Runtime, the default model, demo data), then try
+/// `lexembed embed "¿Cuál es el plazo para resolver?"`.
+#[derive(Parser)]
+#[command(name = "lexembed", version, about, long_about)]
+struct Cli {
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, global = true, env = "LEXEMBED_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed texts (arguments, or one per line on stdin) and print one JSON line per text.
+    Embed(cmd::embed::EmbedArgs),
+    /// Inspect a model directory.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCommand),
+    /// Benchmarks that compare lexembed with reference engines in the same run.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+    /// Demo: embed Spanish legal sentences and print how similar they are.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let result = match cli.command {
+        Command::Embed(a) => cmd::embed::run(a),
+        Command::Model(c) => cmd::model::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
+        Command::Demo(a) => cmd::demo::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEXEMBED_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

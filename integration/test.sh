@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command: sets up what the tests need (idempotent), then runs every check and test.
+#   integration/test.sh
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+"$ROOT/integration/setup.sh"
+source "$ROOT/integration/env.sh"
+step() { printf '\n\033[1m[test %s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "one arrow version in the tree"
+if cargo tree --workspace -d --locked -e normal 2>/dev/null | grep -E '^arrow(-[a-z]+)? v' ; then echo "duplicate arrow crates above"; exit 1; fi
+step "cargo test (workspace)"
+cargo test --workspace --locked 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
+step "integration tests"
+for t in "$ROOT"/integration/tests/*.sh; do
+  [ -e "$t" ] || continue
+  echo "--- $t"; bash "$t"
+done
+# One closing line for CI: cargo's own summaries are above.
+passed=$(grep -Eo '[0-9]+ passed' "$CARGO_TARGET_DIR/test.log" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$CARGO_TARGET_DIR/test.log" | awk '{s+=$1} END {print s+0}')
+echo "tests: $passed passed, $failed failed"

@@ -1,0 +1,30 @@
+//! `lexembed bench …`: each benchmark runs lexembed and its reference in the same process or run,
+//! interleaving rounds, and prints ratios (this machine is noisy: only ratios taken side by side mean
+//! anything).
+
+pub mod encode;
+mod texts;
+
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Encoder throughput against sentence-transformers and a bare ONNX Runtime session.
+    Encode(encode::EncodeBenchArgs),
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Encode(a) => encode::run(a),
+    }
+}
+
+/// Median of a few timings, seconds.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}

@@ -1,0 +1,111 @@
+//! The `lexembed` binary end to end: embed from arguments and stdin, model info, clear errors.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lexembed"))
+}
+
+fn tiny() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr")
+}
+
+fn golden() -> serde_json::Value {
+    let p = tiny().with_file_name("tiny-xlmr.golden.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn assert_close(got: &serde_json::Value, want: &serde_json::Value) {
+    let (g, w) = (got.as_array().unwrap(), want.as_array().unwrap());
+    assert_eq!(g.len(), w.len());
+    for (a, b) in g.iter().zip(w) {
+        assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 1e-5, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn embed_prints_one_json_line_per_text_with_requested_dims() {
+    let g = golden();
+    let texts: Vec<&str> = g["sentences"].as_array().unwrap()[1..4].iter().map(|s| s.as_str().unwrap()).collect();
+    let out = bin()
+        .arg("embed")
+        .arg("--model")
+        .arg(tiny())
+        .args(["--dim", "16", "--dim", "64"])
+        .args(&texts)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"], i);
+        let keys: Vec<&String> = line["embeddings"].as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 2);
+        assert_close(&line["embeddings"]["16"], &g["embeddings"]["16"][i + 1]);
+        assert_close(&line["embeddings"]["64"], &g["embeddings"]["64"][i + 1]);
+    }
+}
+
+#[test]
+fn embed_reads_stdin_lines_when_no_text_is_given() {
+    let mut child = bin()
+        .arg("embed")
+        .arg("--model")
+        .arg(tiny())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all("Artículo 1. Objeto de la Ley.\nSí.\n".as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let first = text.lines().next().unwrap();
+    let at: Vec<usize> = ["\"64\":", "\"32\":", "\"16\":", "\"8\":"]
+        .iter()
+        .map(|k| first.find(k).unwrap_or_else(|| panic!("{k} missing")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "default: every dim the model serves, largest first");
+    let g = golden();
+    assert_close(&lines[0]["embeddings"]["32"], &g["embeddings"]["32"][1]);
+}
+
+#[test]
+fn model_info_reports_pooling_dims_and_provider() {
+    let out = bin().args(["model", "info", "--json"]).arg(tiny()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pooling"], "cls");
+    assert_eq!(v["dims"], serde_json::json!([64, 32, 16, 8]));
+    assert_eq!(v["max_seq_length"], 32);
+    assert_eq!(v["provider"], "cpu");
+}
+
+#[test]
+fn errors_exit_non_zero_with_a_clear_message() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["embed", "--model", "/nonexistent/model", "x"], "/nonexistent/model does not exist"),
+        (&["embed", "--dim", "65", "x"], "65"),
+        (&["embed", "--provider", "tensorrt", "x"], "tensorrt is not available"),
+    ];
+    for (args, expect) in cases {
+        let mut cmd = bin();
+        cmd.args(args);
+        if !args.contains(&"--model") {
+            cmd.arg("--model").arg(tiny());
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}
