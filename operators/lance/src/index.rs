@@ -1,0 +1,120 @@
+//! Vector indexes (cosine) on `emb_<dim>` columns, and compaction.
+
+use lance::Dataset;
+use lance::dataset::optimize::{CompactionOptions, compact_files};
+use lance::index::DatasetIndexExt;
+use lance::index::vector::VectorIndexParams;
+use lance_index::IndexType;
+use lance_index::vector::hnsw::builder::HnswBuildParams;
+use lance_index::vector::ivf::IvfBuildParams;
+use lance_index::vector::sq::builder::SQBuildParams;
+use lance_linalg::distance::MetricType;
+use tracing::info;
+
+use crate::error::{Result, StoreError, lance_err};
+use crate::schema::column_dim;
+
+/// Which vector index to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IndexKind {
+    /// IVF partitions with product quantisation: small, fast, approximate.
+    #[default]
+    IvfPq,
+    /// IVF partitions with an HNSW graph over scalar-quantised vectors: higher recall, larger.
+    IvfHnswSq,
+}
+
+impl IndexKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "ivf_pq" => Ok(Self::IvfPq),
+            "ivf_hnsw_sq" => Ok(Self::IvfHnswSq),
+            other => Err(StoreError::Invalid(format!(
+                "unknown index type {other:?} (expected ivf_pq or ivf_hnsw_sq)"
+            ))),
+        }
+    }
+}
+
+/// Index parameters; `None` picks a default from the row count and dim.
+#[derive(Debug, Clone, Default)]
+pub struct IndexParams {
+    pub kind: IndexKind,
+    pub num_partitions: Option<usize>,
+    pub num_sub_vectors: Option<usize>,
+}
+
+/// Partitions ≈ √rows (Lance's own rule of thumb), at least 1.
+fn default_partitions(rows: usize) -> usize {
+    ((rows as f64).sqrt() as usize).clamp(1, 4096)
+}
+
+/// Sub-vectors of 8 dims each (PQ needs the dim to divide evenly).
+fn default_sub_vectors(dim: usize) -> usize {
+    [16, 8, 4, 2, 1].iter().map(|w| dim / w).find(|&n| n > 0 && dim % n == 0).unwrap_or(1).max(1)
+}
+
+/// Builds (or replaces) a cosine vector index on `column`.
+pub async fn build_index(ds: &mut Dataset, column: &str, params: &IndexParams) -> Result<()> {
+    let dim = column_dim(column)
+        .filter(|_| ds.schema().field(column).is_some())
+        .ok_or_else(|| StoreError::NoColumn {
+            uri: ds.uri().to_string(),
+            column: column.to_string(),
+            available: vector_columns(ds).join(", "),
+        })?;
+    let rows = ds.count_rows(None).await.map_err(lance_err(ds.uri()))?;
+    let partitions = params.num_partitions.unwrap_or_else(|| default_partitions(rows));
+    let index = match params.kind {
+        IndexKind::IvfPq => {
+            let subs = params.num_sub_vectors.unwrap_or_else(|| default_sub_vectors(dim.get()));
+            VectorIndexParams::ivf_pq(partitions, 8, subs, MetricType::Cosine, 50)
+        }
+        IndexKind::IvfHnswSq => VectorIndexParams::with_ivf_hnsw_sq_params(
+            MetricType::Cosine,
+            IvfBuildParams::new(partitions),
+            HnswBuildParams::default(),
+            SQBuildParams::default(),
+        ),
+    };
+    let uri = ds.uri().to_string();
+    ds.create_index(&[column], IndexType::Vector, Some(format!("{column}_idx")), &index, true)
+        .await
+        .map_err(lance_err(&uri))?;
+    info!(%uri, column, partitions, kind = ?params.kind, "index built");
+    Ok(())
+}
+
+/// The dataset's `emb_<dim>` columns.
+pub fn vector_columns(ds: &Dataset) -> Vec<String> {
+    ds.schema()
+        .fields
+        .iter()
+        .map(|f| f.name.clone())
+        .filter(|n| column_dim(n).is_some())
+        .collect()
+}
+
+/// Rewrites small fragments into larger ones (a new version; readers of older versions are unaffected).
+pub async fn compact(ds: &mut Dataset) -> Result<(usize, usize)> {
+    let uri = ds.uri().to_string();
+    let m = compact_files(ds, CompactionOptions::default(), None)
+        .await
+        .map_err(lance_err(&uri))?;
+    Ok((m.fragments_removed, m.fragments_added))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fit_the_data() {
+        assert_eq!(default_partitions(10_000), 100);
+        assert_eq!(default_partitions(0), 1);
+        assert_eq!(default_sub_vectors(384), 24);
+        assert_eq!(default_sub_vectors(64), 4);
+        assert_eq!(default_sub_vectors(8), 1);
+        assert!(IndexKind::parse("hnsw").is_err());
+    }
+}

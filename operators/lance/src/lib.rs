@@ -1,0 +1,15 @@
+//! lexembed's Lance store. Owns the embedded dataset's schema (from `schemas/`), atomic commits that
+//! record what they hold, the checks that refuse a model or schema mismatch, vector search, indexes
+//! and compaction. Knows nothing of where rows come from (sources) or how they were embedded beyond
+//! the model id and dims it records.
+
+pub mod error;
+pub mod index;
+pub mod schema;
+pub mod search;
+pub mod store;
+
+pub use error::{Result, StoreError};
+pub use index::{IndexKind, IndexParams, build_index, compact, vector_columns};
+pub use search::{Hit, SearchOptions, hits, nearest};
+pub use store::{CommitSummary, DatasetLocation, SinkMode, commit_history};

@@ -1,0 +1,171 @@
+//! Arrow schemas from `schemas/*.json` (the single source of truth), and the embedded dataset's schema:
+//! `id`, `text`, metadata columns, one `emb_<dim>` column per Matryoshka dim, model id and dims in the
+//! schema metadata so a later writer can refuse a mismatch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use lexembed_encoder::{Dim, embedding_type};
+use serde::Deserialize;
+
+use crate::error::{Result, StoreError};
+
+pub const MODEL_ID_KEY: &str = "lexembed.model_id";
+pub const DIMS_KEY: &str = "lexembed.dims";
+pub const SCHEMA_KEY: &str = "lexembed.schema";
+pub const SCHEMA_VERSION: &str = "embedded_dataset/1";
+
+const EMBEDDED_DATASET: &str = include_str!("../../../schemas/embedded_dataset.json");
+const DOCUMENTS: &str = include_str!("../../../schemas/documents.json");
+const QA_PAIRS: &str = include_str!("../../../schemas/qa_pairs.json");
+const EVAL_RESULTS: &str = include_str!("../../../schemas/eval_results.json");
+
+#[derive(Deserialize)]
+struct SchemaFile {
+    fields: Vec<FieldSpec>,
+}
+
+#[derive(Deserialize)]
+struct FieldSpec {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    nullable: bool,
+}
+
+fn parse_type(kind: &str) -> Option<DataType> {
+    Some(match kind {
+        "utf8" => DataType::Utf8,
+        "uint32" => DataType::UInt32,
+        "uint64" => DataType::UInt64,
+        "float64" => DataType::Float64,
+        "timestamp_us_utc" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        "list<utf8>" => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        _ => return None,
+    })
+}
+
+fn load(file: &'static str, text: &str) -> Result<Vec<Field>> {
+    let bad = |message: String| StoreError::SchemaFile { file, message };
+    let spec: SchemaFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    spec.fields
+        .into_iter()
+        .map(|f| {
+            let t = parse_type(&f.kind).ok_or_else(|| bad(format!("field {}: unknown type {}", f.name, f.kind)))?;
+            Ok(Field::new(f.name, t, f.nullable))
+        })
+        .collect()
+}
+
+/// Input documents (`schemas/documents.json`) plus nullable Utf8 metadata columns.
+pub fn documents(metadata: &[String]) -> Result<SchemaRef> {
+    let mut fields = load("schemas/documents.json", DOCUMENTS)?;
+    fields.extend(metadata.iter().map(|m| Field::new(m, DataType::Utf8, true)));
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// QA pairs (`schemas/qa_pairs.json`).
+pub fn qa_pairs() -> Result<SchemaRef> {
+    Ok(Arc::new(Schema::new(load("schemas/qa_pairs.json", QA_PAIRS)?)))
+}
+
+/// Evaluation history rows (`schemas/eval_results.json`).
+pub fn eval_results() -> Result<SchemaRef> {
+    Ok(Arc::new(Schema::new(load("schemas/eval_results.json", EVAL_RESULTS)?)))
+}
+
+/// Name of the vector column for `dim`.
+pub fn emb_column(dim: Dim) -> String {
+    format!("emb_{dim}")
+}
+
+/// The dim of a vector column name (`emb_256` → 256).
+pub fn column_dim(name: &str) -> Option<Dim> {
+    name.strip_prefix("emb_")?.parse().ok().map(Dim)
+}
+
+/// The embedded dataset's schema for a model, its dims and the pipeline's metadata columns.
+pub fn embedded_dataset(model_id: &str, dims: &[Dim], metadata: &[String]) -> Result<SchemaRef> {
+    let mut fields = load("schemas/embedded_dataset.json", EMBEDDED_DATASET)?;
+    fields.extend(metadata.iter().map(|m| Field::new(m, DataType::Utf8, true)));
+    fields.extend(dims.iter().map(|&d| Field::new(emb_column(d), embedding_type(d), true)));
+    let meta = HashMap::from([
+        (MODEL_ID_KEY.to_string(), model_id.to_string()),
+        (DIMS_KEY.to_string(), format_dims(dims)),
+        (SCHEMA_KEY.to_string(), SCHEMA_VERSION.to_string()),
+    ]);
+    Ok(Arc::new(Schema::new_with_metadata(fields, meta)))
+}
+
+pub fn format_dims(dims: &[Dim]) -> String {
+    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+}
+
+pub fn parse_dims(s: &str) -> Vec<u32> {
+    s.split(',').filter_map(|d| d.trim().parse().ok()).collect()
+}
+
+/// What a dataset's schema metadata says about the model that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenBy {
+    pub model_id: String,
+    pub dims: Vec<u32>,
+}
+
+pub fn written_by(metadata: &HashMap<String, String>) -> Option<WrittenBy> {
+    Some(WrittenBy {
+        model_id: metadata.get(MODEL_ID_KEY)?.clone(),
+        dims: parse_dims(metadata.get(DIMS_KEY)?),
+    })
+}
+
+/// Fields that differ between two schemas, ignoring metadata and nullability, or `None` when equal.
+pub fn difference(expected: &Schema, found: &Schema) -> Option<String> {
+    let show = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+    };
+    let (e, f) = (show(expected), show(found));
+    if e == f {
+        return None;
+    }
+    let missing: Vec<&String> = e.iter().filter(|x| !f.contains(x)).collect();
+    let extra: Vec<&String> = f.iter().filter(|x| !e.contains(x)).collect();
+    Some(format!("pipeline writes {missing:?} that the dataset lacks; dataset has {extra:?} that the pipeline does not write"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_files_load() {
+        assert_eq!(documents(&["law".into()]).unwrap().fields().len(), 3);
+        assert_eq!(qa_pairs().unwrap().field(2).name(), "relevant_ids");
+        assert_eq!(eval_results().unwrap().fields().len(), 8);
+    }
+
+    #[test]
+    fn embedded_dataset_has_one_vector_column_per_dim_and_records_the_model() {
+        let s = embedded_dataset("m", &[Dim(384), Dim(64)], &["law".into()]).unwrap();
+        let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["id", "text", "law", "emb_384", "emb_64"]);
+        assert_eq!(s.field(4).data_type(), &embedding_type(Dim(64)));
+        let w = written_by(s.metadata()).unwrap();
+        assert_eq!(w, WrittenBy { model_id: "m".into(), dims: vec![384, 64] });
+        assert_eq!(column_dim("emb_64"), Some(Dim(64)));
+        assert_eq!(column_dim("text"), None);
+    }
+
+    #[test]
+    fn difference_names_the_columns() {
+        let a = embedded_dataset("m", &[Dim(64)], &[]).unwrap();
+        let b = embedded_dataset("m", &[Dim(32)], &[]).unwrap();
+        let d = difference(&a, &b).unwrap();
+        assert!(d.contains("emb_64") && d.contains("emb_32"), "{d}");
+        assert!(difference(&a, &a).is_none());
+    }
+}

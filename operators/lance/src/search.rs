@@ -1,0 +1,95 @@
+//! Nearest-neighbour search over one `emb_<dim>` column: the Lance index when there is one, exact
+//! (flat) search otherwise. Cosine distance; score = 1 − distance.
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, Float32Array, RecordBatch};
+use lance::Dataset;
+use lance_linalg::distance::MetricType;
+
+use crate::error::{Result, StoreError, lance_err};
+use crate::index::vector_columns;
+use crate::schema::column_dim;
+
+/// One hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    pub distance: f32,
+    pub text: String,
+}
+
+/// How to search.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    pub k: usize,
+    /// Use the vector index if the column has one (otherwise exact).
+    pub use_index: bool,
+    /// IVF partitions to probe (index search only).
+    pub nprobes: Option<usize>,
+    /// SQL filter applied before ranking, e.g. `law = 'ley-58-2003'`.
+    pub filter: Option<String>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            k: 10,
+            use_index: true,
+            nprobes: None,
+            filter: None,
+        }
+    }
+}
+
+/// The `k` rows nearest to `query` in `column`, with every column of the dataset and `_distance`.
+pub async fn nearest(ds: &Dataset, column: &str, query: &[f32], opts: &SearchOptions) -> Result<RecordBatch> {
+    let dim = column_dim(column)
+        .filter(|_| ds.schema().field(column).is_some())
+        .ok_or_else(|| StoreError::NoColumn {
+            uri: ds.uri().to_string(),
+            column: column.to_string(),
+            available: vector_columns(ds).join(", "),
+        })?;
+    if dim.get() != query.len() {
+        return Err(StoreError::QueryWidth {
+            column: column.to_string(),
+            got: query.len(),
+            want: dim.get(),
+        });
+    }
+    let q = Float32Array::from(query.to_vec());
+    let mut scan = ds.scan();
+    scan.nearest(column, &q, opts.k)
+        .map_err(lance_err(ds.uri()))?
+        .distance_metric(MetricType::Cosine)
+        .use_index(opts.use_index);
+    if let Some(n) = opts.nprobes {
+        scan.nprobes(n);
+    }
+    if let Some(f) = &opts.filter {
+        scan.prefilter(true).filter(f).map_err(lance_err(ds.uri()))?;
+    }
+    scan.try_into_batch().await.map_err(lance_err(ds.uri()))
+}
+
+/// `nearest`, reduced to ids, distances and texts, best first (ties broken by id).
+pub async fn hits(ds: &Dataset, column: &str, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
+    let batch = nearest(ds, column, query, opts).await?;
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| StoreError::Invalid(format!("search result has no {name} column")))
+    };
+    let ids = col("id")?.as_string::<i32>().clone();
+    let texts = col("text")?.as_string::<i32>().clone();
+    let dist = col("_distance")?.as_primitive::<arrow_array::types::Float32Type>().clone();
+    let mut out: Vec<Hit> = (0..batch.num_rows())
+        .map(|i| Hit {
+            id: ids.value(i).to_string(),
+            distance: if dist.is_null(i) { f32::NAN } else { dist.value(i) },
+            text: texts.value(i).to_string(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}

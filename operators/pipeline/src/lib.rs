@@ -1,0 +1,12 @@
+//! lexembed pipelines: a YAML spec (`spec`), sources that turn files into Arrow record batches
+//! (`source`), and the run loop that embeds them and commits them to Lance in one transaction (`run`).
+//! Data flows one way: source → RecordBatch → encoder → Matryoshka columns → sink.
+
+pub mod error;
+pub mod run;
+pub mod source;
+pub mod spec;
+
+pub use error::{PipelineError, Result};
+pub use run::{RunOptions, RunSummary, open_encoder, run_pipeline};
+pub use spec::{LoadedSpec, PipelineSpec, json_schema};

@@ -1,0 +1,384 @@
+//! Running a pipeline: source → RecordBatch → encoder → Matryoshka columns → one Lance commit.
+//!
+//! The encoder runs inside the record-batch reader that Lance drains on its writer thread, so reading
+//! and embedding batch n+1 overlaps Lance writing batch n, and memory holds a few batches at most. A
+//! failure anywhere aborts the write: nothing of the run is committed. The commit records the
+//! pipeline, its source files, model and dims; `resume` skips files an earlier commit holds.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use indicatif::{ProgressBar, ProgressStyle};
+use lexembed_encoder::runtime::lexembed_home;
+use lexembed_encoder::{CudaOptions, Dim, Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget};
+use lexembed_lance::schema::{embedded_dataset, format_dims};
+use lexembed_lance::{DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history};
+use serde::Serialize;
+use tracing::info;
+
+use crate::error::{PipelineError, Result};
+use crate::source::DocBatch;
+use crate::source::file::{SourceFile, read_file, resolve_files};
+use crate::spec::{EncoderSpec, LoadedSpec, SinkModeSpec};
+
+pub const PIPELINE_KEY: &str = "lexembed.pipeline";
+pub const SOURCES_KEY: &str = "lexembed.sources";
+pub const ROWS_KEY: &str = "lexembed.rows";
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub pipeline: String,
+    pub dataset: String,
+    pub files: usize,
+    /// Files skipped because an earlier commit of this pipeline holds them (resume).
+    pub files_already_committed: usize,
+    pub rows_read: usize,
+    pub rows_embedded: usize,
+    /// Bad records skipped, by reason.
+    pub skipped: BTreeMap<String, usize>,
+    pub rows_written: usize,
+    /// Lance version of the commit; `None` when there was nothing to write.
+    pub version: Option<u64>,
+    pub rows_in_dataset: usize,
+    pub seconds: f64,
+    /// Time inside the encoder (tokenize, model, pooling, Matryoshka), for overhead accounting.
+    pub encoder_seconds: f64,
+    pub indexes: Vec<String>,
+}
+
+/// Options of a run that are not part of the spec.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Show a progress bar (a terminal); otherwise log progress every 10 s.
+    pub progress: bool,
+    /// Override the spec's sink.resume.
+    pub resume: Option<bool>,
+}
+
+/// Opens the encoder a spec describes.
+pub fn open_encoder(spec: &EncoderSpec, resolve: impl Fn(&str) -> String) -> Result<Encoder> {
+    let dir = match &spec.model {
+        Some(m) => PathBuf::from(resolve(m)),
+        None => std::env::var_os("LEXEMBED_MODEL")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| lexembed_home().join("models/all-MiniLM-L6-v2")),
+    };
+    let device_id = spec.device_id.unwrap_or(0);
+    let provider = match Provider::parse(spec.provider.as_deref().unwrap_or("cpu"))? {
+        Provider::Cuda(c) => Provider::Cuda(CudaOptions { device_id, ..c }),
+        Provider::TensorRt(t) => Provider::TensorRt(TensorRtOptions { device_id, ..t }),
+        p => p,
+    };
+    let opts = EncoderOptions {
+        provider,
+        intra_threads: spec.threads,
+        token_budget: spec.token_budget.map(TokenBudget),
+        extra_dims: spec.dims.clone(),
+        ..EncoderOptions::default()
+    };
+    Ok(Encoder::open(&dir, &opts)?)
+}
+
+/// Runs a pipeline to completion: one commit, then the indexes it asks for.
+pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let spec = &loaded.spec;
+    let encoder = Arc::new(open_encoder(&spec.encoder, |p| loaded.resolve(p))?);
+    let dims: Vec<Dim> = if spec.encoder.dims.is_empty() {
+        encoder.dims().as_slice().to_vec()
+    } else {
+        let mut d: Vec<Dim> = spec.encoder.dims.iter().map(|&d| Dim(d)).collect();
+        d.sort_by(|a, b| b.cmp(a));
+        d.dedup();
+        d
+    };
+    let model_id = encoder.model().model_id.clone();
+    let schema = embedded_dataset(&model_id, &dims, &spec.source.metadata_fields)?;
+    let location = DatasetLocation {
+        uri: loaded.resolve(&spec.sink.uri),
+        storage_options: spec.sink.storage_options.clone().into_iter().collect(),
+    };
+    let mode = match spec.sink.mode {
+        SinkModeSpec::Create => SinkMode::Create,
+        SinkModeSpec::Append => SinkMode::Append,
+        SinkModeSpec::Overwrite => SinkMode::Overwrite,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PipelineError::Runtime(e.to_string()))?;
+    let existing = rt.block_on(location.check_writable(mode, &schema))?;
+
+    let mut files = resolve_files(&loaded.resolve(&spec.source.path), spec.source.format)?;
+    let mut summary = RunSummary {
+        pipeline: spec.name.clone(),
+        dataset: location.uri.clone(),
+        files: files.len(),
+        ..RunSummary::default()
+    };
+    if opts.resume.unwrap_or(spec.sink.resume)
+        && let Some(ds) = &existing
+    {
+        let done = rt.block_on(committed_sources(ds, &spec.name))?;
+        files.retain(|f| !done.contains(&f.key()));
+        summary.files_already_committed = summary.files - files.len();
+    }
+    if files.is_empty() {
+        info!("every source file is already committed: nothing to do");
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+
+    let total_rows: u64 = files.iter().map(estimate_rows).sum();
+    let progress = Progress::new(opts.progress, total_rows);
+    let shared = Arc::new(Mutex::new(Tally::default()));
+    let mut reader = EmbeddingReader {
+        schema: schema.clone(),
+        docs: doc_batches(files.clone(), spec.source.clone(), lexembed_lance::schema::documents(&spec.source.metadata_fields)?),
+        encoder: encoder.clone(),
+        dims: dims.clone(),
+        tally: shared.clone(),
+        progress,
+        pending: None,
+    };
+    // Pull the first batch before committing: a run with no good rows writes nothing.
+    match reader.next() {
+        None => {}
+        Some(Err(_)) => return Err(take_error(&shared)),
+        Some(Ok(first)) => {
+            reader.pending = Some(first);
+            let props = commit_properties(&spec.name, &files, &model_id, &dims);
+            let result = rt.block_on(location.commit(mode, Box::new(reader), props));
+            let tally = shared.lock().map_err(|_| PipelineError::Runtime("progress lock poisoned".into()))?;
+            if let Some(e) = tally.error.as_ref() {
+                return Err(PipelineError::Runtime(e.clone()));
+            }
+            drop(tally);
+            let commit = result?;
+            summary.version = Some(commit.version);
+            summary.rows_in_dataset = commit.rows_total;
+        }
+    }
+    let tally = shared.lock().map_err(|_| PipelineError::Runtime("progress lock poisoned".into()))?.clone();
+    summary.rows_read = tally.rows_read;
+    summary.rows_embedded = tally.rows_embedded;
+    summary.rows_written = if summary.version.is_some() { tally.rows_embedded } else { 0 };
+    summary.skipped = tally.skipped;
+    summary.encoder_seconds = tally.encoder.as_secs_f64();
+
+    if summary.version.is_some() {
+        for ix in &spec.sink.indexes {
+            let mut ds = rt.block_on(location.open())?;
+            let params = IndexParams {
+                kind: IndexKind::parse(&ix.kind)?,
+                num_partitions: ix.num_partitions,
+                num_sub_vectors: ix.num_sub_vectors,
+            };
+            rt.block_on(build_index(&mut ds, &ix.column, &params))?;
+            summary.indexes.push(ix.column.clone());
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn take_error(shared: &Arc<Mutex<Tally>>) -> PipelineError {
+    shared
+        .lock()
+        .ok()
+        .and_then(|mut t| t.first_error.take())
+        .unwrap_or_else(|| PipelineError::Runtime("the pipeline failed".into()))
+}
+
+fn commit_properties(name: &str, files: &[SourceFile], model_id: &str, dims: &[Dim]) -> HashMap<String, String> {
+    let keys: Vec<String> = files.iter().map(SourceFile::key).collect();
+    HashMap::from([
+        (PIPELINE_KEY.into(), name.to_string()),
+        (SOURCES_KEY.into(), serde_json::to_string(&keys).unwrap_or_default()),
+        (lexembed_lance::schema::MODEL_ID_KEY.into(), model_id.to_string()),
+        (lexembed_lance::schema::DIMS_KEY.into(), format_dims(dims)),
+    ])
+}
+
+/// Source keys that commits of pipeline `name` hold.
+pub async fn committed_sources(ds: &lance::Dataset, name: &str) -> Result<HashSet<String>> {
+    let mut done = HashSet::new();
+    for (_, props) in commit_history(ds).await? {
+        if props.get(PIPELINE_KEY).map(String::as_str) == Some(name)
+            && let Some(list) = props.get(SOURCES_KEY)
+        {
+            done.extend(serde_json::from_str::<Vec<String>>(list).unwrap_or_default());
+        }
+    }
+    Ok(done)
+}
+
+/// Rows a file will yield, roughly (lines for text formats, the footer's count for Parquet): the
+/// progress bar's total.
+fn estimate_rows(f: &SourceFile) -> u64 {
+    use crate::spec::FileFormat;
+    match f.format {
+        FileFormat::Parquet => std::fs::File::open(&f.path)
+            .ok()
+            .and_then(|file| parquet::file::reader::SerializedFileReader::new(file).ok())
+            .map_or(0, |r| {
+                use parquet::file::reader::FileReader;
+                r.metadata().file_metadata().num_rows().max(0) as u64
+            }),
+        _ => std::fs::read(&f.path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count() as u64),
+    }
+}
+
+fn doc_batches(files: Vec<SourceFile>, spec: crate::spec::SourceSpec, schema: SchemaRef) -> Box<dyn Iterator<Item = Result<DocBatch>> + Send> {
+    Box::new(files.into_iter().flat_map(move |f| match read_file(&f, &spec, schema.clone()) {
+        Ok(it) => it,
+        Err(e) => Box::new(std::iter::once(Err(e))),
+    }))
+}
+
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    rows_read: usize,
+    rows_embedded: usize,
+    skipped: BTreeMap<String, usize>,
+    encoder: Duration,
+    error: Option<String>,
+    first_error: Option<PipelineErrorSlot>,
+}
+
+/// A cloneable holder for the run's first error (`PipelineError` is not `Clone`).
+type PipelineErrorSlot = PipelineError;
+
+impl Clone for PipelineError {
+    fn clone(&self) -> Self {
+        PipelineError::Runtime(self.to_string())
+    }
+}
+
+/// Lance pulls batches from this reader on its writer thread; each `next` reads and embeds one batch.
+struct EmbeddingReader {
+    schema: SchemaRef,
+    docs: Box<dyn Iterator<Item = Result<DocBatch>> + Send>,
+    encoder: Arc<Encoder>,
+    dims: Vec<Dim>,
+    tally: Arc<Mutex<Tally>>,
+    progress: Progress,
+    pending: Option<RecordBatch>,
+}
+
+impl EmbeddingReader {
+    fn embed(&mut self, doc: DocBatch) -> Result<Option<RecordBatch>> {
+        let skipped = doc.skipped.len();
+        let n = doc.batch.num_rows();
+        if let Ok(mut t) = self.tally.lock() {
+            t.rows_read += n + skipped;
+            for b in &doc.skipped {
+                let kind = b.reason.split([':', '(']).next().unwrap_or(&b.reason).trim().to_string();
+                *t.skipped.entry(kind).or_default() += 1;
+            }
+        }
+        self.progress.add((n + skipped) as u64);
+        if n == 0 {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let text = doc.batch.column(1).as_string::<i32>();
+        let vectors = self.encoder.encode_array(text, &self.dims)?;
+        let took = started.elapsed();
+        let mut columns: Vec<ArrayRef> = doc.batch.columns().to_vec();
+        columns.extend(vectors.into_iter().map(|a| Arc::new(a) as ArrayRef));
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        if let Ok(mut t) = self.tally.lock() {
+            t.rows_embedded += n;
+            t.encoder += took;
+        }
+        Ok(Some(batch))
+    }
+}
+
+impl Iterator for EmbeddingReader {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(b) = self.pending.take() {
+            return Some(Ok(b));
+        }
+        loop {
+            let doc = match self.docs.next()? {
+                Ok(d) => d,
+                Err(e) => return Some(Err(self.fail(e))),
+            };
+            match self.embed(doc) {
+                Ok(Some(b)) => return Some(Ok(b)),
+                Ok(None) => continue,
+                Err(e) => return Some(Err(self.fail(e))),
+            }
+        }
+    }
+}
+
+impl EmbeddingReader {
+    /// Keeps the first error (Lance only sees an opaque Arrow error) and stops the stream.
+    fn fail(&mut self, e: PipelineError) -> ArrowError {
+        let msg = e.to_string();
+        if let Ok(mut t) = self.tally.lock() {
+            t.error.get_or_insert_with(|| msg.clone());
+            t.first_error.get_or_insert(e);
+        }
+        self.docs = Box::new(std::iter::empty());
+        ArrowError::ExternalError(msg.into())
+    }
+}
+
+impl RecordBatchReader for EmbeddingReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// A progress bar on terminals; periodic log lines elsewhere.
+struct Progress {
+    bar: Option<ProgressBar>,
+    done: u64,
+    total: u64,
+    started: Instant,
+    last_log: Instant,
+}
+
+impl Progress {
+    fn new(terminal: bool, total: u64) -> Self {
+        let bar = terminal.then(|| {
+            let b = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}") {
+                b.set_style(style);
+            }
+            b
+        });
+        Self { bar, done: 0, total, started: Instant::now(), last_log: Instant::now() }
+    }
+
+    fn add(&mut self, rows: u64) {
+        self.done += rows;
+        if let Some(b) = &self.bar {
+            b.set_position(self.done);
+        } else if self.last_log.elapsed() >= Duration::from_secs(10) {
+            self.last_log = Instant::now();
+            let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            info!(rows = self.done, total = self.total, rows_per_s = rate as u64, "progress");
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Sources: where documents come from. Each yields `DocBatch`es — Arrow record batches with the
+//! documents schema (`id`, `text`, metadata as nullable text) — and reports bad records with their
+//! place. Sources never embed and never write.
+
+pub mod file;
+mod rows;
+
+use std::path::PathBuf;
+
+use arrow_array::RecordBatch;
+
+/// A record that could not become a row, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    pub path: PathBuf,
+    /// 1-based line (JSONL, CSV counting the header) or row (Parquet).
+    pub line: usize,
+    pub reason: String,
+}
+
+/// Documents from one file, ready for the encoder.
+#[derive(Debug, Clone)]
+pub struct DocBatch {
+    pub batch: RecordBatch,
+    pub skipped: Vec<BadRecord>,
+}

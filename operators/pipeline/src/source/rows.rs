@@ -1,0 +1,110 @@
+//! Building document batches row by row, with the checks every format shares: id present, text
+//! present and a string, not over the size limit.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef;
+
+use super::BadRecord;
+use crate::error::{PipelineError, Result};
+use crate::spec::{OnBadRecord, SourceSpec};
+
+/// One field value as a source sees it.
+pub enum Value<'a> {
+    Missing,
+    Null,
+    Str(std::borrow::Cow<'a, str>),
+    /// A non-string scalar (number, bool) rendered as text.
+    Other(String),
+}
+
+/// Accumulates rows into the documents schema.
+pub struct RowBuilder {
+    schema: SchemaRef,
+    id: StringBuilder,
+    text: StringBuilder,
+    metadata: Vec<StringBuilder>,
+    pub rows: usize,
+    pub skipped: Vec<BadRecord>,
+    on_bad: OnBadRecord,
+    max_text: usize,
+}
+
+impl RowBuilder {
+    pub fn new(schema: SchemaRef, spec: &SourceSpec) -> Self {
+        Self {
+            id: StringBuilder::new(),
+            text: StringBuilder::new(),
+            metadata: spec.metadata_fields.iter().map(|_| StringBuilder::new()).collect(),
+            schema,
+            rows: 0,
+            skipped: Vec::new(),
+            on_bad: spec.on_bad_record,
+            max_text: spec.max_text_bytes,
+        }
+    }
+
+    /// Adds a row, or records (or raises) why it is bad. `spec` names the fields for messages.
+    pub fn push(&mut self, path: &Path, line: usize, spec: &SourceSpec, id: Value, text: Value, metadata: Vec<Value>) -> Result<()> {
+        let checked = check(spec, id, text, self.max_text);
+        match checked {
+            Ok((id, text)) => {
+                self.id.append_value(id);
+                self.text.append_value(text);
+                for (b, v) in self.metadata.iter_mut().zip(metadata) {
+                    match v {
+                        Value::Str(s) => b.append_value(s),
+                        Value::Other(s) => b.append_value(s),
+                        Value::Missing | Value::Null => b.append_null(),
+                    }
+                }
+                self.rows += 1;
+                Ok(())
+            }
+            Err(reason) => self.bad(path, line, reason),
+        }
+    }
+
+    /// Records a bad record (skip) or fails the run (fail).
+    pub fn bad(&mut self, path: &Path, line: usize, reason: String) -> Result<()> {
+        match self.on_bad {
+            OnBadRecord::Skip => {
+                tracing::warn!(path = %path.display(), line, %reason, "skipped bad record");
+                self.skipped.push(BadRecord { path: path.to_path_buf(), line, reason });
+                Ok(())
+            }
+            OnBadRecord::Fail => Err(PipelineError::BadRecord { path: path.to_path_buf(), line, reason }),
+        }
+    }
+
+    /// The rows so far as a batch (and the bad records seen), resetting the builder.
+    pub fn finish(&mut self) -> Result<(RecordBatch, Vec<BadRecord>)> {
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.id.finish()), Arc::new(self.text.finish())];
+        cols.extend(self.metadata.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        self.rows = 0;
+        Ok((RecordBatch::try_new(self.schema.clone(), cols)?, std::mem::take(&mut self.skipped)))
+    }
+}
+
+fn check<'a>(spec: &SourceSpec, id: Value<'a>, text: Value<'a>, max_text: usize) -> Result<(String, std::borrow::Cow<'a, str>), String> {
+    let id = match id {
+        Value::Str(s) if !s.is_empty() => s.into_owned(),
+        Value::Other(s) => s,
+        Value::Str(_) => return Err(format!("id field `{}` is empty", spec.id_field)),
+        Value::Missing => return Err(format!("id field `{}` is missing", spec.id_field)),
+        Value::Null => return Err(format!("id field `{}` is null", spec.id_field)),
+    };
+    let text = match text {
+        Value::Str(s) => s,
+        Value::Missing => return Err(format!("text field `{}` is missing", spec.text_field)),
+        Value::Null => return Err(format!("text field `{}` is null", spec.text_field)),
+        Value::Other(_) => return Err(format!("text field `{}` is not a string", spec.text_field)),
+    };
+    if text.len() > max_text {
+        return Err(format!("text field `{}` has {} bytes, over the {max_text}-byte limit", spec.text_field, text.len()));
+    }
+    Ok((id, text))
+}

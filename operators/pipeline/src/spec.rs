@@ -1,0 +1,329 @@
+//! The pipeline spec: what a user writes in `pipelines/*.yaml`, parsed into typed structs.
+//!
+//! Owns parsing (`${ENV}` interpolation, unknown keys and wrong types reported with file, line and
+//! column) and validation of combinations serde cannot express. The JSON Schema that editors use is
+//! generated from these types (`lexembed schema`). Runs nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, Result};
+
+/// A pipeline: where text comes from, how it is embedded, where vectors go.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Name recorded with every commit; `--resume` only skips sources this pipeline committed.
+    pub name: String,
+    pub source: SourceSpec,
+    #[serde(default)]
+    pub encoder: EncoderSpec,
+    pub sink: SinkSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// JSONL, CSV or Parquet files (one path or a glob).
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Jsonl,
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBadRecord {
+    /// Stop the run; nothing of it is committed.
+    #[default]
+    Fail,
+    /// Skip the record, count it and log why.
+    Skip,
+}
+
+/// Where documents come from.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub kind: SourceKind,
+    /// File path or glob (`data/*.jsonl`); relative paths are relative to the spec file.
+    pub path: String,
+    /// File format; default from the extension (.jsonl/.ndjson/.json, .csv, .parquet).
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    /// Field holding the document id (strings; JSON numbers are accepted and written as text).
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    /// Field holding the text to embed.
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    /// Fields copied to the dataset as nullable text columns.
+    #[serde(default)]
+    pub metadata_fields: Vec<String>,
+    #[serde(default)]
+    pub on_bad_record: OnBadRecord,
+    /// Rows per record batch (and per encoder call).
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// Longest text accepted, in bytes; longer records are bad records.
+    #[serde(default = "default_max_text_bytes")]
+    pub max_text_bytes: usize,
+}
+
+/// How text is embedded.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
+    /// Model directory; default: $LEXEMBED_MODEL, else the all-MiniLM-L6-v2 export setup leaves.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// cpu (default), cuda or tensorrt.
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub device_id: Option<i32>,
+    /// Matryoshka dims written (one column each); default: every dim the model serves.
+    #[serde(default)]
+    pub dims: Vec<u32>,
+    #[serde(default)]
+    pub token_budget: Option<usize>,
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkModeSpec {
+    #[default]
+    Create,
+    Append,
+    Overwrite,
+}
+
+/// Where vectors go.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    /// Lance dataset: a local path (relative to the spec file) or `s3://bucket/path`.
+    pub uri: String,
+    #[serde(default)]
+    pub mode: SinkModeSpec,
+    /// With mode append: skip source files an earlier run of this pipeline already committed.
+    #[serde(default)]
+    pub resume: bool,
+    /// Lance object-store options (endpoint, region, credentials via ${ENV}).
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
+    /// Vector indexes to build after the write.
+    #[serde(default)]
+    pub indexes: Vec<IndexSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    /// Vector column, e.g. emb_256.
+    pub column: String,
+    /// ivf_pq (default) or ivf_hnsw_sq.
+    #[serde(default = "default_index_type", rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub num_partitions: Option<usize>,
+    #[serde(default)]
+    pub num_sub_vectors: Option<usize>,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+fn default_text_field() -> String {
+    "text".into()
+}
+fn default_batch_rows() -> usize {
+    512
+}
+fn default_max_text_bytes() -> usize {
+    1 << 20
+}
+fn default_index_type() -> String {
+    "ivf_pq".into()
+}
+
+/// A parsed spec and the file it came from (relative paths resolve against its directory).
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    pub file: PathBuf,
+    pub spec: PipelineSpec,
+}
+
+impl LoadedSpec {
+    pub fn load(file: &Path) -> Result<Self> {
+        let raw = std::fs::read_to_string(file).map_err(|e| PipelineError::Io {
+            path: file.to_path_buf(),
+            source: e,
+        })?;
+        Ok(Self {
+            file: file.to_path_buf(),
+            spec: parse(&raw, file)?,
+        })
+    }
+
+    /// `p` resolved against the spec file's directory unless absolute or a URI.
+    pub fn resolve(&self, p: &str) -> String {
+        if p.contains("://") || Path::new(p).is_absolute() {
+            return p.to_string();
+        }
+        let base = self.file.parent().unwrap_or(Path::new("."));
+        base.join(p).display().to_string()
+    }
+}
+
+/// Parses YAML text after `${VAR}` / `${VAR:-default}` interpolation, then validates it.
+pub fn parse(raw: &str, file: &Path) -> Result<PipelineSpec> {
+    let text = interpolate(raw, file)?;
+    let spec: PipelineSpec = yaml_serde::from_str(&text).map_err(|e| {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        PipelineError::Spec {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: e.to_string(),
+        }
+    })?;
+    validate(&spec, file)?;
+    Ok(spec)
+}
+
+fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
+    let bad = |field: &str, message: String| PipelineError::Invalid {
+        file: file.to_path_buf(),
+        field: field.to_string(),
+        message,
+    };
+    if spec.source.batch_rows == 0 {
+        return Err(bad("source.batch_rows", "must be at least 1".into()));
+    }
+    if spec.sink.resume && spec.sink.mode != SinkModeSpec::Append {
+        return Err(bad("sink.resume", "only makes sense with mode: append".into()));
+    }
+    for (i, ix) in spec.sink.indexes.iter().enumerate() {
+        lexembed_lance::IndexKind::parse(&ix.kind).map_err(|e| bad(&format!("sink.indexes[{i}].type"), e.to_string()))?;
+        let dim = lexembed_lance::schema::column_dim(&ix.column);
+        let listed = spec.encoder.dims.is_empty() || dim.is_some_and(|d| spec.encoder.dims.contains(&d.0));
+        if dim.is_none() || !listed {
+            return Err(bad(
+                &format!("sink.indexes[{i}].column"),
+                format!("{} is not one of the vector columns this pipeline writes (emb_<dim>)", ix.column),
+            ));
+        }
+    }
+    let reserved = ["id", "text"];
+    if let Some(m) = spec.source.metadata_fields.iter().find(|m| reserved.contains(&m.as_str()) || m.starts_with("emb_")) {
+        return Err(bad("source.metadata_fields", format!("{m} is a reserved column name")));
+    }
+    Ok(())
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}`; an unset variable without default is an error naming it
+/// and its line. Values are never logged (they may be secrets).
+pub fn interpolate(raw: &str, file: &Path) -> Result<String> {
+    let mut out = String::with_capacity(raw.len());
+    for (n, line) in raw.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}').ok_or_else(|| PipelineError::Spec {
+                file: file.to_path_buf(),
+                line: n + 1,
+                column: line.len() - rest.len() + start + 1,
+                message: "unclosed ${".into(),
+            })?;
+            let expr = &after[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            match (std::env::var(name), default) {
+                (Ok(v), _) => out.push_str(&v),
+                (Err(_), Some(d)) => out.push_str(d),
+                (Err(_), None) => {
+                    return Err(PipelineError::Spec {
+                        file: file.to_path_buf(),
+                        line: n + 1,
+                        column: line.len() - rest.len() + start + 1,
+                        message: format!("environment variable {name} is not set"),
+                    });
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+/// The JSON Schema of pipeline specs (committed as `pipelines/pipeline.schema.json`).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(PipelineSpec)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "name: t\nsource:\n  kind: file\n  path: docs.jsonl\nsink:\n  uri: out.lance\n";
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("p.yaml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_spec_gets_defaults() {
+        let s = parse(GOOD, Path::new("p.yaml")).unwrap();
+        assert_eq!(s.source.id_field, "id");
+        assert_eq!(s.source.on_bad_record, OnBadRecord::Fail);
+        assert_eq!(s.sink.mode, SinkModeSpec::Create);
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_name_line_and_column() {
+        let e = err("name: t\nsource: [\n");
+        assert!(e.contains("p.yaml:") && e.contains("line"), "{e}");
+        let e = err(&GOOD.replace("  path: docs.jsonl", "  path: docs.jsonl\n  pth: x"));
+        assert!(e.contains("pth") && e.contains("p.yaml:5:"), "{e}");
+        let e = err(&GOOD.replace("name: t\n", ""));
+        assert!(e.contains("name"), "{e}");
+        let e = err(&GOOD.replace("kind: file", "kind: ftp"));
+        assert!(e.contains("ftp") && e.contains("p.yaml:3:"), "{e}");
+        let e = err(&format!("{GOOD}  mode: sideways\n"));
+        assert!(e.contains("sideways"), "{e}");
+    }
+
+    #[test]
+    fn env_interpolation_with_defaults_and_missing_vars() {
+        let raw = "a: ${LEXEMBED_TEST_UNSET_VAR:-fallback} ${HOME}\n";
+        let out = interpolate(raw, Path::new("p.yaml")).unwrap();
+        assert!(out.starts_with("a: fallback /"), "{out}");
+        let e = interpolate("x: 1\nb: ${LEXEMBED_TEST_UNSET_VAR}\n", Path::new("p.yaml")).unwrap_err();
+        assert!(e.to_string().contains("p.yaml:2:4") && e.to_string().contains("LEXEMBED_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn combinations_serde_cannot_check_are_validated() {
+        let e = err(&format!("{GOOD}  resume: true\n"));
+        assert!(e.contains("sink.resume"), "{e}");
+        let e = err(&format!("{GOOD}  indexes: [{{column: text}}]\n"));
+        assert!(e.contains("sink.indexes[0].column"), "{e}");
+        let e = err(&GOOD.replace("  path: docs.jsonl", "  path: docs.jsonl\n  metadata_fields: [emb_1]"));
+        assert!(e.contains("reserved"), "{e}");
+    }
+}
