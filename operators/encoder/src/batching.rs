@@ -25,7 +25,11 @@ pub struct BatchPlan {
 }
 
 /// Cuts `lengths` (token count per input) into batches within `budget` and `max_rows`.
-pub fn plan_batches(lengths: &[usize], budget: TokenBudget, max_rows: usize) -> Result<Vec<BatchPlan>> {
+pub fn plan_batches(
+    lengths: &[usize],
+    budget: TokenBudget,
+    max_rows: usize,
+) -> Result<Vec<BatchPlan>> {
     let max_len = lengths.iter().copied().max().unwrap_or(0);
     if max_len > budget.0 {
         return Err(EncoderError::BudgetTooSmall {
@@ -40,7 +44,8 @@ pub fn plan_batches(lengths: &[usize], budget: TokenBudget, max_rows: usize) -> 
     let mut current: Vec<usize> = Vec::new();
     let mut padded_len = 0;
     for i in order {
-        let fits = (current.len() + 1) * padded_len.max(lengths[i]) <= budget.0 && current.len() < max_rows.max(1);
+        let fits = (current.len() + 1) * padded_len.max(lengths[i]) <= budget.0
+            && current.len() < max_rows.max(1);
         if !current.is_empty() && !fits {
             batches.push(BatchPlan {
                 rows: std::mem::take(&mut current),
@@ -53,7 +58,10 @@ pub fn plan_batches(lengths: &[usize], budget: TokenBudget, max_rows: usize) -> 
         current.push(i);
     }
     if !current.is_empty() {
-        batches.push(BatchPlan { rows: current, padded_len });
+        batches.push(BatchPlan {
+            rows: current,
+            padded_len,
+        });
     }
     Ok(batches)
 }
@@ -62,7 +70,11 @@ pub fn plan_batches(lengths: &[usize], budget: TokenBudget, max_rows: usize) -> 
 pub fn padding_ratio(lengths: &[usize], plans: &[BatchPlan]) -> f64 {
     let real: usize = lengths.iter().sum();
     let padded: usize = plans.iter().map(|p| p.rows.len() * p.padded_len).sum();
-    if real == 0 { 1.0 } else { padded as f64 / real as f64 }
+    if real == 0 {
+        1.0
+    } else {
+        padded as f64 / real as f64
+    }
 }
 
 #[cfg(test)]
@@ -78,7 +90,10 @@ mod tests {
         assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
         for p in &plans {
             assert!(p.rows.len() * p.padded_len <= 200, "{p:?}");
-            assert_eq!(p.padded_len, p.rows.iter().map(|&r| lengths[r]).max().unwrap());
+            assert_eq!(
+                p.padded_len,
+                p.rows.iter().map(|&r| lengths[r]).max().unwrap()
+            );
         }
         assert_eq!(plans[0].rows, vec![1, 3]);
     }
@@ -94,7 +109,10 @@ mod tests {
     fn a_row_longer_than_the_budget_is_an_error() {
         assert!(matches!(
             plan_batches(&[10, 600], TokenBudget(512), 8),
-            Err(EncoderError::BudgetTooSmall { budget: 512, max_len: 600 })
+            Err(EncoderError::BudgetTooSmall {
+                budget: 512,
+                max_len: 600
+            })
         ));
         assert!(plan_batches(&[], TokenBudget(1), 8).unwrap().is_empty());
     }

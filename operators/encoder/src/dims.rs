@@ -111,9 +111,15 @@ mod tests {
         assert_eq!(dims.as_slice(), &[Dim(384), Dim(128), Dim(64)]);
         assert!(matches!(
             MatryoshkaDims::with_listed(384, &[512]),
-            Err(EncoderError::DimTooLarge { requested: 512, full: 384 })
+            Err(EncoderError::DimTooLarge {
+                requested: 512,
+                full: 384
+            })
         ));
-        assert!(matches!(MatryoshkaDims::with_listed(384, &[0]), Err(EncoderError::ZeroDim)));
+        assert!(matches!(
+            MatryoshkaDims::with_listed(384, &[0]),
+            Err(EncoderError::ZeroDim)
+        ));
     }
 
     #[test]
@@ -121,6 +127,9 @@ mod tests {
         let dims = MatryoshkaDims::default_for(1024);
         assert_eq!(dims.require(256).unwrap(), Dim(256));
         let err = dims.require(300).unwrap_err().to_string();
-        assert!(err.contains("300") && err.contains("[1024, 768, 512, 256, 128, 64]"), "{err}");
+        assert!(
+            err.contains("300") && err.contains("[1024, 768, 512, 256, 128, 64]"),
+            "{err}"
+        );
     }
 }

@@ -130,7 +130,8 @@ impl Encoder {
         let dims = MatryoshkaDims::with_listed(model.full_dim, &listed)?;
         let budget = effective_budget(opts, model.max_seq_length)?;
         let lowercase = read_do_lower_case(&model.dir);
-        let tokenizer = TextTokenizer::from_file(&model.tokenizer_path, model.max_seq_length, lowercase)?;
+        let tokenizer =
+            TextTokenizer::from_file(&model.tokenizer_path, model.max_seq_length, lowercase)?;
         let session = ModelSession::open(
             &model.onnx_path,
             &SessionOptions {
@@ -163,7 +164,10 @@ impl Encoder {
     }
 
     pub fn provider(&self) -> Provider {
-        self.session.lock().map(|s| s.provider().clone()).unwrap_or_default()
+        self.session
+            .lock()
+            .map(|s| s.provider().clone())
+            .unwrap_or_default()
     }
 
     /// The token budget in force.
@@ -220,7 +224,11 @@ impl Encoder {
         } else {
             // Scatter the embedded rows back around the nulls.
             let mut all = vec![0f32; rows.len() * full];
-            let slots = rows.iter().enumerate().filter(|(_, r)| r.is_some()).map(|(i, _)| i);
+            let slots = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.is_some())
+                .map(|(i, _)| i);
             for (src, dst) in slots.enumerate() {
                 all[dst * full..(dst + 1) * full].copy_from_slice(emb.row(src));
             }
@@ -229,7 +237,13 @@ impl Encoder {
         matryoshka_arrays(&values, full, dims, array.logical_nulls().as_ref())
     }
 
-    fn run_batch(&self, tokens: &[TokenIds], plan: &BatchPlan, out: &mut [f32], full: usize) -> Result<()> {
+    fn run_batch(
+        &self,
+        tokens: &[TokenIds],
+        plan: &BatchPlan,
+        out: &mut [f32],
+        full: usize,
+    ) -> Result<()> {
         let (rows, seq) = (plan.rows.len(), plan.padded_len);
         let pad = i64::from(self.tokenizer.pad_id());
         let mut ids = vec![pad; rows * seq];
@@ -259,7 +273,9 @@ impl Encoder {
         for (r, &i) in plan.rows.iter().enumerate() {
             let dst = &mut out[i * full..(i + 1) * full];
             match output.kind {
-                GraphOutput::Pooled => dst.copy_from_slice(&output.values[r * full..(r + 1) * full]),
+                GraphOutput::Pooled => {
+                    dst.copy_from_slice(&output.values[r * full..(r + 1) * full])
+                }
                 GraphOutput::Tokens => self.model.pooling.pool_row(
                     &output.values[r * seq * full..(r + 1) * seq * full],
                     &mask[r * seq..(r + 1) * seq],

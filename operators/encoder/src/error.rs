@@ -15,7 +15,9 @@ pub enum EncoderError {
     NoModelDir(PathBuf),
     #[error("model file {path}: {message}")]
     BadFile { path: PathBuf, message: String },
-    #[error("model file {path}: unknown pooling mode {mode:?} (lexembed supports cls, mean, max, lasttoken)")]
+    #[error(
+        "model file {path}: unknown pooling mode {mode:?} (lexembed supports cls, mean, max, lasttoken)"
+    )]
     UnknownPooling { path: PathBuf, mode: String },
     #[error("dim {requested} is not available: the model's embeddings have {full} dims")]
     DimTooLarge { requested: u32, full: u32 },

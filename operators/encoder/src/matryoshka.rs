@@ -75,7 +75,8 @@ mod tests {
     fn prefixes_are_renormalised_and_nulls_kept() {
         let values = [3.0, 4.0, 12.0, 0.0, 0.0, 0.0];
         let nulls = NullBuffer::from(vec![true, false]);
-        let arrays = matryoshka_arrays(&values, 3, &[Dim(3), Dim(2), Dim(1)], Some(&nulls)).unwrap();
+        let arrays =
+            matryoshka_arrays(&values, 3, &[Dim(3), Dim(2), Dim(1)], Some(&nulls)).unwrap();
         let row = |a: &FixedSizeListArray| {
             let v = a.value(0);
             let f = v.as_any().downcast_ref::<Float32Array>().unwrap();

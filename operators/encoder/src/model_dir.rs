@@ -53,13 +53,22 @@ impl ModelDir {
         if !dir.is_dir() {
             return Err(EncoderError::NoModelDir(dir));
         }
-        let modules: Vec<ModuleEntry> = read_json(&require(&dir, "modules.json", "lists the sentence-transformers modules")?)?;
-        let pooling_module = find_module(&modules, "Pooling").ok_or_else(|| EncoderError::BadFile {
-            path: dir.join("modules.json"),
-            message: "no sentence_transformers Pooling module listed".into(),
-        })?;
+        let modules: Vec<ModuleEntry> = read_json(&require(
+            &dir,
+            "modules.json",
+            "lists the sentence-transformers modules",
+        )?)?;
+        let pooling_module =
+            find_module(&modules, "Pooling").ok_or_else(|| EncoderError::BadFile {
+                path: dir.join("modules.json"),
+                message: "no sentence_transformers Pooling module listed".into(),
+            })?;
         let normalize = find_module(&modules, "Normalize").is_some();
-        let pooling_file = require(&dir, &join_rel(&pooling_module.path, "config.json"), "the Pooling module's config")?;
+        let pooling_file = require(
+            &dir,
+            &join_rel(&pooling_module.path, "config.json"),
+            "the Pooling module's config",
+        )?;
         let (pooling, full_dim) = read_pooling(&pooling_file)?;
         let max_seq_length = read_max_seq_length(&dir)?;
         let tokenizer_path = require(&dir, "tokenizer.json", "the HF tokenizers file")?;
@@ -68,9 +77,11 @@ impl ModelDir {
         let dims = if extra.matryoshka_dims.is_empty() {
             MatryoshkaDims::default_for(full_dim)
         } else {
-            MatryoshkaDims::with_listed(full_dim, &extra.matryoshka_dims).map_err(|e| EncoderError::BadFile {
-                path: dir.join(LEXEMBED_CONFIG),
-                message: e.to_string(),
+            MatryoshkaDims::with_listed(full_dim, &extra.matryoshka_dims).map_err(|e| {
+                EncoderError::BadFile {
+                    path: dir.join(LEXEMBED_CONFIG),
+                    message: e.to_string(),
+                }
             })?
         };
         let model_id = extra.model_id.unwrap_or_else(|| default_model_id(&dir));
@@ -89,11 +100,17 @@ impl ModelDir {
 }
 
 fn find_module<'a>(modules: &'a [ModuleEntry], suffix: &str) -> Option<&'a ModuleEntry> {
-    modules.iter().find(|m| m.kind.rsplit('.').next() == Some(suffix))
+    modules
+        .iter()
+        .find(|m| m.kind.rsplit('.').next() == Some(suffix))
 }
 
 fn join_rel(dir: &str, file: &str) -> String {
-    if dir.is_empty() { file.to_string() } else { format!("{dir}/{file}") }
+    if dir.is_empty() {
+        file.to_string()
+    } else {
+        format!("{dir}/{file}")
+    }
 }
 
 fn require(dir: &Path, file: &str, why: &'static str) -> Result<PathBuf> {
@@ -144,7 +161,10 @@ fn read_pooling(path: &Path) -> Result<(Pooling, u32)> {
         })
         .unwrap_or_default();
     match flags.as_slice() {
-        [one] => Ok((Pooling::parse(one.trim_start_matches("pooling_mode_"), path)?, width)),
+        [one] => Ok((
+            Pooling::parse(one.trim_start_matches("pooling_mode_"), path)?,
+            width,
+        )),
         [] => Err(bad(path, "no pooling mode is enabled")),
         many => Err(EncoderError::UnknownPooling {
             path: path.to_path_buf(),
@@ -157,7 +177,11 @@ fn read_pooling(path: &Path) -> Result<(Pooling, u32)> {
 /// and keeps it as the tokenizer's `model_max_length`. Either way it is capped, as sentence-transformers
 /// caps it, at the transformer's `max_position_embeddings`.
 fn read_max_seq_length(dir: &Path) -> Result<usize> {
-    let path = require(dir, "sentence_bert_config.json", "the sentence-transformers Transformer config")?;
+    let path = require(
+        dir,
+        "sentence_bert_config.json",
+        "the sentence-transformers Transformer config",
+    )?;
     let v: Value = read_json(&path)?;
     let from_st = v.get("max_seq_length").and_then(Value::as_u64);
     let tok_path = dir.join("tokenizer_config.json");
@@ -167,7 +191,9 @@ fn read_max_seq_length(dir: &Path) -> Result<usize> {
         }
         let t: Value = read_json(&tok_path)?;
         // HF writes a huge sentinel (1e30) for "no limit".
-        Ok(t.get("model_max_length").and_then(Value::as_u64).filter(|&n| n < 1 << 40))
+        Ok(t.get("model_max_length")
+            .and_then(Value::as_u64)
+            .filter(|&n| n < 1 << 40))
     };
     let n = match from_st {
         Some(n) => n,
@@ -184,7 +210,10 @@ fn read_max_seq_length(dir: &Path) -> Result<usize> {
         .and_then(|c| c.get("max_position_embeddings").and_then(Value::as_u64));
     let n = cap.map_or(n, |c| n.min(c));
     if n < 2 {
-        return Err(bad(&path, format!("max_seq_length {n} leaves no room for text")));
+        return Err(bad(
+            &path,
+            format!("max_seq_length {n} leaves no room for text"),
+        ));
     }
     usize::try_from(n).map_err(|e| bad(&path, e))
 }
@@ -203,7 +232,11 @@ fn find_onnx(dir: &Path) -> Result<PathBuf> {
 
 fn read_lexembed_config(dir: &Path) -> Result<LexembedConfig> {
     let path = dir.join(LEXEMBED_CONFIG);
-    if path.is_file() { read_json(&path) } else { Ok(LexembedConfig::default()) }
+    if path.is_file() {
+        read_json(&path)
+    } else {
+        Ok(LexembedConfig::default())
+    }
 }
 
 fn default_model_id(dir: &Path) -> String {

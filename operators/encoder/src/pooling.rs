@@ -106,8 +106,12 @@ mod tests {
 
     #[test]
     fn parse_rejects_unknown_modes() {
-        assert_eq!(Pooling::parse("cls_token", Path::new("x")).unwrap(), Pooling::Cls);
-        let err = Pooling::parse("weightedmean_tokens", Path::new("1_Pooling/config.json")).unwrap_err();
+        assert_eq!(
+            Pooling::parse("cls_token", Path::new("x")).unwrap(),
+            Pooling::Cls
+        );
+        let err =
+            Pooling::parse("weightedmean_tokens", Path::new("1_Pooling/config.json")).unwrap_err();
         assert!(err.to_string().contains("weightedmean_tokens"));
     }
 

@@ -117,7 +117,9 @@ pub fn lexembed_home() -> PathBuf {
     if let Some(h) = std::env::var_os("LEXEMBED_HOME") {
         return PathBuf::from(h);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("lexembed")
 }
 
@@ -195,10 +197,14 @@ impl ModelSession {
         };
         let mut builder = Session::builder(env).map_err(|e| graph_err(e.to_string()))?;
         if let Some(n) = opts.intra_threads {
-            builder = builder.with_intra_threads(n).map_err(|e| graph_err(e.to_string()))?;
+            builder = builder
+                .with_intra_threads(n)
+                .map_err(|e| graph_err(e.to_string()))?;
         }
         builder = register_provider(builder, opts, onnx)?;
-        let session = builder.commit_from_file(onnx).map_err(|e| graph_err(e.to_string()))?;
+        let session = builder
+            .commit_from_file(onnx)
+            .map_err(|e| graph_err(e.to_string()))?;
         let inputs = session
             .inputs()
             .iter()
@@ -226,7 +232,13 @@ impl ModelSession {
     }
 
     /// Runs one padded batch. `ids` and `mask` are `rows × seq` row-major.
-    pub fn run(&mut self, ids: &[i64], mask: &[i64], rows: usize, seq: usize) -> Result<ModelOutput> {
+    pub fn run(
+        &mut self,
+        ids: &[i64],
+        mask: &[i64],
+        rows: usize,
+        seq: usize,
+    ) -> Result<ModelOutput> {
         let infer = |e: ort::Error| EncoderError::Inference(e.to_string());
         let zeros = vec![0i64; ids.len()];
         let shape = [rows, seq];
@@ -240,8 +252,13 @@ impl ModelSession {
             let tensor = TensorRef::from_array_view((shape, data)).map_err(infer)?;
             values.push((name.as_str(), tensor));
         }
-        let inputs: Vec<(std::borrow::Cow<'_, str>, ort::session::SessionInputValue<'_>)> =
-            values.into_iter().map(|(n, t)| (n.into(), t.into())).collect();
+        let inputs: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = values
+            .into_iter()
+            .map(|(n, t)| (n.into(), t.into()))
+            .collect();
         let (out_name, kind) = (self.output.0.clone(), self.output.1);
         let outputs = self.session.run(inputs).map_err(infer)?;
         let value = outputs
@@ -297,14 +314,20 @@ fn classify_input(name: &str) -> std::result::Result<InputKind, String> {
 fn pick_output(session: &Session) -> std::result::Result<(String, GraphOutput), String> {
     let rank = |t: &ValueType| t.tensor_shape().map(|s| s.len());
     let outs = session.outputs();
-    if let Some(o) = outs.iter().find(|o| o.name() == "sentence_embedding" && rank(o.dtype()) == Some(2)) {
+    if let Some(o) = outs
+        .iter()
+        .find(|o| o.name() == "sentence_embedding" && rank(o.dtype()) == Some(2))
+    {
         return Ok((o.name().to_string(), GraphOutput::Pooled));
     }
     outs.iter()
         .find(|o| o.name() == "last_hidden_state")
         .or_else(|| outs.iter().find(|o| rank(o.dtype()) == Some(3)))
         .map(|o| (o.name().to_string(), GraphOutput::Tokens))
-        .ok_or_else(|| "no rank-3 token embedding output (last_hidden_state) and no rank-2 sentence_embedding".into())
+        .ok_or_else(|| {
+            "no rank-3 token embedding output (last_hidden_state) and no rank-2 sentence_embedding"
+                .into()
+        })
 }
 
 fn register_provider(
@@ -319,7 +342,10 @@ fn register_provider(
     let dispatch = match &opts.provider {
         Provider::Cpu => return Ok(builder),
         Provider::Cuda(c) => {
-            require_compiled::<ep::CUDA>("cuda", "install the onnxruntime-gpu build and point ORT_DYLIB_PATH at it")?;
+            require_compiled::<ep::CUDA>(
+                "cuda",
+                "install the onnxruntime-gpu build and point ORT_DYLIB_PATH at it",
+            )?;
             let mut cuda = ep::CUDA::default()
                 .with_device_id(c.device_id)
                 .with_cuda_graph(c.cuda_graph);
@@ -396,7 +422,12 @@ mod tests {
             Provider::TensorRt(t) => assert!(t.fp16),
             p => panic!("{p:?}"),
         }
-        assert!(Provider::parse("rocm").unwrap_err().to_string().contains("rocm"));
+        assert!(
+            Provider::parse("rocm")
+                .unwrap_err()
+                .to_string()
+                .contains("rocm")
+        );
     }
 
     #[test]

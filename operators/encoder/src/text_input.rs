@@ -29,14 +29,25 @@ mod tests {
     #[test]
     fn all_string_types_read_with_nulls() {
         let expected = vec![Some("a"), None, Some("ñ")];
-        assert_eq!(text_rows(&StringArray::from(expected.clone())).unwrap(), expected);
-        assert_eq!(text_rows(&LargeStringArray::from(expected.clone())).unwrap(), expected);
-        assert_eq!(text_rows(&StringViewArray::from(expected.clone())).unwrap(), expected);
+        assert_eq!(
+            text_rows(&StringArray::from(expected.clone())).unwrap(),
+            expected
+        );
+        assert_eq!(
+            text_rows(&LargeStringArray::from(expected.clone())).unwrap(),
+            expected
+        );
+        assert_eq!(
+            text_rows(&StringViewArray::from(expected.clone())).unwrap(),
+            expected
+        );
     }
 
     #[test]
     fn non_text_is_an_error_naming_the_type() {
-        let err = text_rows(&Int32Array::from(vec![1])).unwrap_err().to_string();
+        let err = text_rows(&Int32Array::from(vec![1]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Int32"), "{err}");
     }
 }

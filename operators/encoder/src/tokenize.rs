@@ -38,7 +38,11 @@ impl TextTokenizer {
                 stride: 0,
             }))
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
-        Ok(Self { inner, pad_id, lowercase })
+        Ok(Self {
+            inner,
+            pad_id,
+            lowercase,
+        })
     }
 
     pub fn pad_id(&self) -> u32 {
@@ -49,13 +53,22 @@ impl TextTokenizer {
     pub fn encode_all(&self, texts: &[&str]) -> Result<Vec<TokenIds>> {
         let inputs: Vec<String> = texts
             .iter()
-            .map(|t| if self.lowercase { t.to_lowercase() } else { (*t).to_string() })
+            .map(|t| {
+                if self.lowercase {
+                    t.to_lowercase()
+                } else {
+                    (*t).to_string()
+                }
+            })
             .collect();
         let encodings = self
             .inner
             .encode_batch_fast(inputs, true)
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
-        Ok(encodings.into_iter().map(|e| TokenIds(e.get_ids().to_vec())).collect())
+        Ok(encodings
+            .into_iter()
+            .map(|e| TokenIds(e.get_ids().to_vec()))
+            .collect())
     }
 }
 

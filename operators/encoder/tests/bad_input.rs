@@ -45,7 +45,10 @@ fn missing_files_are_named() {
     ] {
         let dir = broken_copy(|d| std::fs::remove_file(d.join(file)).unwrap());
         let err = open_err(dir.path(), &EncoderOptions::default());
-        assert!(err.contains(expect) && err.contains("missing"), "{file}: {err}");
+        assert!(
+            err.contains(expect) && err.contains("missing"),
+            "{file}: {err}"
+        );
     }
     let err = open_err(Path::new("/nonexistent/model"), &EncoderOptions::default());
     assert!(err.contains("/nonexistent/model"), "{err}");
@@ -61,7 +64,10 @@ fn unknown_pooling_mode_is_named() {
         .unwrap()
     });
     let err = open_err(dir.path(), &EncoderOptions::default());
-    assert!(err.contains("weightedmean") && err.contains("1_Pooling/config.json"), "{err}");
+    assert!(
+        err.contains("weightedmean") && err.contains("1_Pooling/config.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -83,13 +89,19 @@ fn dim_larger_than_the_model_is_refused() {
     assert!(err.contains("65") && err.contains("64"), "{err}");
     let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
     let texts = arrow_array::StringArray::from(vec!["a"]);
-    let err = enc.encode_array(&texts, &[Dim(128)]).unwrap_err().to_string();
+    let err = enc
+        .encode_array(&texts, &[Dim(128)])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("128") && err.contains("64"), "{err}");
 }
 
 #[test]
 fn unavailable_providers_fail_loudly() {
-    for provider in [Provider::parse("cuda").unwrap(), Provider::parse("tensorrt").unwrap()] {
+    for provider in [
+        Provider::parse("cuda").unwrap(),
+        Provider::parse("tensorrt").unwrap(),
+    ] {
         let name = provider.name();
         let err = open_err(
             &common::tiny_xlmr(),

@@ -15,7 +15,10 @@ fn encode_with(budget: usize, rows: usize, texts: &[&str]) -> lexembed_encoder::
         max_batch_rows: rows,
         ..EncoderOptions::default()
     };
-    Encoder::open(common::tiny_xlmr(), &opts).unwrap().encode(texts).unwrap()
+    Encoder::open(common::tiny_xlmr(), &opts)
+        .unwrap()
+        .encode(texts)
+        .unwrap()
 }
 
 #[test]
@@ -26,7 +29,10 @@ fn batching_and_order_do_not_change_vectors() {
     for (budget, rows) in [(64, 2), (256, 7), (4096, 256)] {
         let got = encode_with(budget, rows, &texts);
         let diff = common::max_abs_diff(&got.values, &reference.values);
-        assert!(diff <= 1e-6, "budget {budget} rows {rows}: max abs diff {diff}");
+        assert!(
+            diff <= 1e-6,
+            "budget {budget} rows {rows}: max abs diff {diff}"
+        );
     }
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.reverse();

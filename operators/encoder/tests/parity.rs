@@ -20,15 +20,25 @@ fn check_parity(model: &Path, golden_file: std::path::PathBuf) {
 
     let ids = enc.tokenize(&texts).unwrap();
     for (i, (got, want)) in ids.iter().zip(&g.token_ids).enumerate() {
-        assert_eq!(&got.0, want, "token ids differ for sentence {i}: {:?}", texts[i]);
+        assert_eq!(
+            &got.0, want,
+            "token ids differ for sentence {i}: {:?}",
+            texts[i]
+        );
     }
     assert!(
         g.token_ids.iter().any(|t| t.len() == g.max_seq_length),
         "the golden set must include a sentence truncated at max_seq_length"
     );
 
-    let dims: Vec<Dim> = g.embeddings.keys().map(|k| Dim(k.parse().unwrap())).collect();
-    let arrays = enc.encode_array(&StringArray::from(texts.clone()), &dims).unwrap();
+    let dims: Vec<Dim> = g
+        .embeddings
+        .keys()
+        .map(|k| Dim(k.parse().unwrap()))
+        .collect();
+    let arrays = enc
+        .encode_array(&StringArray::from(texts.clone()), &dims)
+        .unwrap();
     for (dim, array) in dims.iter().zip(&arrays) {
         let want = &g.embeddings[&dim.to_string()];
         assert_eq!(array.len(), want.len());
@@ -41,7 +51,10 @@ fn check_parity(model: &Path, golden_file: std::path::PathBuf) {
             min_cos = min_cos.min(cosine(got, w));
             max_diff = max_diff.max(max_abs_diff(got, w));
         }
-        println!("{} dim {dim}: min cosine {min_cos:.8}, max abs diff {max_diff:e}", model.display());
+        println!(
+            "{} dim {dim}: min cosine {min_cos:.8}, max abs diff {max_diff:e}",
+            model.display()
+        );
         assert!(min_cos >= 0.99999, "dim {dim}: min cosine {min_cos}");
         assert!(max_diff <= 1e-5, "dim {dim}: max abs diff {max_diff}");
     }
@@ -49,7 +62,10 @@ fn check_parity(model: &Path, golden_file: std::path::PathBuf) {
 
 #[test]
 fn tiny_xlmr_matches_sentence_transformers_at_every_dim() {
-    check_parity(&common::tiny_xlmr(), common::fixtures().join("tiny-xlmr.golden.json"));
+    check_parity(
+        &common::tiny_xlmr(),
+        common::fixtures().join("tiny-xlmr.golden.json"),
+    );
 }
 
 #[test]
@@ -66,8 +82,13 @@ fn full_xlmr_tokenizer_matches_sentence_transformers_token_ids() {
         vocab_size: usize,
         token_ids: Vec<Vec<u32>>,
     }
-    let path = lexembed_encoder::runtime::lexembed_home().join("tokenizers/xlm-roberta/tokenizer.json");
-    assert!(path.is_file(), "{} missing: run integration/setup.sh", path.display());
+    let path =
+        lexembed_encoder::runtime::lexembed_home().join("tokenizers/xlm-roberta/tokenizer.json");
+    assert!(
+        path.is_file(),
+        "{} missing: run integration/setup.sh",
+        path.display()
+    );
     let want: Ids = serde_json::from_str(
         &std::fs::read_to_string(common::fixtures().join("xlmr-full-token-ids.json")).unwrap(),
     )
@@ -75,8 +96,13 @@ fn full_xlmr_tokenizer_matches_sentence_transformers_token_ids() {
     assert_eq!(want.vocab_size, 250_002);
     let tok = TextTokenizer::from_file(&path, want.max_length, false).unwrap();
     assert_eq!(tok.pad_id(), 1, "XLM-R pads with id 1");
-    let sentences: Vec<String> =
-        serde_json::from_str(&std::fs::read_to_string(common::fixtures().join("../../../../integration/fixtures/sentences.json")).unwrap()).unwrap();
+    let sentences: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(
+            common::fixtures().join("../../../../integration/fixtures/sentences.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let got = tok.encode_all(&texts).unwrap();
     for (i, (g, w)) in got.iter().zip(&want.token_ids).enumerate() {

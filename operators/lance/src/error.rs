@@ -32,7 +32,11 @@ pub enum StoreError {
         available: String,
     },
     #[error("query vector has {got} values, column {column} holds {want}")]
-    QueryWidth { column: String, got: usize, want: usize },
+    QueryWidth {
+        column: String,
+        got: usize,
+        want: usize,
+    },
     #[error("bad schema file {file}: {message}")]
     SchemaFile { file: &'static str, message: String },
     #[error("arrow: {0}")]

@@ -51,7 +51,12 @@ fn default_partitions(rows: usize) -> usize {
 
 /// Sub-vectors of 8 dims each (PQ needs the dim to divide evenly).
 fn default_sub_vectors(dim: usize) -> usize {
-    [16, 8, 4, 2, 1].iter().map(|w| dim / w).find(|&n| n > 0 && dim % n == 0).unwrap_or(1).max(1)
+    [16, 8, 4, 2, 1]
+        .iter()
+        .map(|w| dim / w)
+        .find(|&n| n > 0 && dim % n == 0)
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Builds (or replaces) a cosine vector index on `column`.
@@ -64,10 +69,14 @@ pub async fn build_index(ds: &mut Dataset, column: &str, params: &IndexParams) -
             available: vector_columns(ds).join(", "),
         })?;
     let rows = ds.count_rows(None).await.map_err(lance_err(ds.uri()))?;
-    let partitions = params.num_partitions.unwrap_or_else(|| default_partitions(rows));
+    let partitions = params
+        .num_partitions
+        .unwrap_or_else(|| default_partitions(rows));
     let index = match params.kind {
         IndexKind::IvfPq => {
-            let subs = params.num_sub_vectors.unwrap_or_else(|| default_sub_vectors(dim.get()));
+            let subs = params
+                .num_sub_vectors
+                .unwrap_or_else(|| default_sub_vectors(dim.get()));
             VectorIndexParams::ivf_pq(partitions, 8, subs, MetricType::Cosine, 50)
         }
         IndexKind::IvfHnswSq => VectorIndexParams::with_ivf_hnsw_sq_params(
@@ -78,9 +87,15 @@ pub async fn build_index(ds: &mut Dataset, column: &str, params: &IndexParams) -
         ),
     };
     let uri = ds.uri().to_string();
-    ds.create_index(&[column], IndexType::Vector, Some(format!("{column}_idx")), &index, true)
-        .await
-        .map_err(lance_err(&uri))?;
+    ds.create_index(
+        &[column],
+        IndexType::Vector,
+        Some(format!("{column}_idx")),
+        &index,
+        true,
+    )
+    .await
+    .map_err(lance_err(&uri))?;
     info!(%uri, column, partitions, kind = ?params.kind, "index built");
     Ok(())
 }

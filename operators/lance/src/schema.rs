@@ -52,7 +52,8 @@ fn load(file: &'static str, text: &str) -> Result<Vec<Field>> {
     spec.fields
         .into_iter()
         .map(|f| {
-            let t = parse_type(&f.kind).ok_or_else(|| bad(format!("field {}: unknown type {}", f.name, f.kind)))?;
+            let t = parse_type(&f.kind)
+                .ok_or_else(|| bad(format!("field {}: unknown type {}", f.name, f.kind)))?;
             Ok(Field::new(f.name, t, f.nullable))
         })
         .collect()
@@ -67,12 +68,18 @@ pub fn documents(metadata: &[String]) -> Result<SchemaRef> {
 
 /// QA pairs (`schemas/qa_pairs.json`).
 pub fn qa_pairs() -> Result<SchemaRef> {
-    Ok(Arc::new(Schema::new(load("schemas/qa_pairs.json", QA_PAIRS)?)))
+    Ok(Arc::new(Schema::new(load(
+        "schemas/qa_pairs.json",
+        QA_PAIRS,
+    )?)))
 }
 
 /// Evaluation history rows (`schemas/eval_results.json`).
 pub fn eval_results() -> Result<SchemaRef> {
-    Ok(Arc::new(Schema::new(load("schemas/eval_results.json", EVAL_RESULTS)?)))
+    Ok(Arc::new(Schema::new(load(
+        "schemas/eval_results.json",
+        EVAL_RESULTS,
+    )?)))
 }
 
 /// Name of the vector column for `dim`.
@@ -89,7 +96,10 @@ pub fn column_dim(name: &str) -> Option<Dim> {
 pub fn embedded_dataset(model_id: &str, dims: &[Dim], metadata: &[String]) -> Result<SchemaRef> {
     let mut fields = load("schemas/embedded_dataset.json", EMBEDDED_DATASET)?;
     fields.extend(metadata.iter().map(|m| Field::new(m, DataType::Utf8, true)));
-    fields.extend(dims.iter().map(|&d| Field::new(emb_column(d), embedding_type(d), true)));
+    fields.extend(
+        dims.iter()
+            .map(|&d| Field::new(emb_column(d), embedding_type(d), true)),
+    );
     let meta = HashMap::from([
         (MODEL_ID_KEY.to_string(), model_id.to_string()),
         (DIMS_KEY.to_string(), format_dims(dims)),
@@ -99,7 +109,10 @@ pub fn embedded_dataset(model_id: &str, dims: &[Dim], metadata: &[String]) -> Re
 }
 
 pub fn format_dims(dims: &[Dim]) -> String {
-    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn parse_dims(s: &str) -> Vec<u32> {
@@ -134,7 +147,9 @@ pub fn difference(expected: &Schema, found: &Schema) -> Option<String> {
     }
     let missing: Vec<&String> = e.iter().filter(|x| !f.contains(x)).collect();
     let extra: Vec<&String> = f.iter().filter(|x| !e.contains(x)).collect();
-    Some(format!("pipeline writes {missing:?} that the dataset lacks; dataset has {extra:?} that the pipeline does not write"))
+    Some(format!(
+        "pipeline writes {missing:?} that the dataset lacks; dataset has {extra:?} that the pipeline does not write"
+    ))
 }
 
 #[cfg(test)]
@@ -155,7 +170,13 @@ mod tests {
         assert_eq!(names, ["id", "text", "law", "emb_384", "emb_64"]);
         assert_eq!(s.field(4).data_type(), &embedding_type(Dim(64)));
         let w = written_by(s.metadata()).unwrap();
-        assert_eq!(w, WrittenBy { model_id: "m".into(), dims: vec![384, 64] });
+        assert_eq!(
+            w,
+            WrittenBy {
+                model_id: "m".into(),
+                dims: vec![384, 64]
+            }
+        );
         assert_eq!(column_dim("emb_64"), Some(Dim(64)));
         assert_eq!(column_dim("text"), None);
     }

@@ -28,6 +28,8 @@ pub struct SearchOptions {
     pub nprobes: Option<usize>,
     /// SQL filter applied before ranking, e.g. `law = 'ley-58-2003'`.
     pub filter: Option<String>,
+    /// Index search re-ranks `k × refine` candidates by exact distance (PQ codes alone lose recall).
+    pub refine: Option<u32>,
 }
 
 impl Default for SearchOptions {
@@ -37,12 +39,18 @@ impl Default for SearchOptions {
             use_index: true,
             nprobes: None,
             filter: None,
+            refine: Some(4),
         }
     }
 }
 
 /// The `k` rows nearest to `query` in `column`, with every column of the dataset and `_distance`.
-pub async fn nearest(ds: &Dataset, column: &str, query: &[f32], opts: &SearchOptions) -> Result<RecordBatch> {
+pub async fn nearest(
+    ds: &Dataset,
+    column: &str,
+    query: &[f32],
+    opts: &SearchOptions,
+) -> Result<RecordBatch> {
     let dim = column_dim(column)
         .filter(|_| ds.schema().field(column).is_some())
         .ok_or_else(|| StoreError::NoColumn {
@@ -66,14 +74,24 @@ pub async fn nearest(ds: &Dataset, column: &str, query: &[f32], opts: &SearchOpt
     if let Some(n) = opts.nprobes {
         scan.nprobes(n);
     }
+    if let (true, Some(r)) = (opts.use_index, opts.refine) {
+        scan.refine(r);
+    }
     if let Some(f) = &opts.filter {
-        scan.prefilter(true).filter(f).map_err(lance_err(ds.uri()))?;
+        scan.prefilter(true)
+            .filter(f)
+            .map_err(lance_err(ds.uri()))?;
     }
     scan.try_into_batch().await.map_err(lance_err(ds.uri()))
 }
 
 /// `nearest`, reduced to ids, distances and texts, best first (ties broken by id).
-pub async fn hits(ds: &Dataset, column: &str, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
+pub async fn hits(
+    ds: &Dataset,
+    column: &str,
+    query: &[f32],
+    opts: &SearchOptions,
+) -> Result<Vec<Hit>> {
     let batch = nearest(ds, column, query, opts).await?;
     let col = |name: &str| {
         batch
@@ -82,14 +100,24 @@ pub async fn hits(ds: &Dataset, column: &str, query: &[f32], opts: &SearchOption
     };
     let ids = col("id")?.as_string::<i32>().clone();
     let texts = col("text")?.as_string::<i32>().clone();
-    let dist = col("_distance")?.as_primitive::<arrow_array::types::Float32Type>().clone();
+    let dist = col("_distance")?
+        .as_primitive::<arrow_array::types::Float32Type>()
+        .clone();
     let mut out: Vec<Hit> = (0..batch.num_rows())
         .map(|i| Hit {
             id: ids.value(i).to_string(),
-            distance: if dist.is_null(i) { f32::NAN } else { dist.value(i) },
+            distance: if dist.is_null(i) {
+                f32::NAN
+            } else {
+                dist.value(i)
+            },
             text: texts.value(i).to_string(),
         })
         .collect();
-    out.sort_by(|a, b| a.distance.total_cmp(&b.distance).then_with(|| a.id.cmp(&b.id)));
+    out.sort_by(|a, b| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     Ok(out)
 }

@@ -69,7 +69,8 @@ impl DatasetLocation {
 
     /// The latest version, or `None` when there is no dataset at the URI.
     pub async fn open_if_exists(&self) -> Result<Option<Dataset>> {
-        let builder = DatasetBuilder::from_uri(&self.uri).with_storage_options(self.storage_options.clone());
+        let builder =
+            DatasetBuilder::from_uri(&self.uri).with_storage_options(self.storage_options.clone());
         match builder.load().await {
             Ok(ds) => Ok(Some(ds)),
             Err(lance::Error::DatasetNotFound { .. }) => Ok(None),
@@ -95,7 +96,8 @@ impl DatasetLocation {
             SinkMode::Overwrite => Ok(Some(ds)),
             SinkMode::Append => {
                 let found = Schema::from(ds.schema());
-                if let (Some(have), Some(want)) = (written_by(found.metadata()), written_by(schema.metadata()))
+                if let (Some(have), Some(want)) =
+                    (written_by(found.metadata()), written_by(schema.metadata()))
                     && have != want
                 {
                     return Err(StoreError::ModelMismatch {
@@ -146,7 +148,10 @@ impl DatasetLocation {
         let rows_total = ds.count_rows(None).await.map_err(lance_err(&self.uri))?;
         let version = ds.version().version;
         info!(uri = %self.uri, version, rows_total, "committed");
-        Ok(CommitSummary { version, rows_total })
+        Ok(CommitSummary {
+            version,
+            rows_total,
+        })
     }
 }
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use lexembed_encoder::runtime::lexembed_home;
-use lexembed_encoder::{CudaOptions, Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget};
+use lexembed_encoder::{
+    CudaOptions, Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct EncoderArgs {
@@ -66,6 +68,7 @@ impl EncoderArgs {
 
     pub fn open(&self, extra_dims: &[u32]) -> anyhow::Result<Encoder> {
         let dir = self.model_dir();
-        Encoder::open(&dir, &self.options(extra_dims)?).with_context(|| format!("loading model {}", dir.display()))
+        Encoder::open(&dir, &self.options(extra_dims)?)
+            .with_context(|| format!("loading model {}", dir.display()))
     }
 }

@@ -32,6 +32,20 @@ enum Command {
     Bench(cmd::bench::BenchCommand),
     /// Demo: embed Spanish legal sentences and print how similar they are.
     Demo(cmd::demo::DemoArgs),
+    /// Run a pipeline spec: read, embed, write one Lance commit, build the indexes it asks for.
+    Run(cmd::run::RunArgs),
+    /// Check pipeline specs without running them.
+    Validate(cmd::validate::ValidateArgs),
+    /// Print the JSON Schema of pipeline specs (for editors).
+    Schema,
+    /// Nearest rows of a dataset to a query, embedded with the dataset's model.
+    Search(cmd::dataset::SearchArgs),
+    /// Build a cosine vector index on embedding columns.
+    Index(cmd::dataset::IndexArgs),
+    /// Rewrite small fragments of a dataset into larger ones.
+    Compact(cmd::dataset::CompactArgs),
+    /// IR evaluation over held-out QA pairs, every Matryoshka dim (`eval report` renders the history).
+    Eval(cmd::eval::EvalCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +56,13 @@ fn main() -> std::process::ExitCode {
         Command::Model(c) => cmd::model::run(c),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
+        Command::Schema => cmd::validate::schema(),
+        Command::Search(a) => cmd::dataset::search(a),
+        Command::Index(a) => cmd::dataset::index(a),
+        Command::Compact(a) => cmd::dataset::compact_cmd(a),
+        Command::Eval(c) => cmd::eval::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -55,7 +76,9 @@ fn main() -> std::process::ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEXEMBED_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

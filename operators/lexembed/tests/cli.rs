@@ -21,14 +21,20 @@ fn assert_close(got: &serde_json::Value, want: &serde_json::Value) {
     let (g, w) = (got.as_array().unwrap(), want.as_array().unwrap());
     assert_eq!(g.len(), w.len());
     for (a, b) in g.iter().zip(w) {
-        assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 1e-5, "{a} vs {b}");
+        assert!(
+            (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 1e-5,
+            "{a} vs {b}"
+        );
     }
 }
 
 #[test]
 fn embed_prints_one_json_line_per_text_with_requested_dims() {
     let g = golden();
-    let texts: Vec<&str> = g["sentences"].as_array().unwrap()[1..4].iter().map(|s| s.as_str().unwrap()).collect();
+    let texts: Vec<&str> = g["sentences"].as_array().unwrap()[1..4]
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     let out = bin()
         .arg("embed")
         .arg("--model")
@@ -37,7 +43,11 @@ fn embed_prints_one_json_line_per_text_with_requested_dims() {
         .args(&texts)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -63,26 +73,45 @@ fn embed_reads_stdin_lines_when_no_text_is_given() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all("Artículo 1. Objeto de la Ley.\nSí.\n".as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("Artículo 1. Objeto de la Ley.\nSí.\n".as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     let first = text.lines().next().unwrap();
     let at: Vec<usize> = ["\"64\":", "\"32\":", "\"16\":", "\"8\":"]
         .iter()
         .map(|k| first.find(k).unwrap_or_else(|| panic!("{k} missing")))
         .collect();
-    assert!(at.windows(2).all(|w| w[0] < w[1]), "default: every dim the model serves, largest first");
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "default: every dim the model serves, largest first"
+    );
     let g = golden();
     assert_close(&lines[0]["embeddings"]["32"], &g["embeddings"]["32"][1]);
 }
 
 #[test]
 fn model_info_reports_pooling_dims_and_provider() {
-    let out = bin().args(["model", "info", "--json"]).arg(tiny()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args(["model", "info", "--json"])
+        .arg(tiny())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["pooling"], "cls");
     assert_eq!(v["dims"], serde_json::json!([64, 32, 16, 8]));
@@ -93,9 +122,15 @@ fn model_info_reports_pooling_dims_and_provider() {
 #[test]
 fn errors_exit_non_zero_with_a_clear_message() {
     let cases: [(&[&str], &str); 3] = [
-        (&["embed", "--model", "/nonexistent/model", "x"], "/nonexistent/model does not exist"),
+        (
+            &["embed", "--model", "/nonexistent/model", "x"],
+            "/nonexistent/model does not exist",
+        ),
         (&["embed", "--dim", "65", "x"], "65"),
-        (&["embed", "--provider", "tensorrt", "x"], "tensorrt is not available"),
+        (
+            &["embed", "--provider", "tensorrt", "x"],
+            "tensorrt is not available",
+        ),
     ];
     for (args, expect) in cases {
         let mut cmd = bin();
@@ -108,4 +143,56 @@ fn errors_exit_non_zero_with_a_clear_message() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(err.contains(expect), "{args:?}: {err}");
     }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn committed_pipeline_schema_is_current() {
+    let out = bin().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("pipelines/pipeline.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        generated, committed,
+        "run `lexembed schema > pipelines/pipeline.schema.json`"
+    );
+    assert!(generated["properties"]["source"].is_object());
+}
+
+#[test]
+fn validate_accepts_the_committed_specs_and_names_the_place_of_errors() {
+    let specs: Vec<PathBuf> = std::fs::read_dir(repo().join("pipelines"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    assert!(specs.len() >= 2);
+    let out = bin()
+        .arg("validate")
+        .args(&specs)
+        .env("LEXEMBED_HOME", "/data/lexembed")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: x\nsource:\n  kind: file\n  path: a.jsonl\n  textfield: body\nsink:\n  uri: o.lance\n").unwrap();
+    let out = bin().arg("validate").arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bad.yaml:5:") && err.contains("textfield"),
+        "{err}"
+    );
 }

@@ -26,7 +26,11 @@ pub enum PipelineError {
     #[error("{}: {message}", path.display())]
     Source { path: PathBuf, message: String },
     #[error("{}:{line}: bad record: {reason} (source.on_bad_record is fail; set it to skip to go on)", path.display())]
-    BadRecord { path: PathBuf, line: usize, reason: String },
+    BadRecord {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("no files match {0}")]
     NoFiles(String),
     #[error(transparent)]

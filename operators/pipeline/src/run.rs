@@ -15,9 +15,13 @@ use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use indicatif::{ProgressBar, ProgressStyle};
 use lexembed_encoder::runtime::lexembed_home;
-use lexembed_encoder::{CudaOptions, Dim, Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget};
+use lexembed_encoder::{
+    CudaOptions, Dim, Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget,
+};
 use lexembed_lance::schema::{embedded_dataset, format_dims};
-use lexembed_lance::{DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history};
+use lexembed_lance::{
+    DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history,
+};
 use serde::Serialize;
 use tracing::info;
 
@@ -138,37 +142,49 @@ pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary
     let total_rows: u64 = files.iter().map(estimate_rows).sum();
     let progress = Progress::new(opts.progress, total_rows);
     let shared = Arc::new(Mutex::new(Tally::default()));
+    let first_error: Arc<Mutex<Option<PipelineError>>> = Arc::default();
     let mut reader = EmbeddingReader {
         schema: schema.clone(),
-        docs: doc_batches(files.clone(), spec.source.clone(), lexembed_lance::schema::documents(&spec.source.metadata_fields)?),
+        docs: doc_batches(
+            files.clone(),
+            spec.source.clone(),
+            lexembed_lance::schema::documents(&spec.source.metadata_fields)?,
+        ),
         encoder: encoder.clone(),
         dims: dims.clone(),
         tally: shared.clone(),
+        first_error: first_error.clone(),
         progress,
         pending: None,
     };
     // Pull the first batch before committing: a run with no good rows writes nothing.
     match reader.next() {
         None => {}
-        Some(Err(_)) => return Err(take_error(&shared)),
+        Some(Err(_)) => return Err(take_error(&first_error)),
         Some(Ok(first)) => {
             reader.pending = Some(first);
             let props = commit_properties(&spec.name, &files, &model_id, &dims);
             let result = rt.block_on(location.commit(mode, Box::new(reader), props));
-            let tally = shared.lock().map_err(|_| PipelineError::Runtime("progress lock poisoned".into()))?;
-            if let Some(e) = tally.error.as_ref() {
-                return Err(PipelineError::Runtime(e.clone()));
+            // A source or encoder error reaches Lance as an opaque Arrow error: report the original.
+            if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+                return Err(take_error(&first_error));
             }
-            drop(tally);
             let commit = result?;
             summary.version = Some(commit.version);
             summary.rows_in_dataset = commit.rows_total;
         }
     }
-    let tally = shared.lock().map_err(|_| PipelineError::Runtime("progress lock poisoned".into()))?.clone();
+    let tally = shared
+        .lock()
+        .map_err(|_| PipelineError::Runtime("progress lock poisoned".into()))?
+        .clone();
     summary.rows_read = tally.rows_read;
     summary.rows_embedded = tally.rows_embedded;
-    summary.rows_written = if summary.version.is_some() { tally.rows_embedded } else { 0 };
+    summary.rows_written = if summary.version.is_some() {
+        tally.rows_embedded
+    } else {
+        0
+    };
     summary.skipped = tally.skipped;
     summary.encoder_seconds = tally.encoder.as_secs_f64();
 
@@ -188,20 +204,30 @@ pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary
     Ok(summary)
 }
 
-fn take_error(shared: &Arc<Mutex<Tally>>) -> PipelineError {
-    shared
-        .lock()
+fn take_error(slot: &Mutex<Option<PipelineError>>) -> PipelineError {
+    slot.lock()
         .ok()
-        .and_then(|mut t| t.first_error.take())
+        .and_then(|mut e| e.take())
         .unwrap_or_else(|| PipelineError::Runtime("the pipeline failed".into()))
 }
 
-fn commit_properties(name: &str, files: &[SourceFile], model_id: &str, dims: &[Dim]) -> HashMap<String, String> {
+fn commit_properties(
+    name: &str,
+    files: &[SourceFile],
+    model_id: &str,
+    dims: &[Dim],
+) -> HashMap<String, String> {
     let keys: Vec<String> = files.iter().map(SourceFile::key).collect();
     HashMap::from([
         (PIPELINE_KEY.into(), name.to_string()),
-        (SOURCES_KEY.into(), serde_json::to_string(&keys).unwrap_or_default()),
-        (lexembed_lance::schema::MODEL_ID_KEY.into(), model_id.to_string()),
+        (
+            SOURCES_KEY.into(),
+            serde_json::to_string(&keys).unwrap_or_default(),
+        ),
+        (
+            lexembed_lance::schema::MODEL_ID_KEY.into(),
+            model_id.to_string(),
+        ),
         (lexembed_lance::schema::DIMS_KEY.into(), format_dims(dims)),
     ])
 }
@@ -235,11 +261,19 @@ fn estimate_rows(f: &SourceFile) -> u64 {
     }
 }
 
-fn doc_batches(files: Vec<SourceFile>, spec: crate::spec::SourceSpec, schema: SchemaRef) -> Box<dyn Iterator<Item = Result<DocBatch>> + Send> {
-    Box::new(files.into_iter().flat_map(move |f| match read_file(&f, &spec, schema.clone()) {
-        Ok(it) => it,
-        Err(e) => Box::new(std::iter::once(Err(e))),
-    }))
+fn doc_batches(
+    files: Vec<SourceFile>,
+    spec: crate::spec::SourceSpec,
+    schema: SchemaRef,
+) -> Box<dyn Iterator<Item = Result<DocBatch>> + Send> {
+    Box::new(
+        files
+            .into_iter()
+            .flat_map(move |f| match read_file(&f, &spec, schema.clone()) {
+                Ok(it) => it,
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            }),
+    )
 }
 
 #[derive(Debug, Clone, Default)]
@@ -248,17 +282,6 @@ struct Tally {
     rows_embedded: usize,
     skipped: BTreeMap<String, usize>,
     encoder: Duration,
-    error: Option<String>,
-    first_error: Option<PipelineErrorSlot>,
-}
-
-/// A cloneable holder for the run's first error (`PipelineError` is not `Clone`).
-type PipelineErrorSlot = PipelineError;
-
-impl Clone for PipelineError {
-    fn clone(&self) -> Self {
-        PipelineError::Runtime(self.to_string())
-    }
 }
 
 /// Lance pulls batches from this reader on its writer thread; each `next` reads and embeds one batch.
@@ -268,6 +291,7 @@ struct EmbeddingReader {
     encoder: Arc<Encoder>,
     dims: Vec<Dim>,
     tally: Arc<Mutex<Tally>>,
+    first_error: Arc<Mutex<Option<PipelineError>>>,
     progress: Progress,
     pending: Option<RecordBatch>,
 }
@@ -279,7 +303,13 @@ impl EmbeddingReader {
         if let Ok(mut t) = self.tally.lock() {
             t.rows_read += n + skipped;
             for b in &doc.skipped {
-                let kind = b.reason.split([':', '(']).next().unwrap_or(&b.reason).trim().to_string();
+                let kind = b
+                    .reason
+                    .split([':', '('])
+                    .next()
+                    .unwrap_or(&b.reason)
+                    .trim()
+                    .to_string();
                 *t.skipped.entry(kind).or_default() += 1;
             }
         }
@@ -327,9 +357,8 @@ impl EmbeddingReader {
     /// Keeps the first error (Lance only sees an opaque Arrow error) and stops the stream.
     fn fail(&mut self, e: PipelineError) -> ArrowError {
         let msg = e.to_string();
-        if let Ok(mut t) = self.tally.lock() {
-            t.error.get_or_insert_with(|| msg.clone());
-            t.first_error.get_or_insert(e);
+        if let Ok(mut slot) = self.first_error.lock() {
+            slot.get_or_insert(e);
         }
         self.docs = Box::new(std::iter::empty());
         ArrowError::ExternalError(msg.into())
@@ -355,12 +384,20 @@ impl Progress {
     fn new(terminal: bool, total: u64) -> Self {
         let bar = terminal.then(|| {
             let b = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
+            {
                 b.set_style(style);
             }
             b
         });
-        Self { bar, done: 0, total, started: Instant::now(), last_log: Instant::now() }
+        Self {
+            bar,
+            done: 0,
+            total,
+            started: Instant::now(),
+            last_log: Instant::now(),
+        }
     }
 
     fn add(&mut self, rows: u64) {
@@ -370,7 +407,12 @@ impl Progress {
         } else if self.last_log.elapsed() >= Duration::from_secs(10) {
             self.last_log = Instant::now();
             let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            info!(rows = self.done, total = self.total, rows_per_s = rate as u64, "progress");
+            info!(
+                rows = self.done,
+                total = self.total,
+                rows_per_s = rate as u64,
+                "progress"
+            );
         }
     }
 }

@@ -212,22 +212,38 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         return Err(bad("source.batch_rows", "must be at least 1".into()));
     }
     if spec.sink.resume && spec.sink.mode != SinkModeSpec::Append {
-        return Err(bad("sink.resume", "only makes sense with mode: append".into()));
+        return Err(bad(
+            "sink.resume",
+            "only makes sense with mode: append".into(),
+        ));
     }
     for (i, ix) in spec.sink.indexes.iter().enumerate() {
-        lexembed_lance::IndexKind::parse(&ix.kind).map_err(|e| bad(&format!("sink.indexes[{i}].type"), e.to_string()))?;
+        lexembed_lance::IndexKind::parse(&ix.kind)
+            .map_err(|e| bad(&format!("sink.indexes[{i}].type"), e.to_string()))?;
         let dim = lexembed_lance::schema::column_dim(&ix.column);
-        let listed = spec.encoder.dims.is_empty() || dim.is_some_and(|d| spec.encoder.dims.contains(&d.0));
+        let listed =
+            spec.encoder.dims.is_empty() || dim.is_some_and(|d| spec.encoder.dims.contains(&d.0));
         if dim.is_none() || !listed {
             return Err(bad(
                 &format!("sink.indexes[{i}].column"),
-                format!("{} is not one of the vector columns this pipeline writes (emb_<dim>)", ix.column),
+                format!(
+                    "{} is not one of the vector columns this pipeline writes (emb_<dim>)",
+                    ix.column
+                ),
             ));
         }
     }
     let reserved = ["id", "text"];
-    if let Some(m) = spec.source.metadata_fields.iter().find(|m| reserved.contains(&m.as_str()) || m.starts_with("emb_")) {
-        return Err(bad("source.metadata_fields", format!("{m} is a reserved column name")));
+    if let Some(m) = spec
+        .source
+        .metadata_fields
+        .iter()
+        .find(|m| reserved.contains(&m.as_str()) || m.starts_with("emb_"))
+    {
+        return Err(bad(
+            "source.metadata_fields",
+            format!("{m} is a reserved column name"),
+        ));
     }
     Ok(())
 }
@@ -280,7 +296,8 @@ pub fn json_schema() -> serde_json::Value {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "name: t\nsource:\n  kind: file\n  path: docs.jsonl\nsink:\n  uri: out.lance\n";
+    const GOOD: &str =
+        "name: t\nsource:\n  kind: file\n  path: docs.jsonl\nsink:\n  uri: out.lance\n";
 
     fn err(text: &str) -> String {
         parse(text, Path::new("p.yaml")).unwrap_err().to_string()
@@ -313,8 +330,13 @@ mod tests {
         let raw = "a: ${LEXEMBED_TEST_UNSET_VAR:-fallback} ${HOME}\n";
         let out = interpolate(raw, Path::new("p.yaml")).unwrap();
         assert!(out.starts_with("a: fallback /"), "{out}");
-        let e = interpolate("x: 1\nb: ${LEXEMBED_TEST_UNSET_VAR}\n", Path::new("p.yaml")).unwrap_err();
-        assert!(e.to_string().contains("p.yaml:2:4") && e.to_string().contains("LEXEMBED_TEST_UNSET_VAR"), "{e}");
+        let e =
+            interpolate("x: 1\nb: ${LEXEMBED_TEST_UNSET_VAR}\n", Path::new("p.yaml")).unwrap_err();
+        assert!(
+            e.to_string().contains("p.yaml:2:4")
+                && e.to_string().contains("LEXEMBED_TEST_UNSET_VAR"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -323,7 +345,10 @@ mod tests {
         assert!(e.contains("sink.resume"), "{e}");
         let e = err(&format!("{GOOD}  indexes: [{{column: text}}]\n"));
         assert!(e.contains("sink.indexes[0].column"), "{e}");
-        let e = err(&GOOD.replace("  path: docs.jsonl", "  path: docs.jsonl\n  metadata_fields: [emb_1]"));
+        let e = err(&GOOD.replace(
+            "  path: docs.jsonl",
+            "  path: docs.jsonl\n  metadata_fields: [emb_1]",
+        ));
         assert!(e.contains("reserved"), "{e}");
     }
 }

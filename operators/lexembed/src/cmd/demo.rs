@@ -29,12 +29,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let enc = args.encoder.open(&[])?;
     let q = enc.encode(&QUESTIONS)?;
     let p = enc.encode(&PASSAGES)?;
-    println!("model {} ({} dims, {} pooling)", enc.model().model_id, enc.model().full_dim, enc.model().pooling.name());
+    println!(
+        "model {} ({} dims, {} pooling)",
+        enc.model().model_id,
+        enc.model().full_dim,
+        enc.model().pooling.name()
+    );
     let dims: Vec<Dim> = enc.dims().as_slice().to_vec();
     for (qi, question) in QUESTIONS.iter().enumerate() {
         println!("\n{question}");
-        let mut scored: Vec<(usize, f32)> =
-            (0..PASSAGES.len()).map(|pi| (pi, cosine_at(q.row(qi), p.row(pi), dims[0]))).collect();
+        let mut scored: Vec<(usize, f32)> = (0..PASSAGES.len())
+            .map(|pi| (pi, cosine_at(q.row(qi), p.row(pi), dims[0])))
+            .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
         for (pi, _) in scored {
             let per_dim: Vec<String> = dims

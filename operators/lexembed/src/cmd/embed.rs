@@ -49,14 +49,31 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     emit(&encoder, &chunk, &dims, index, &mut out)
 }
 
-fn emit(encoder: &Encoder, texts: &[String], dims: &[Dim], first: usize, out: &mut impl Write) -> anyhow::Result<()> {
+fn emit(
+    encoder: &Encoder,
+    texts: &[String],
+    dims: &[Dim],
+    first: usize,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     if texts.is_empty() {
         return Ok(());
     }
     let arrays = encoder.encode_array(&StringArray::from_iter_values(texts), dims)?;
     for row in 0..texts.len() {
-        let embeddings = PerDim(dims.iter().zip(&arrays).map(|(d, a)| (*d, row_values(a, row))).collect());
-        serde_json::to_writer(&mut *out, &Line { index: first + row, embeddings })?;
+        let embeddings = PerDim(
+            dims.iter()
+                .zip(&arrays)
+                .map(|(d, a)| (*d, row_values(a, row)))
+                .collect(),
+        );
+        serde_json::to_writer(
+            &mut *out,
+            &Line {
+                index: first + row,
+                embeddings,
+            },
+        )?;
         out.write_all(b"\n")?;
     }
     out.flush()?;

@@ -1,6 +1,10 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod dataset;
 pub mod demo;
 pub mod embed;
+pub mod eval;
 pub mod model;
+pub mod run;
+pub mod validate;

@@ -22,7 +22,11 @@ pub enum ModelCommand {
 }
 
 pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
-    let ModelCommand::Info { dir, mut encoder, json } = cmd;
+    let ModelCommand::Info {
+        dir,
+        mut encoder,
+        json,
+    } = cmd;
     encoder.model = Some(dir);
     let enc = encoder.open(&[])?;
     let m = enc.model();
@@ -42,7 +46,10 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
         for (k, v) in info.as_object().into_iter().flatten() {
-            println!("{k:>15}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string));
+            println!(
+                "{k:>15}: {}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+            );
         }
     }
     Ok(())

@@ -45,7 +45,10 @@ pub fn resolve_files(pattern: &str, format: Option<FileFormat>) -> Result<Vec<So
             message: e.to_string(),
         })?;
         let path = path.canonicalize().unwrap_or(path);
-        let meta = std::fs::metadata(&path).map_err(|e| PipelineError::Io { path: path.clone(), source: e })?;
+        let meta = std::fs::metadata(&path).map_err(|e| PipelineError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
         if !meta.is_file() {
             continue;
         }
@@ -58,7 +61,12 @@ pub fn resolve_files(pattern: &str, format: Option<FileFormat>) -> Result<Vec<So
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
-        files.push(SourceFile { path, format, size: meta.len(), modified_ns });
+        files.push(SourceFile {
+            path,
+            format,
+            size: meta.len(),
+            modified_ns,
+        });
     }
     if files.is_empty() {
         return Err(PipelineError::NoFiles(pattern.to_string()));
@@ -68,19 +76,30 @@ pub fn resolve_files(pattern: &str, format: Option<FileFormat>) -> Result<Vec<So
 }
 
 fn format_of(path: &Path) -> Result<FileFormat> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("jsonl" | "ndjson" | "json") => Ok(FileFormat::Jsonl),
         Some("csv") => Ok(FileFormat::Csv),
         Some("parquet") => Ok(FileFormat::Parquet),
         _ => Err(PipelineError::Source {
             path: path.to_path_buf(),
-            message: "cannot tell the format from the extension: set source.format (jsonl, csv, parquet)".into(),
+            message:
+                "cannot tell the format from the extension: set source.format (jsonl, csv, parquet)"
+                    .into(),
         }),
     }
 }
 
 /// Reads one file's documents in batches.
-pub fn read_file(file: &SourceFile, spec: &SourceSpec, schema: SchemaRef) -> Result<Box<dyn Iterator<Item = Result<DocBatch>> + Send>> {
+pub fn read_file(
+    file: &SourceFile,
+    spec: &SourceSpec,
+    schema: SchemaRef,
+) -> Result<Box<dyn Iterator<Item = Result<DocBatch>> + Send>> {
     Ok(match file.format {
         FileFormat::Jsonl => Box::new(JsonlReader::open(file, spec, schema)?),
         FileFormat::Csv => Box::new(ArrowRows::csv(file, spec, schema)?),
@@ -99,7 +118,10 @@ struct JsonlReader {
 
 impl JsonlReader {
     fn open(file: &SourceFile, spec: &SourceSpec, schema: SchemaRef) -> Result<Self> {
-        let f = File::open(&file.path).map_err(|e| PipelineError::Io { path: file.path.clone(), source: e })?;
+        let f = File::open(&file.path).map_err(|e| PipelineError::Io {
+            path: file.path.clone(),
+            source: e,
+        })?;
         Ok(Self {
             path: file.path.clone(),
             lines: BufReader::with_capacity(1 << 20, f),
@@ -115,7 +137,10 @@ impl JsonlReader {
         let n = self
             .lines
             .read_until(b'\n', buf)
-            .map_err(|e| PipelineError::Io { path: self.path.clone(), source: e })?;
+            .map_err(|e| PipelineError::Io {
+                path: self.path.clone(),
+                source: e,
+            })?;
         self.line += 1;
         Ok(n > 0)
     }
@@ -123,23 +148,34 @@ impl JsonlReader {
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t.trim(),
-            Err(e) => return self.rows.bad(&self.path, self.line, format!("not valid UTF-8 ({e})")),
+            Err(e) => {
+                return self
+                    .rows
+                    .bad(&self.path, self.line, format!("not valid UTF-8 ({e})"));
+            }
         };
         if text.is_empty() {
             return Ok(());
         }
         let v: serde_json::Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            Err(e) => return self.rows.bad(&self.path, self.line, format!("not JSON: {e}")),
+            Err(e) => {
+                return self
+                    .rows
+                    .bad(&self.path, self.line, format!("not JSON: {e}"));
+            }
         };
         let Some(obj) = v.as_object() else {
-            return self.rows.bad(&self.path, self.line, "not a JSON object".into());
+            return self
+                .rows
+                .bad(&self.path, self.line, "not a JSON object".into());
         };
         let field = |name: &str| json_value(obj.get(name));
         let metadata = self.spec.metadata_fields.iter().map(|m| field(m)).collect();
         let (id, txt) = (field(&self.spec.id_field), field(&self.spec.text_field));
         let spec = self.spec.clone();
-        self.rows.push(&self.path, self.line, &spec, id, txt, metadata)
+        self.rows
+            .push(&self.path, self.line, &spec, id, txt, metadata)
     }
 }
 
@@ -182,7 +218,9 @@ impl Iterator for JsonlReader {
             }
         }
         match self.rows.finish() {
-            Ok((batch, skipped)) if batch.num_rows() > 0 || !skipped.is_empty() => Some(Ok(DocBatch { batch, skipped })),
+            Ok((batch, skipped)) if batch.num_rows() > 0 || !skipped.is_empty() => {
+                Some(Ok(DocBatch { batch, skipped }))
+            }
             Ok(_) => None,
             Err(e) => Some(Err(e)),
         }
@@ -201,11 +239,25 @@ struct ArrowRows {
 
 impl ArrowRows {
     fn csv(file: &SourceFile, spec: &SourceSpec, schema: SchemaRef) -> Result<Self> {
-        let io = |e| PipelineError::Io { path: file.path.clone(), source: e };
+        let io = |e| PipelineError::Io {
+            path: file.path.clone(),
+            source: e,
+        };
         let mut header = String::new();
-        BufReader::new(File::open(&file.path).map_err(io)?).read_line(&mut header).map_err(io)?;
-        let names: Vec<String> = header.trim_end().split(',').map(|s| s.trim_matches('"').to_string()).collect();
-        let text_schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>()));
+        BufReader::new(File::open(&file.path).map_err(io)?)
+            .read_line(&mut header)
+            .map_err(io)?;
+        let names: Vec<String> = header
+            .trim_end()
+            .split(',')
+            .map(|s| s.trim_matches('"').to_string())
+            .collect();
+        let text_schema = Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(n, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
         let reader = arrow_csv::ReaderBuilder::new(text_schema)
             .with_header(true)
             .with_batch_size(spec.batch_rows)
@@ -221,7 +273,10 @@ impl ArrowRows {
     }
 
     fn parquet(file: &SourceFile, spec: &SourceSpec, schema: SchemaRef) -> Result<Self> {
-        let f = File::open(&file.path).map_err(|e| PipelineError::Io { path: file.path.clone(), source: e })?;
+        let f = File::open(&file.path).map_err(|e| PipelineError::Io {
+            path: file.path.clone(),
+            source: e,
+        })?;
         let perr = |e: parquet::errors::ParquetError| PipelineError::Parquet {
             path: file.path.clone(),
             message: e.to_string(),
@@ -241,7 +296,13 @@ impl ArrowRows {
         Ok(Self::new(file, spec, schema, Box::new(inner), 1))
     }
 
-    fn new(file: &SourceFile, spec: &SourceSpec, schema: SchemaRef, inner: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>, first: usize) -> Self {
+    fn new(
+        file: &SourceFile,
+        spec: &SourceSpec,
+        schema: SchemaRef,
+        inner: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
+        first: usize,
+    ) -> Self {
         Self {
             path: file.path.clone(),
             inner,
@@ -253,8 +314,13 @@ impl ArrowRows {
 
     fn convert(&mut self, batch: &RecordBatch) -> Result<DocBatch> {
         let column = |name: &str| -> Result<Option<(Arc<dyn Array>, bool)>> {
-            let Some(c) = batch.column_by_name(name) else { return Ok(None) };
-            let is_text = matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+            let Some(c) = batch.column_by_name(name) else {
+                return Ok(None);
+            };
+            let is_text = matches!(
+                c.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            );
             Ok(Some((arrow_cast::cast(c, &DataType::Utf8)?, is_text)))
         };
         let id = column(&self.spec.id_field)?;
@@ -265,7 +331,12 @@ impl ArrowRows {
                 message: format!("no column `{}` (source.text_field)", self.spec.text_field),
             });
         }
-        let meta: Vec<Option<(Arc<dyn Array>, bool)>> = self.spec.metadata_fields.iter().map(|m| column(m)).collect::<Result<_>>()?;
+        let meta: Vec<Option<(Arc<dyn Array>, bool)>> = self
+            .spec
+            .metadata_fields
+            .iter()
+            .map(|m| column(m))
+            .collect::<Result<_>>()?;
         let spec = self.spec.clone();
         for row in 0..batch.num_rows() {
             let get = |c: &Option<(Arc<dyn Array>, bool)>, text_only: bool| match c {
@@ -273,11 +344,22 @@ impl ArrowRows {
                 Some((a, _)) if a.is_null(row) => Value::Null,
                 Some((a, is_text)) => {
                     let s = a.as_string::<i32>().value(row).to_string();
-                    if *is_text || !text_only { Value::Str(Cow::Owned(s)) } else { Value::Other(s) }
+                    if *is_text || !text_only {
+                        Value::Str(Cow::Owned(s))
+                    } else {
+                        Value::Other(s)
+                    }
                 }
             };
             let metadata = meta.iter().map(|c| get(c, false)).collect();
-            self.rows.push(&self.path, self.next_line + row, &spec, get(&id, false), get(&text, true), metadata)?;
+            self.rows.push(
+                &self.path,
+                self.next_line + row,
+                &spec,
+                get(&id, false),
+                get(&text, true),
+                metadata,
+            )?;
         }
         self.next_line += batch.num_rows();
         let (batch, skipped) = self.rows.finish()?;

@@ -38,7 +38,11 @@ impl RowBuilder {
         Self {
             id: StringBuilder::new(),
             text: StringBuilder::new(),
-            metadata: spec.metadata_fields.iter().map(|_| StringBuilder::new()).collect(),
+            metadata: spec
+                .metadata_fields
+                .iter()
+                .map(|_| StringBuilder::new())
+                .collect(),
             schema,
             rows: 0,
             skipped: Vec::new(),
@@ -48,7 +52,15 @@ impl RowBuilder {
     }
 
     /// Adds a row, or records (or raises) why it is bad. `spec` names the fields for messages.
-    pub fn push(&mut self, path: &Path, line: usize, spec: &SourceSpec, id: Value, text: Value, metadata: Vec<Value>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        path: &Path,
+        line: usize,
+        spec: &SourceSpec,
+        id: Value,
+        text: Value,
+        metadata: Vec<Value>,
+    ) -> Result<()> {
         let checked = check(spec, id, text, self.max_text);
         match checked {
             Ok((id, text)) => {
@@ -73,23 +85,44 @@ impl RowBuilder {
         match self.on_bad {
             OnBadRecord::Skip => {
                 tracing::warn!(path = %path.display(), line, %reason, "skipped bad record");
-                self.skipped.push(BadRecord { path: path.to_path_buf(), line, reason });
+                self.skipped.push(BadRecord {
+                    path: path.to_path_buf(),
+                    line,
+                    reason,
+                });
                 Ok(())
             }
-            OnBadRecord::Fail => Err(PipelineError::BadRecord { path: path.to_path_buf(), line, reason }),
+            OnBadRecord::Fail => Err(PipelineError::BadRecord {
+                path: path.to_path_buf(),
+                line,
+                reason,
+            }),
         }
     }
 
     /// The rows so far as a batch (and the bad records seen), resetting the builder.
     pub fn finish(&mut self) -> Result<(RecordBatch, Vec<BadRecord>)> {
-        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.id.finish()), Arc::new(self.text.finish())];
-        cols.extend(self.metadata.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        let mut cols: Vec<ArrayRef> =
+            vec![Arc::new(self.id.finish()), Arc::new(self.text.finish())];
+        cols.extend(
+            self.metadata
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
         self.rows = 0;
-        Ok((RecordBatch::try_new(self.schema.clone(), cols)?, std::mem::take(&mut self.skipped)))
+        Ok((
+            RecordBatch::try_new(self.schema.clone(), cols)?,
+            std::mem::take(&mut self.skipped),
+        ))
     }
 }
 
-fn check<'a>(spec: &SourceSpec, id: Value<'a>, text: Value<'a>, max_text: usize) -> Result<(String, std::borrow::Cow<'a, str>), String> {
+fn check<'a>(
+    spec: &SourceSpec,
+    id: Value<'a>,
+    text: Value<'a>,
+    max_text: usize,
+) -> Result<(String, std::borrow::Cow<'a, str>), String> {
     let id = match id {
         Value::Str(s) if !s.is_empty() => s.into_owned(),
         Value::Other(s) => s,
@@ -104,7 +137,11 @@ fn check<'a>(spec: &SourceSpec, id: Value<'a>, text: Value<'a>, max_text: usize)
         Value::Other(_) => return Err(format!("text field `{}` is not a string", spec.text_field)),
     };
     if text.len() > max_text {
-        return Err(format!("text field `{}` has {} bytes, over the {max_text}-byte limit", spec.text_field, text.len()));
+        return Err(format!(
+            "text field `{}` has {} bytes, over the {max_text}-byte limit",
+            spec.text_field,
+            text.len()
+        ));
     }
     Ok((id, text))
 }

@@ -43,8 +43,14 @@ struct Reference {
 }
 
 impl Reference {
-    fn spawn(python: &str, model: &std::path::Path, dir: &std::path::Path, threads: usize) -> anyhow::Result<Self> {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../integration/python/bench_encode_ref.py");
+    fn spawn(
+        python: &str,
+        model: &std::path::Path,
+        dir: &std::path::Path,
+        threads: usize,
+    ) -> anyhow::Result<Self> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../integration/python/bench_encode_ref.py");
         let mut child = Command::new(python)
             .arg(&script)
             .arg(model)
@@ -58,7 +64,11 @@ impl Reference {
             .with_context(|| format!("starting {python} {}", script.display()))?;
         let stdin = child.stdin.take().context("child stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("child stdout")?);
-        Ok(Self { child, stdin, stdout })
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
     }
 
     fn ask(&mut self, cmd: &str) -> anyhow::Result<f64> {
@@ -68,8 +78,11 @@ impl Reference {
         if self.stdout.read_line(&mut line)? == 0 {
             bail!("the reference engine exited (see its stderr above)");
         }
-        let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("reference said {line:?}"))?;
-        v["seconds"].as_f64().context("reference answer without seconds")
+        let v: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("reference said {line:?}"))?;
+        v["seconds"]
+            .as_f64()
+            .context("reference answer without seconds")
     }
 }
 
@@ -81,10 +94,16 @@ impl Drop for Reference {
 }
 
 pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
-    let path = args.texts.clone().unwrap_or_else(|| lexembed_home().join("data/boe_articles.jsonl"));
+    let path = args
+        .texts
+        .clone()
+        .unwrap_or_else(|| lexembed_home().join("data/boe_articles.jsonl"));
     let texts = texts::load(&path, args.limit)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let threads = args.encoder.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args
+        .encoder
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut enc_args = args.encoder.clone();
     enc_args.threads = Some(threads);
     let encoder = enc_args.open(&[])?;
@@ -96,7 +115,10 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("texts.json"), serde_json::to_vec(&texts)?)?;
     let batches: Vec<&Vec<usize>> = plan.iter().map(|p| &p.rows).collect();
-    std::fs::write(dir.path().join("batches.json"), serde_json::to_vec(&batches)?)?;
+    std::fs::write(
+        dir.path().join("batches.json"),
+        serde_json::to_vec(&batches)?,
+    )?;
     let mut reference = Reference::spawn(&args.python, &encoder.model().dir, dir.path(), threads)?;
 
     let time_lexembed = || -> anyhow::Result<(f64, lexembed_encoder::Embeddings)> {
@@ -112,7 +134,13 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         lex.push(time_lexembed()?.0);
         st.push(reference.ask("st")?);
         ort.push(reference.ask("ort")?);
-        eprintln!("round {}: lexembed {:.2}s, sentence-transformers {:.2}s, ort session {:.2}s", round + 1, lex[round], st[round], ort[round]);
+        eprintln!(
+            "round {}: lexembed {:.2}s, sentence-transformers {:.2}s, ort session {:.2}s",
+            round + 1,
+            lex[round],
+            st[round],
+            ort[round]
+        );
     }
     let st_vectors = dir.path().join("st.f32");
     reference.ask(&format!("vectors {}", st_vectors.display()))?;
@@ -145,9 +173,17 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
 fn print_table(r: &serde_json::Value) {
     println!(
         "{} texts, {} real tokens, {} threads, token budget {}, padding ratio {:.3}, median of {} rounds",
-        r["texts"], r["real_tokens"], r["threads"], r["token_budget"], r["padding_ratio"].as_f64().unwrap_or(0.0), r["rounds"]
+        r["texts"],
+        r["real_tokens"],
+        r["threads"],
+        r["token_budget"],
+        r["padding_ratio"].as_f64().unwrap_or(0.0),
+        r["rounds"]
     );
-    println!("{:<24} {:>9} {:>10} {:>11}", "engine", "seconds", "texts/s", "tokens/s");
+    println!(
+        "{:<24} {:>9} {:>10} {:>11}",
+        "engine", "seconds", "texts/s", "tokens/s"
+    );
     for k in ["lexembed", "sentence_transformers", "ort_session"] {
         let e = &r[k];
         println!(
@@ -161,16 +197,25 @@ fn print_table(r: &serde_json::Value) {
         "vs_sentence_transformers {:.3}x   vs_ort_session {:.3}x   min cosine vs sentence-transformers {:.7}",
         r["vs_sentence_transformers"].as_f64().unwrap_or(0.0),
         r["vs_ort_session"].as_f64().unwrap_or(0.0),
-        r["min_cosine_vs_sentence_transformers"].as_f64().unwrap_or(0.0)
+        r["min_cosine_vs_sentence_transformers"]
+            .as_f64()
+            .unwrap_or(0.0)
     );
 }
 
 fn min_cosine(ours: &[f32], theirs: &[u8], dim: usize) -> f64 {
-    let theirs: Vec<f32> = theirs.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let theirs: Vec<f32> = theirs
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     ours.chunks_exact(dim)
         .zip(theirs.chunks_exact(dim))
         .map(|(a, b)| {
-            let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            let dot: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
             let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
             let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
             dot / (na * nb).max(1e-30)

@@ -3,6 +3,8 @@
 //! anything).
 
 pub mod encode;
+pub mod eval;
+pub mod pipeline;
 mod texts;
 
 use clap::Subcommand;
@@ -11,11 +13,17 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Encoder throughput against sentence-transformers and a bare ONNX Runtime session.
     Encode(encode::EncodeBenchArgs),
+    /// IR metric computation alone against numpy, 2,373 queries × 20,000 docs × 6 dims.
+    Eval(eval::EvalBenchArgs),
+    /// A whole pipeline run against a bare encoder over the same rows.
+    Pipeline(pipeline::PipelineBenchArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Encode(a) => encode::run(a),
+        BenchCommand::Pipeline(a) => pipeline::run(a),
+        BenchCommand::Eval(a) => eval::run(a),
     }
 }
 

@@ -8,14 +8,19 @@ use anyhow::Context;
 /// Up to `limit` texts from a JSONL file of `{"title", "text"}` rows (titles are short, bodies long:
 /// together they give the mixed lengths real traffic has), or from a plain file of one text per line.
 pub fn load(path: &Path, limit: usize) -> anyhow::Result<Vec<String>> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}: run integration/setup.sh", path.display()))?;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("{}: run integration/setup.sh", path.display()))?;
     let mut texts = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("{} line {}", path.display(), n + 1))?;
         match serde_json::from_str::<serde_json::Value>(&line) {
             Ok(v) if v.is_object() => {
                 for key in ["title", "text"] {
-                    if let Some(t) = v.get(key).and_then(|t| t.as_str()).filter(|t| !t.is_empty()) {
+                    if let Some(t) = v
+                        .get(key)
+                        .and_then(|t| t.as_str())
+                        .filter(|t| !t.is_empty())
+                    {
                         texts.push(t.to_string());
                     }
                 }

@@ -1,0 +1,357 @@
+//! Reports from the evaluation history: the latest run as a table shaped like the model card's, the
+//! Matryoshka curve (each metric against dim) and each metric over time per dim, as SVG drawn here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use crate::history::HistoryRow;
+
+/// The card's columns, in its order.
+pub const CARD_METRICS: [(&str, &str); 7] = [
+    ("cosine_accuracy@1", "acc@1"),
+    ("cosine_accuracy@3", "acc@3"),
+    ("cosine_accuracy@5", "acc@5"),
+    ("cosine_accuracy@10", "acc@10"),
+    ("cosine_ndcg@10", "ndcg@10"),
+    ("cosine_mrr@10", "mrr@10"),
+    ("cosine_map@100", "map@100"),
+];
+
+/// `dim → metric → value` as a Markdown table like the model card's (dims largest first).
+pub fn card_table(values: &BTreeMap<u32, BTreeMap<String, f64>>) -> String {
+    let mut s = String::from("| dim |");
+    for (_, short) in CARD_METRICS {
+        let _ = write!(s, " {short} |");
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(CARD_METRICS.len()));
+    s.push('\n');
+    for (dim, m) in values.iter().rev() {
+        let _ = write!(s, "| {dim} |");
+        for (key, _) in CARD_METRICS {
+            match m.get(key) {
+                Some(v) => {
+                    let _ = write!(s, " {v:.4} |");
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The files of a report: name → content.
+pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
+    let Some(last) = history.iter().map(|r| r.run_time_us).max() else {
+        return vec![(
+            "report.md".into(),
+            "# lexembed evaluation\n\nNo runs in the history yet.\n".into(),
+        )];
+    };
+    let latest: Vec<&HistoryRow> = history.iter().filter(|r| r.run_time_us == last).collect();
+    let mut by_dim: BTreeMap<u32, BTreeMap<String, f64>> = BTreeMap::new();
+    for r in &latest {
+        by_dim
+            .entry(r.dim)
+            .or_default()
+            .insert(r.metric.clone(), r.value);
+    }
+    let head = latest[0];
+    let mut files = Vec::new();
+    let curve = matryoshka_curve(&by_dim);
+    files.push(("matryoshka.svg".to_string(), curve.clone()));
+    let mut trend_names = Vec::new();
+    for (key, short) in [CARD_METRICS[4], CARD_METRICS[0], CARD_METRICS[6]] {
+        let svg = over_time(history, key, short);
+        let name = format!("trend_{}.svg", short.replace('@', "_at_"));
+        trend_names.push((name.clone(), short));
+        files.push((name, svg));
+    }
+    let mut md = format!(
+        "# lexembed evaluation\n\nLatest run: {} — model `{}`, dataset `{}` (version {}), QA set `{}`, {} runs in the history.\n\n",
+        format_time(last),
+        head.model_id,
+        head.dataset_uri,
+        head.dataset_version,
+        &head.qa_digest[..head.qa_digest.len().min(12)],
+        history
+            .iter()
+            .map(|r| r.run_time_us)
+            .collect::<BTreeSet<_>>()
+            .len()
+    );
+    md.push_str(&card_table(&by_dim));
+    md.push_str(
+        "\n## Matryoshka curve\n\n![metrics against dim](matryoshka.svg)\n\n## Over time\n\n",
+    );
+    for (name, short) in &trend_names {
+        let _ = writeln!(md, "![{short} over time per dim]({name})\n");
+    }
+    let mut html = String::from(
+        "<!doctype html><meta charset=utf-8><title>lexembed evaluation</title><body style=\"font-family:sans-serif\">",
+    );
+    let _ = write!(
+        html,
+        "<h1>lexembed evaluation</h1><p>Latest run {} — model <code>{}</code>, dataset <code>{}</code> v{}</p>",
+        format_time(last),
+        head.model_id,
+        head.dataset_uri,
+        head.dataset_version
+    );
+    html.push_str("<table border=1 cellpadding=4><tr><th>dim</th>");
+    for (_, short) in CARD_METRICS {
+        let _ = write!(html, "<th>{short}</th>");
+    }
+    html.push_str("</tr>");
+    for (dim, m) in by_dim.iter().rev() {
+        let _ = write!(html, "<tr><td>{dim}</td>");
+        for (key, _) in CARD_METRICS {
+            let _ = write!(
+                html,
+                "<td>{}</td>",
+                m.get(key).map_or("–".into(), |v| format!("{v:.4}"))
+            );
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table><h2>Matryoshka curve</h2>");
+    html.push_str(&curve);
+    html.push_str("<h2>Over time</h2>");
+    for (name, _) in &trend_names {
+        if let Some((_, svg)) = files.iter().find(|(n, _)| n == name) {
+            html.push_str(svg);
+        }
+    }
+    html.push_str("</body>");
+    files.push(("report.md".into(), md));
+    files.push(("report.html".into(), html));
+    files
+}
+
+fn format_time(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
+const W: f64 = 640.0;
+const H: f64 = 360.0;
+const PAD: f64 = 48.0;
+
+/// A line chart: series of (x, y) with labels; x positions are spread evenly by index.
+fn line_chart(title: &str, x_labels: &[String], series: &[(String, Vec<Option<f64>>)]) -> String {
+    let values: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten().copied())
+        .collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = if values.is_empty() {
+        (0.0, 1.0)
+    } else if (hi - lo).abs() < 1e-9 {
+        (lo - 0.05, hi + 0.05)
+    } else {
+        (lo - (hi - lo) * 0.1, hi + (hi - lo) * 0.1)
+    };
+    let n = x_labels.len().max(2) as f64 - 1.0;
+    let x = |i: usize| PAD + (W - 2.0 * PAD) * i as f64 / n;
+    let y = |v: f64| H - PAD - (H - 2.0 * PAD) * (v - lo) / (hi - lo);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" font-size=\"11\">"
+    );
+    let _ = write!(
+        s,
+        "<rect width=\"{W}\" height=\"{H}\" fill=\"white\"/><text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{}</text>",
+        W / 2.0,
+        escape(title)
+    );
+    let _ = write!(
+        s,
+        "<line x1=\"{PAD}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{}\" stroke=\"black\"/>",
+        H - PAD,
+        W - PAD,
+        H - PAD,
+        H - PAD
+    );
+    for t in 0..=4 {
+        let v = lo + (hi - lo) * f64::from(t) / 4.0;
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{v:.3}</text>",
+            PAD - 4.0,
+            y(v) + 4.0
+        );
+    }
+    for (i, l) in x_labels.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x(i),
+            H - PAD + 16.0,
+            escape(l)
+        );
+    }
+    for (si, (label, vals)) in series.iter().enumerate() {
+        let color = PALETTE[si % PALETTE.len()];
+        let pts: Vec<String> = vals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", x(i), y(v))))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            pts.join(" ")
+        );
+        for p in &pts {
+            let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
+            let _ = write!(
+                s,
+                "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{color}\"/>"
+            );
+        }
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{}</text>",
+            W - PAD + 4.0,
+            PAD + 14.0 * si as f64,
+            escape(label)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn matryoshka_curve(by_dim: &BTreeMap<u32, BTreeMap<String, f64>>) -> String {
+    let dims: Vec<u32> = by_dim.keys().copied().collect();
+    let labels: Vec<String> = dims.iter().map(u32::to_string).collect();
+    let series: Vec<(String, Vec<Option<f64>>)> = CARD_METRICS
+        .iter()
+        .map(|(key, short)| {
+            (
+                short.to_string(),
+                dims.iter().map(|d| by_dim[d].get(*key).copied()).collect(),
+            )
+        })
+        .collect();
+    line_chart(
+        "Matryoshka curve: metrics against dim (latest run)",
+        &labels,
+        &series,
+    )
+}
+
+fn over_time(history: &[HistoryRow], metric: &str, short: &str) -> String {
+    let runs: Vec<i64> = history
+        .iter()
+        .map(|r| r.run_time_us)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let dims: BTreeSet<u32> = history.iter().map(|r| r.dim).collect();
+    let labels: Vec<String> = runs
+        .iter()
+        .map(|&t| format_time(t)[5..16].to_string())
+        .collect();
+    let series: Vec<(String, Vec<Option<f64>>)> = dims
+        .iter()
+        .rev()
+        .map(|&d| {
+            let vals = runs
+                .iter()
+                .map(|&t| {
+                    history
+                        .iter()
+                        .find(|r| r.run_time_us == t && r.dim == d && r.metric == metric)
+                        .map(|r| r.value)
+                })
+                .collect();
+            (format!("dim {d}"), vals)
+        })
+        .collect();
+    line_chart(&format!("{short} over time"), &labels, &series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(t: i64, dim: u32, metric: &str, value: f64) -> HistoryRow {
+        HistoryRow {
+            run_time_us: t,
+            model_id: "m".into(),
+            dataset_uri: "d".into(),
+            dataset_version: 1,
+            qa_digest: "abc".into(),
+            dim,
+            metric: metric.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn report_has_the_card_table_and_charts() {
+        let h = vec![
+            row(0, 64, "cosine_ndcg@10", 0.6),
+            row(0, 128, "cosine_ndcg@10", 0.7),
+            row(86_400_000_000, 64, "cosine_ndcg@10", 0.65),
+            row(86_400_000_000, 128, "cosine_ndcg@10", 0.72),
+        ];
+        let files = render(&h);
+        let md = &files.iter().find(|(n, _)| n == "report.md").unwrap().1;
+        assert!(md.contains("| 128 | – | – | – | – | 0.7200 |"), "{md}");
+        assert!(md.contains("1970-01-02 00:00:00 UTC"));
+        let trend = &files
+            .iter()
+            .find(|(n, _)| n == "trend_ndcg_at_10.svg")
+            .unwrap()
+            .1;
+        assert_eq!(trend.matches("<polyline").count(), 2, "one line per dim");
+        assert!(
+            files
+                .iter()
+                .any(|(n, s)| n == "matryoshka.svg" && s.starts_with("<svg"))
+        );
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
+    }
+}
+
+/// Days since the Unix epoch → (year, month, day).
+pub(crate) fn civil(days: i64) -> (i64, i64, i64) {
+    civil_from_days(days)
+}

@@ -1,0 +1,149 @@
+//! Dataset commands: `lexembed search`, `lexembed index`, `lexembed compact`.
+
+use anyhow::Context;
+use clap::Args;
+use lexembed_lance::schema::{column_dim, written_by};
+use lexembed_lance::{
+    DatasetLocation, IndexKind, IndexParams, SearchOptions, build_index, compact, hits,
+};
+
+use crate::encoder_args::EncoderArgs;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Lance dataset written by a pipeline.
+    pub dataset: String,
+    /// Vector column, e.g. emb_256.
+    #[arg(long)]
+    pub column: String,
+    /// Question or text to search for.
+    #[arg(long)]
+    pub query: String,
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+    /// Exact (flat) search even when the column has an index.
+    #[arg(long)]
+    pub exact: bool,
+    /// SQL filter applied before ranking, e.g. "law = 'ley-58-2003'".
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// One JSON line per hit.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+pub fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let ds = rt.block_on(DatasetLocation::local(&args.dataset).open())?;
+    let dim = column_dim(&args.column)
+        .with_context(|| format!("{} is not a vector column (emb_<dim>)", args.column))?;
+    let enc = args.encoder.open(&[dim.0])?;
+    let meta = arrow_schema::Schema::from(ds.schema()).metadata().clone();
+    if let Some(w) = written_by(&meta) {
+        anyhow::ensure!(
+            w.model_id == enc.model().model_id,
+            "dataset {} was embedded with model {}, but --model is {}: queries must use the dataset's model",
+            args.dataset,
+            w.model_id,
+            enc.model().model_id
+        );
+    }
+    let q = enc.encode(&[args.query.as_str()])?;
+    let mut v = q.row(0)[..dim.get()].to_vec();
+    lexembed_encoder::pooling::l2_normalize(&mut v);
+    let opts = SearchOptions {
+        k: args.k,
+        use_index: !args.exact,
+        filter: args.filter.clone(),
+        ..SearchOptions::default()
+    };
+    for (rank, h) in rt
+        .block_on(hits(&ds, &args.column, &v, &opts))?
+        .iter()
+        .enumerate()
+    {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"rank": rank + 1, "id": h.id, "score": 1.0 - h.distance, "distance": h.distance})
+            );
+        } else {
+            let snippet: String = h
+                .text
+                .chars()
+                .take(90)
+                .collect::<String>()
+                .replace('\n', " ");
+            println!(
+                "{:>3}  {:.4}  {:<40}  {snippet}",
+                rank + 1,
+                1.0 - h.distance,
+                h.id
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    pub dataset: String,
+    /// Vector column to index, e.g. emb_256 (repeatable).
+    #[arg(long = "column", required = true)]
+    pub columns: Vec<String>,
+    /// ivf_pq or ivf_hnsw_sq.
+    #[arg(long = "type", default_value = "ivf_pq")]
+    pub kind: String,
+    /// IVF partitions (default √rows).
+    #[arg(long)]
+    pub partitions: Option<usize>,
+    /// PQ sub-vectors (default dim/16 or the nearest divisor).
+    #[arg(long)]
+    pub sub_vectors: Option<usize>,
+}
+
+pub fn index(args: IndexArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let loc = DatasetLocation::local(&args.dataset);
+    let params = IndexParams {
+        kind: IndexKind::parse(&args.kind)?,
+        num_partitions: args.partitions,
+        num_sub_vectors: args.sub_vectors,
+    };
+    for c in &args.columns {
+        let mut ds = rt.block_on(loc.open())?;
+        rt.block_on(build_index(&mut ds, c, &params))?;
+        println!(
+            "{}: {} index on {c} (cosine), version {}",
+            args.dataset,
+            args.kind,
+            ds.version().version
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    pub dataset: String,
+}
+
+pub fn compact_cmd(args: CompactArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let mut ds = rt.block_on(DatasetLocation::local(&args.dataset).open())?;
+    let (removed, added) = rt.block_on(compact(&mut ds))?;
+    println!(
+        "{}: {removed} fragments rewritten into {added}, version {}",
+        args.dataset,
+        ds.version().version
+    );
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `lexembed run FILE.yaml`: runs a pipeline and prints its summary.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+use lexembed_pipeline::{LoadedSpec, RunOptions, run_pipeline};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Pipeline spec (YAML).
+    pub file: PathBuf,
+    /// Skip source files an earlier run of this pipeline committed (needs sink mode append).
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let spec = LoadedSpec::load(&args.file)?;
+    let opts = RunOptions {
+        progress: std::io::stderr().is_terminal(),
+        resume: args.resume.then_some(true),
+    };
+    let s = run_pipeline(&spec, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&s)?);
+        return Ok(());
+    }
+    println!("pipeline {} → {}", s.pipeline, s.dataset);
+    println!(
+        "  files            {} ({} already committed, skipped)",
+        s.files, s.files_already_committed
+    );
+    println!("  rows read        {}", s.rows_read);
+    println!("  rows embedded    {}", s.rows_embedded);
+    let skipped: usize = s.skipped.values().sum();
+    println!("  rows skipped     {skipped}");
+    for (why, n) in &s.skipped {
+        println!("    {n:>8}  {why}");
+    }
+    println!("  rows written     {}", s.rows_written);
+    match s.version {
+        Some(v) => println!(
+            "  lance version    {v} ({} rows in the dataset)",
+            s.rows_in_dataset
+        ),
+        None => println!("  lance version    unchanged (nothing to write)"),
+    }
+    if !s.indexes.is_empty() {
+        println!("  indexes          {}", s.indexes.join(", "));
+    }
+    let rate = s.rows_embedded as f64 / s.seconds.max(1e-9);
+    println!(
+        "  time             {:.1}s ({rate:.0} rows/s, {:.0}% in the encoder)",
+        s.seconds,
+        100.0 * s.encoder_seconds / s.seconds.max(1e-9)
+    );
+    Ok(())
+}

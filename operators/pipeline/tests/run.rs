@@ -1,0 +1,285 @@
+//! Pipelines end to end on the real encoder (tiny XLM-R fixture) and real Lance datasets: what is written,
+//! what is refused, resume, and every source format.
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float32Type;
+use arrow_array::{Array, RecordBatch};
+use futures::TryStreamExt;
+use lexembed_encoder::{Dim, Encoder, EncoderOptions};
+use lexembed_lance::{DatasetLocation, commit_history};
+use lexembed_pipeline::{LoadedSpec, RunOptions, RunSummary, run_pipeline};
+
+fn tiny() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr")
+}
+
+fn sentences() -> Vec<String> {
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../integration/fixtures/sentences.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn write_jsonl(path: &Path, rows: &[String]) {
+    std::fs::write(path, rows.join("\n") + "\n").unwrap();
+}
+
+fn docs(n: usize, offset: usize) -> Vec<String> {
+    let s = sentences();
+    (0..n)
+        .map(|i| serde_json::json!({"id": format!("d{}", i + offset), "text": s[(i + offset) % s.len()], "law": format!("ley-{}", i % 3)}).to_string())
+        .collect()
+}
+
+fn spec(dir: &Path, body: &str) -> LoadedSpec {
+    let file = dir.join("p.yaml");
+    let text = format!(
+        "name: test\nencoder:\n  model: {}\n{body}",
+        tiny().display()
+    );
+    std::fs::write(&file, text).unwrap();
+    LoadedSpec::load(&file).unwrap()
+}
+
+fn run(dir: &Path, body: &str) -> lexembed_pipeline::Result<RunSummary> {
+    run_pipeline(&spec(dir, body), &RunOptions::default())
+}
+
+fn read_all(uri: &str) -> RecordBatch {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ds = DatasetLocation::local(uri).open().await.unwrap();
+        let batches: Vec<RecordBatch> = ds
+            .scan()
+            .try_into_stream()
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        arrow_select_concat(&batches)
+    })
+}
+
+fn arrow_select_concat(batches: &[RecordBatch]) -> RecordBatch {
+    arrow_select::concat::concat_batches(&batches[0].schema(), batches).unwrap()
+}
+
+const JSONL_SINK: &str = "source:\n  kind: file\n  path: docs.jsonl\n  metadata_fields: [law]\nsink:\n  uri: out.lance\n";
+
+#[test]
+fn writes_one_vector_column_per_dim_equal_to_the_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    write_jsonl(&dir.path().join("docs.jsonl"), &docs(60, 0));
+    let s = run(dir.path(), JSONL_SINK).unwrap();
+    assert_eq!(
+        (
+            s.rows_read,
+            s.rows_embedded,
+            s.rows_written,
+            s.rows_in_dataset
+        ),
+        (60, 60, 60, 60)
+    );
+    let uri = dir.path().join("out.lance").display().to_string();
+    let batch = read_all(&uri);
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["id", "text", "law", "emb_64", "emb_32", "emb_16", "emb_8"]
+    );
+    let meta = batch.schema().metadata().clone();
+    assert_eq!(meta["lexembed.model_id"], "lexembed/tiny-xlmr");
+    assert_eq!(meta["lexembed.dims"], "64,32,16,8");
+
+    let enc = Encoder::open(tiny(), &EncoderOptions::default()).unwrap();
+    let text = batch.column_by_name("text").unwrap();
+    let want = enc.encode_array(text.as_ref(), &[Dim(64), Dim(8)]).unwrap();
+    for (col, w) in ["emb_64", "emb_8"].iter().zip(&want) {
+        let got = batch.column_by_name(col).unwrap().as_fixed_size_list();
+        for i in 0..batch.num_rows() {
+            let (g, e) = (got.value(i), w.value(i));
+            let (g, e) = (
+                g.as_primitive::<Float32Type>().values(),
+                e.as_primitive::<Float32Type>().values(),
+            );
+            let diff = g
+                .iter()
+                .zip(e.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff <= 1e-6, "{col} row {i}: {diff}");
+        }
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ds = rt.block_on(DatasetLocation::local(&uri).open()).unwrap();
+    let history = rt.block_on(commit_history(&ds)).unwrap();
+    assert_eq!(history.len(), 1);
+    let props = &history[0].1;
+    assert_eq!(props["lexembed.pipeline"], "test");
+    assert!(props["lexembed.sources"].contains("docs.jsonl"));
+}
+
+#[test]
+fn bad_records_fail_with_their_line_or_are_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = docs(5, 0);
+    rows.insert(2, "{not json".into());
+    rows.insert(4, r#"{"id": "x1"}"#.into());
+    rows.insert(5, r#"{"id": "x2", "text": 7}"#.into());
+    rows.insert(6, r#"[1, 2]"#.into());
+    write_jsonl(&dir.path().join("docs.jsonl"), &rows);
+    let err = run(dir.path(), JSONL_SINK).unwrap_err().to_string();
+    assert!(
+        err.contains("docs.jsonl:3") && err.contains("not JSON"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("out.lance").exists() || read_rows(dir.path()) == 0,
+        "a failed run commits nothing"
+    );
+
+    let body = JSONL_SINK.replace(
+        "  metadata_fields: [law]\n",
+        "  metadata_fields: [law]\n  on_bad_record: skip\n",
+    );
+    let s = run(dir.path(), &body).unwrap();
+    assert_eq!(s.rows_written, 5);
+    assert_eq!(s.rows_read, 9);
+    assert_eq!(s.skipped["not JSON"], 1);
+    assert_eq!(s.skipped["text field `text` is missing"], 1);
+    assert_eq!(s.skipped["text field `text` is not a string"], 1);
+    assert_eq!(s.skipped["not a JSON object"], 1);
+}
+
+fn read_rows(dir: &Path) -> usize {
+    read_all(&dir.join("out.lance").display().to_string()).num_rows()
+}
+
+#[test]
+fn existing_datasets_refuse_create_other_models_and_other_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    write_jsonl(&dir.path().join("docs.jsonl"), &docs(4, 0));
+    run(dir.path(), JSONL_SINK).unwrap();
+    let err = run(dir.path(), JSONL_SINK).unwrap_err().to_string();
+    assert!(err.contains("already exists"), "{err}");
+
+    let append = JSONL_SINK.replace("  uri: out.lance\n", "  uri: out.lance\n  mode: append\n");
+    let s = run(dir.path(), &append).unwrap();
+    assert_eq!(
+        s.rows_in_dataset, 8,
+        "append with the same model and schema works"
+    );
+
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: test\nencoder:\n  model: {}\n  dims: [64, 16]\n{append}",
+            tiny().display()
+        ),
+    )
+    .unwrap();
+    let err = run_pipeline(&LoadedSpec::load(&file).unwrap(), &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("lexembed/tiny-xlmr")
+            && err.contains("[64, 32, 16, 8]")
+            && err.contains("[64, 16]"),
+        "{err}"
+    );
+
+    let other_meta = append.replace("metadata_fields: [law]", "metadata_fields: [law, title]");
+    let err = run(dir.path(), &other_meta).unwrap_err().to_string();
+    assert!(
+        err.contains("another schema") && err.contains("title"),
+        "{err}"
+    );
+}
+
+#[test]
+fn resume_skips_committed_files_so_each_row_lands_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    write_jsonl(&dir.path().join("in/a.jsonl"), &docs(7, 0));
+    let body = "source:\n  kind: file\n  path: in/*.jsonl\nsink:\n  uri: out.lance\n  mode: append\n  resume: true\n";
+    assert_eq!(run(dir.path(), body).unwrap().rows_written, 7);
+    let again = run(dir.path(), body).unwrap();
+    assert_eq!(
+        (
+            again.files_already_committed,
+            again.rows_written,
+            again.version
+        ),
+        (1, 0, None)
+    );
+    write_jsonl(&dir.path().join("in/b.jsonl"), &docs(5, 7));
+    let third = run(dir.path(), body).unwrap();
+    assert_eq!(
+        (
+            third.files_already_committed,
+            third.rows_written,
+            third.rows_in_dataset
+        ),
+        (1, 5, 12)
+    );
+    let batch = read_all(&dir.path().join("out.lance").display().to_string());
+    let mut ids: Vec<String> = batch
+        .column(0)
+        .as_string::<i32>()
+        .iter()
+        .map(|s| s.unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12);
+}
+
+#[test]
+fn csv_and_parquet_sources_read_the_same_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sentences();
+    let mut csv = String::from("id,text,law\n");
+    for i in 0..6 {
+        csv.push_str(&format!(
+            "c{i},\"{}\",ley-{i}\n",
+            s[i + 1].replace('"', "\"\"")
+        ));
+    }
+    std::fs::write(dir.path().join("docs.csv"), csv).unwrap();
+    let r = run(dir.path(), &JSONL_SINK.replace("docs.jsonl", "docs.csv")).unwrap();
+    assert_eq!(r.rows_written, 6);
+
+    let batch = read_all(&dir.path().join("out.lance").display().to_string());
+    let pq = dir.path().join("docs.parquet");
+    let docs_only = batch.project(&[0, 1, 2]).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&pq).unwrap(),
+        docs_only.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&docs_only).unwrap();
+    w.close().unwrap();
+    let body = JSONL_SINK
+        .replace("docs.jsonl", "docs.parquet")
+        .replace("out.lance", "pq.lance");
+    assert_eq!(run(dir.path(), &body).unwrap().rows_written, 6);
+    let again = read_all(&dir.path().join("pq.lance").display().to_string());
+    assert_eq!(
+        again.column(1).as_string::<i32>(),
+        batch.column(1).as_string::<i32>()
+    );
+    assert_eq!(
+        again.column_by_name("emb_64").unwrap().as_ref(),
+        batch.column_by_name("emb_64").unwrap().as_ref()
+    );
+    assert!(again.column(2).is_valid(0));
+}
