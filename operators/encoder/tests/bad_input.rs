@@ -1,5 +1,6 @@
 //! Bad input gets a clear error naming the file, field or value: missing model file, unknown pooling,
 //! a dim larger than the model's, a provider that cannot load, a non-text column.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 mod common;
 

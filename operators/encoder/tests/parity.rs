@@ -1,5 +1,6 @@
 //! Parity with sentence-transformers: token ids and Matryoshka embeddings at every dim, for the tiny
 //! XLM-R fixture (committed) and all-MiniLM-L6-v2 (exported by integration/setup.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 mod common;
 

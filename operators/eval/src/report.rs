@@ -132,7 +132,7 @@ pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
 fn format_time(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = civil(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
         rem / 3600,
@@ -142,7 +142,7 @@ fn format_time(us: i64) -> String {
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(crate) fn civil(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -346,12 +346,7 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(20_000), (2024, 10, 4));
     }
-}
-
-/// Days since the Unix epoch → (year, month, day).
-pub(crate) fn civil(days: i64) -> (i64, i64, i64) {
-    civil_from_days(days)
 }

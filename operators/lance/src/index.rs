@@ -54,7 +54,7 @@ fn default_sub_vectors(dim: usize) -> usize {
     [16, 8, 4, 2, 1]
         .iter()
         .map(|w| dim / w)
-        .find(|&n| n > 0 && dim % n == 0)
+        .find(|&n| n > 0 && dim.is_multiple_of(n))
         .unwrap_or(1)
         .max(1)
 }

@@ -1,4 +1,5 @@
 //! The `lexembed` binary end to end: embed from arguments and stdin, model info, clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 use std::io::Write;
 use std::path::PathBuf;

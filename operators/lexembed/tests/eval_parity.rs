@@ -3,6 +3,7 @@
 //! within 1e-6. The tiny XLM-R fixture and all-MiniLM-L6-v2 on the BOE legal QA set, plus the edge
 //! cases: several relevant docs, relevant ids missing from the corpus, queries without relevant docs,
 //! a corpus smaller than k, exact score ties.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;

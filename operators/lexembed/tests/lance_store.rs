@@ -1,6 +1,7 @@
 //! The Lance store end to end through the `lexembed` binary: pylance (the independent client) reads the
 //! vectors back bit-identical, its `nearest` agrees with `lexembed search`, an index keeps recall, and
 //! `kill -9` at random points never leaves partial rows (resume ends with every row exactly once).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 use std::collections::HashSet;
 use std::io::BufRead;

@@ -1,5 +1,6 @@
 //! Pipelines end to end on the real encoder (tiny XLM-R fixture) and real Lance datasets: what is written,
 //! what is refused, resume, and every source format.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 use std::path::{Path, PathBuf};
 

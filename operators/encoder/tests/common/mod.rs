@@ -1,4 +1,5 @@
 //! Shared test helpers: fixture paths, golden files and vector comparisons.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 #![allow(dead_code)]
 
 use std::path::PathBuf;
