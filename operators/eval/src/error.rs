@@ -10,6 +10,8 @@ pub enum EvalError {
         line: usize,
         message: String,
     },
+    #[error("{}: {message}", path.display())]
+    QaFile { path: PathBuf, message: String },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

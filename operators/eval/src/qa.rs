@@ -30,17 +30,15 @@ pub fn load(path: &Path) -> Result<Vec<QaPair>> {
         "parquet" => load_parquet(path)?,
         "lance" => load_lance(path)?,
         _ => {
-            return Err(EvalError::Qa {
+            return Err(EvalError::QaFile {
                 path: path.to_path_buf(),
-                line: 0,
                 message: "unknown format: use .jsonl, .parquet or a .lance dataset".into(),
             });
         }
     };
     if pairs.is_empty() {
-        return Err(EvalError::Qa {
+        return Err(EvalError::QaFile {
             path: path.to_path_buf(),
-            line: 0,
             message: "the QA set is empty".into(),
         });
     }
@@ -71,6 +69,7 @@ fn load_jsonl(path: &Path) -> Result<Vec<QaPair>> {
                 .map(str::to_string)
                 .ok_or_else(|| bad(format!("`{k}` missing or not a string")))
         };
+        let (query_id, query) = (text("query_id")?, text("query")?);
         let relevant = match (v.get("relevant_ids"), v.get("relevant_id")) {
             (Some(serde_json::Value::Array(a)), _) => a
                 .iter()
@@ -88,8 +87,8 @@ fn load_jsonl(path: &Path) -> Result<Vec<QaPair>> {
             }
         };
         out.push(QaPair {
-            query_id: text("query_id")?,
-            query: text("query")?,
+            query_id,
+            query,
             relevant_ids: relevant,
         });
     }
@@ -100,18 +99,16 @@ fn from_batches(path: &Path, batches: &[RecordBatch]) -> Result<Vec<QaPair>> {
     let mut out = Vec::new();
     for b in batches {
         let col = |name: &str| {
-            b.column_by_name(name).ok_or_else(|| EvalError::Qa {
+            b.column_by_name(name).ok_or_else(|| EvalError::QaFile {
                 path: path.to_path_buf(),
-                line: 0,
                 message: format!("no column `{name}`"),
             })
         };
         let qid = arrow_cast::cast(col("query_id")?, &arrow_schema::DataType::Utf8)?;
         let query = arrow_cast::cast(col("query")?, &arrow_schema::DataType::Utf8)?;
         let rel = col("relevant_ids")?;
-        let rel = rel.as_list_opt::<i32>().ok_or_else(|| EvalError::Qa {
+        let rel = rel.as_list_opt::<i32>().ok_or_else(|| EvalError::QaFile {
             path: path.to_path_buf(),
-            line: 0,
             message: "`relevant_ids` must be a list of strings".into(),
         })?;
         for i in 0..b.num_rows() {
@@ -138,9 +135,8 @@ fn load_parquet(path: &Path) -> Result<Vec<QaPair>> {
     })?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
         .and_then(|b| b.build())
-        .map_err(|e| EvalError::Qa {
+        .map_err(|e| EvalError::QaFile {
             path: path.to_path_buf(),
-            line: 0,
             message: e.to_string(),
         })?;
     let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;

@@ -248,3 +248,114 @@ fn minilm_on_legal_qa_matches_the_reference() {
     assert!(qa.len() > 300, "{} QA pairs", qa.len());
     parity(&model, &corpus, &qa, &[384, 256, 128, 64]);
 }
+
+#[test]
+fn history_alerts_reports_and_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus, qa) = legal_subset(150);
+    jsonl(&dir.path().join("corpus.jsonl"), &corpus);
+    jsonl(&dir.path().join("qa.jsonl"), &qa);
+    let spec = dir.path().join("p.yaml");
+    std::fs::write(
+        &spec,
+        format!("name: h\nsource:\n  kind: file\n  path: corpus.jsonl\nencoder:\n  model: {}\nsink:\n  uri: c.lance\n", tiny().display()),
+    )
+    .unwrap();
+    ok(bin().arg("run").arg(&spec));
+    let eval = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["eval", "--model"])
+            .arg(tiny())
+            .arg("--dataset")
+            .arg(dir.path().join("c.lance"));
+        c.arg("--qa")
+            .arg(dir.path().join("qa.jsonl"))
+            .arg("--history")
+            .arg(dir.path().join("h.lance"));
+        c.args(extra);
+        c.output().unwrap()
+    };
+    let first = eval(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let table = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        table.contains("| dim | acc@1 | acc@3 | acc@5 | acc@10 | ndcg@10 | mrr@10 | map@100 |"),
+        "{table}"
+    );
+    // Same data again: no drop, so --max-drop passes; an impossible floor fails naming metric and dim.
+    assert!(eval(&["--max-drop", "0.0"]).status.success());
+    let floor = eval(&["--min", "cosine_ndcg@10=1.5"]);
+    let err = String::from_utf8_lossy(&floor.stderr);
+    assert!(
+        !floor.status.success()
+            && err.contains("ALERT: dim 64: cosine_ndcg@10")
+            && err.contains("floor"),
+        "{err}"
+    );
+
+    let out = dir.path().join("report");
+    ok(bin()
+        .args(["eval", "report", "--history"])
+        .arg(dir.path().join("h.lance"))
+        .arg("--out")
+        .arg(&out));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("3 runs in the history") && md.contains("| 8 |"),
+        "{md}"
+    );
+    for f in ["matryoshka.svg", "trend_ndcg_at_10.svg", "report.html"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+
+    // Bad inputs: an empty QA set, a dataset without vector columns, a bad QA line.
+    std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();
+    let mut c = bin();
+    c.args(["eval", "--model"])
+        .arg(tiny())
+        .arg("--dataset")
+        .arg(dir.path().join("c.lance"))
+        .arg("--qa")
+        .arg(dir.path().join("empty.jsonl"));
+    let o = c.output().unwrap();
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("empty"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut c = bin();
+    c.args(["eval", "--model"])
+        .arg(tiny())
+        .arg("--dataset")
+        .arg(dir.path().join("h.lance"))
+        .arg("--qa")
+        .arg(dir.path().join("qa.jsonl"));
+    let o = c.output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("no emb_<dim> vector columns"),
+        "{e}"
+    );
+    std::fs::write(
+        dir.path().join("bad.jsonl"),
+        "{\"query_id\": \"q\", \"query\": \"x\", \"relevant_ids\": [\"a\"]}\n{\"query_id\": 3}\n",
+    )
+    .unwrap();
+    let mut c = bin();
+    c.args(["eval", "--model"])
+        .arg(tiny())
+        .arg("--dataset")
+        .arg(dir.path().join("c.lance"))
+        .arg("--qa")
+        .arg(dir.path().join("bad.jsonl"));
+    let o = c.output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("bad.jsonl:2") && e.contains("query_id"),
+        "{e}"
+    );
+}

@@ -22,6 +22,35 @@ pub struct PipelineSpec {
     #[serde(default)]
     pub encoder: EncoderSpec,
     pub sink: SinkSpec,
+    /// Evaluation of the sink dataset over held-out QA pairs (`lexembed eval --pipeline FILE`).
+    #[serde(default)]
+    pub eval: Option<EvalSpec>,
+}
+
+/// Scheduled IR evaluation of the dataset this pipeline writes.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// QA pairs: JSONL, Parquet or a Lance table (relative to the spec file).
+    pub qa: String,
+    /// Lance table the results are appended to.
+    #[serde(default)]
+    pub history: Option<String>,
+    /// Cron schedule (UTC, five fields), e.g. "0 3 * * *"; without one, `lexembed eval --pipeline` runs once.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Dims to evaluate (default: every vector column of the dataset).
+    #[serde(default)]
+    pub dims: Vec<u32>,
+    /// Fail when a watched metric falls more than this against the previous comparable run.
+    #[serde(default)]
+    pub max_drop: Option<f64>,
+    /// Metrics watched for drops (default cosine_ndcg@10).
+    #[serde(default)]
+    pub watch: Vec<String>,
+    /// Floors: metric → smallest allowed value at every dim.
+    #[serde(default)]
+    pub min: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -232,6 +261,12 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
                 ),
             ));
         }
+    }
+    if let Some(ev) = &spec.eval
+        && let Some(cron) = &ev.schedule
+    {
+        lexembed_eval::schedule::Schedule::parse(cron)
+            .map_err(|e| bad("eval.schedule", e.to_string()))?;
     }
     let reserved = ["id", "text"];
     if let Some(m) = spec

@@ -40,6 +40,10 @@ pub enum EvalSub {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// Take dataset, model, QA set, history, schedule and alert rules from a pipeline spec's `eval:`
+    /// block (flags given here override it).
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
     /// Corpus: a Lance dataset written by a pipeline (its stored vectors are used). Required.
     #[arg(long)]
     pub dataset: Option<String>,
@@ -70,6 +74,9 @@ pub struct EvalArgs {
     /// Run on a cron schedule (UTC), e.g. "0 3 * * *", instead of once.
     #[arg(long)]
     pub schedule: Option<String>,
+    /// Run once now even if the pipeline spec sets a schedule.
+    #[arg(long)]
+    pub once: bool,
     #[command(flatten)]
     pub encoder: EncoderArgs,
 }
@@ -83,15 +90,56 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     if let Some(EvalSub::Report { history, out }) = cmd.report {
         return report(&history, &out);
     }
-    let args = cmd.run;
+    let mut args = cmd.run;
+    if let Some(file) = args.pipeline.clone() {
+        from_pipeline(&mut args, &file)?;
+    }
     anyhow::ensure!(
         args.dataset.is_some() && args.qa.is_some(),
         "lexembed eval needs --dataset and --qa (or the report subcommand); see --help"
     );
-    match &args.schedule {
-        Some(expr) => scheduled(&args, expr),
-        None => once(&args),
+    match (&args.schedule, args.once) {
+        (Some(expr), false) => scheduled(&args, expr),
+        _ => once(&args),
     }
+}
+
+/// Fills what the flags left out from the pipeline spec's sink, encoder and `eval:` block.
+fn from_pipeline(args: &mut EvalArgs, file: &std::path::Path) -> anyhow::Result<()> {
+    let loaded = lexembed_pipeline::LoadedSpec::load(file)?;
+    let spec = &loaded.spec;
+    let ev = spec
+        .eval
+        .as_ref()
+        .with_context(|| format!("{}: no eval: block", file.display()))?;
+    args.dataset
+        .get_or_insert_with(|| loaded.resolve(&spec.sink.uri));
+    args.qa
+        .get_or_insert_with(|| PathBuf::from(loaded.resolve(&ev.qa)));
+    if args.history.is_none() {
+        args.history = ev.history.as_deref().map(|h| loaded.resolve(h));
+    }
+    if args.schedule.is_none() {
+        args.schedule = ev.schedule.clone();
+    }
+    if args.dims.is_empty() {
+        args.dims = ev.dims.clone();
+    }
+    args.max_drop = args.max_drop.or(ev.max_drop);
+    if args.watched.is_empty() {
+        args.watched = ev.watch.clone();
+    }
+    if args.min.is_empty() {
+        args.min = ev.min.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    }
+    if args.encoder.model.is_none() {
+        args.encoder.model = spec
+            .encoder
+            .model
+            .as_deref()
+            .map(|m| PathBuf::from(loaded.resolve(m)));
+    }
+    Ok(())
 }
 
 fn scheduled(args: &EvalArgs, expr: &str) -> anyhow::Result<()> {
