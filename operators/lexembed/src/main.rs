@@ -44,6 +44,8 @@ enum Command {
     Index(cmd::dataset::IndexArgs),
     /// Rewrite small fragments of a dataset into larger ones.
     Compact(cmd::dataset::CompactArgs),
+    /// SQL over Lance datasets with embed(text [, dim]) and vector functions.
+    Sql(cmd::sql::SqlArgs),
     /// IR evaluation over held-out QA pairs, every Matryoshka dim (`eval report` renders the history).
     Eval(cmd::eval::EvalCommand),
 }
@@ -63,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Index(a) => cmd::dataset::index(a),
         Command::Compact(a) => cmd::dataset::compact_cmd(a),
         Command::Eval(c) => cmd::eval::run(c),
+        Command::Sql(a) => cmd::sql::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

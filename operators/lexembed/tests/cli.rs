@@ -197,3 +197,50 @@ fn validate_accepts_the_committed_specs_and_names_the_place_of_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn sql_embeds_and_reports_errors() {
+    let out = bin()
+        .args(["sql", "--format", "json", "--model"])
+        .arg(tiny())
+        .arg("SELECT cosine_similarity(embed('Artículo 1.', 8), embed('Artículo 1.', 8)) AS s, arrow_typeof(embed('x', 16)) AS t")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!((v["s"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    assert!(v["t"].as_str().unwrap().contains("16"), "{v}");
+    // Interactive/stdin mode: an error is printed and the next statement still runs.
+    let mut child = bin()
+        .args(["sql", "--format", "csv", "--model"])
+        .arg(tiny())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT embed('x', 7);\nSELECT 1 + 1 AS two;\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dim 7") && err.contains("[64, 32, 16, 8]"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("two\n2"));
+}

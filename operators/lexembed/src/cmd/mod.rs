@@ -7,4 +7,5 @@ pub mod embed;
 pub mod eval;
 pub mod model;
 pub mod run;
+pub mod sql;
 pub mod validate;

@@ -1,0 +1,132 @@
+//! `lexembed sql`: one query (argument or file) or an interactive prompt, over Lance datasets
+//! registered as tables, with `embed()` and the vector functions; output as a table, CSV or JSON lines.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+use lexembed_lance::DatasetLocation;
+use lexembed_sql::{BatchPolicy, register_functions, register_lance_table};
+
+use crate::encoder_args::EncoderArgs;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct SqlArgs {
+    /// The query. Without it (and without --file), statements are read from stdin, one per `;`.
+    pub query: Option<String>,
+    /// Read the query from a file.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Register a Lance dataset as a table: name=PATH (repeatable).
+    #[arg(long = "table", value_parser = parse_table)]
+    pub tables: Vec<(String, String)>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+fn parse_table(s: &str) -> Result<(String, String), String> {
+    let (n, p) = s.split_once('=').ok_or("expected name=PATH")?;
+    Ok((n.to_string(), p.to_string()))
+}
+
+pub fn run(args: SqlArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(session(args))
+}
+
+async fn session(args: SqlArgs) -> anyhow::Result<()> {
+    let ctx = SessionContext::new();
+    let encoder = Arc::new(args.encoder.open(&[])?);
+    register_functions(&ctx, encoder, BatchPolicy::default());
+    for (name, path) in &args.tables {
+        register_lance_table(&ctx, name, &DatasetLocation::local(path))
+            .await
+            .with_context(|| format!("registering table {name}"))?;
+    }
+    let query = match (&args.query, &args.file) {
+        (Some(q), _) => Some(q.clone()),
+        (None, Some(f)) => {
+            Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)
+        }
+        (None, None) => None,
+    };
+    if let Some(q) = query {
+        return execute(&ctx, &q, args.format).await;
+    }
+    // Interactive: statements end with `;`; an error is printed and the session goes on.
+    let interactive = std::io::stdin().is_terminal();
+    let mut statement = String::new();
+    let prompt = |s: &str| {
+        if interactive {
+            eprint!(
+                "{}",
+                if s.trim().is_empty() {
+                    "lexembed> "
+                } else {
+                    "      -> "
+                }
+            );
+        }
+    };
+    prompt(&statement);
+    for line in std::io::stdin().lock().lines() {
+        statement.push_str(&line?);
+        statement.push('\n');
+        if statement.trim_end().ends_with(';') {
+            if let Err(e) = execute(&ctx, &statement, args.format).await {
+                eprintln!("error: {e:#}");
+            }
+            statement.clear();
+        }
+        prompt(&statement);
+    }
+    if !statement.trim().is_empty() {
+        execute(&ctx, &statement, args.format).await?;
+    }
+    Ok(())
+}
+
+async fn execute(ctx: &SessionContext, sql: &str, format: Format) -> anyhow::Result<()> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    print(&batches, format)
+}
+
+fn print(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Table => writeln!(
+            out,
+            "{}",
+            datafusion::arrow::util::pretty::pretty_format_batches(batches)?
+        )?,
+        Format::Csv => {
+            let mut w = datafusion::arrow::csv::Writer::new(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+    }
+    Ok(())
+}

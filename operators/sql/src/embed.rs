@@ -1,0 +1,183 @@
+//! `embed(text)` and `embed(text, dim)`: the Matryoshka embedding of each text as
+//! `FixedSizeList<Float32, dim>` (full width when `dim` is omitted); null in, null out.
+//!
+//! An async UDF: DataFusion hands it record batches of `ideal_batch_size` rows from every partition
+//! concurrently, and each call waits on the model's shared batcher, which coalesces them into large
+//! encoder calls. Planning errors: a non-literal or unsupported dim (listing the allowed ones), a
+//! non-string text.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, Field, FieldRef};
+use async_trait::async_trait;
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use lexembed_encoder::text_input::{is_text_type, text_rows};
+use lexembed_encoder::{Dim, embedding_type, matryoshka_arrays};
+
+use crate::batcher::SharedBatcher;
+
+/// Rows DataFusion should hand one call: enough for good encoder batches on any provider.
+pub const IDEAL_BATCH_SIZE: usize = 256;
+
+#[derive(Debug)]
+pub struct EmbedFunc {
+    signature: Signature,
+    batcher: BatcherRef,
+}
+
+/// The batcher, compared by model id so the UDF is `Eq`/`Hash` as DataFusion requires.
+#[derive(Clone)]
+struct BatcherRef(SharedBatcher);
+
+impl std::fmt::Debug for BatcherRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedBatcher({})", self.0.encoder().model().model_id)
+    }
+}
+
+impl PartialEq for EmbedFunc {
+    fn eq(&self, other: &Self) -> bool {
+        self.batcher.0.encoder().model().model_id == other.batcher.0.encoder().model().model_id
+    }
+}
+impl Eq for EmbedFunc {}
+impl Hash for EmbedFunc {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.batcher.0.encoder().model().model_id.hash(state);
+    }
+}
+
+impl EmbedFunc {
+    pub fn new(batcher: SharedBatcher) -> Self {
+        Self {
+            signature: Signature::variadic_any(Volatility::Volatile),
+            batcher: BatcherRef(batcher),
+        }
+    }
+
+    /// Registers as an async UDF.
+    pub fn udf(batcher: SharedBatcher) -> ScalarUDF {
+        AsyncScalarUDF::new(Arc::new(Self::new(batcher))).into_scalar_udf()
+    }
+
+    fn allowed(&self) -> Vec<u32> {
+        self.batcher
+            .0
+            .encoder()
+            .dims()
+            .as_slice()
+            .iter()
+            .map(|d| d.0)
+            .collect()
+    }
+
+    /// The dim a call asks for: the literal second argument, else the full width.
+    fn dim_of(&self, literal: Option<&ScalarValue>, given: bool) -> Result<Dim> {
+        let dims = self.batcher.0.encoder().dims();
+        if !given {
+            return Ok(dims.full());
+        }
+        let value = match literal {
+            Some(ScalarValue::Int64(Some(v))) => *v,
+            Some(ScalarValue::Int32(Some(v))) => i64::from(*v),
+            Some(ScalarValue::UInt64(Some(v))) => *v as i64,
+            Some(ScalarValue::UInt32(Some(v))) => i64::from(*v),
+            _ => {
+                return plan_err!(
+                    "embed(text, dim): dim must be an integer literal, one of {:?}",
+                    self.allowed()
+                );
+            }
+        };
+        match u32::try_from(value).ok().and_then(|d| dims.require(d).ok()) {
+            Some(d) => Ok(d),
+            None => plan_err!(
+                "embed(text, dim): dim {value} is not one of the model's dims {:?}",
+                self.allowed()
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for EmbedFunc {
+    fn name(&self) -> &str {
+        "embed"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(embedding_type(self.batcher.0.encoder().dims().full()))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        match args.arg_fields.len() {
+            1 | 2 => {}
+            n => return plan_err!("embed takes (text) or (text, dim), got {n} arguments"),
+        }
+        let text_type = args.arg_fields[0].data_type();
+        if !is_text_type(text_type) && !matches!(text_type, DataType::Null) {
+            return plan_err!("embed(text, dim): text must be a string, got {text_type}");
+        }
+        let dim = self.dim_of(
+            args.scalar_arguments.get(1).copied().flatten(),
+            args.arg_fields.len() == 2,
+        )?;
+        Ok(Arc::new(Field::new(self.name(), embedding_type(dim), true)))
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        exec_err!("embed is async: it runs through DataFusion's async UDF execution")
+    }
+}
+
+#[async_trait]
+impl AsyncScalarUDFImpl for EmbedFunc {
+    fn ideal_batch_size(&self) -> Option<usize> {
+        Some(IDEAL_BATCH_SIZE)
+    }
+
+    async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let dim = match args.return_field.data_type() {
+            DataType::FixedSizeList(_, d) => Dim(*d as u32),
+            other => return exec_err!("embed: unexpected return type {other}"),
+        };
+        let texts: ArrayRef = args.args[0].to_array(args.number_rows)?;
+        let rows = text_rows(texts.as_ref())
+            .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
+        let present: Vec<String> = rows.iter().flatten().map(|s| s.to_string()).collect();
+        let n_present = present.len();
+        let emb = self
+            .batcher
+            .0
+            .embed(present)
+            .await
+            .map_err(datafusion::error::DataFusionError::Execution)?;
+        let full = emb.dim;
+        let mut values = vec![0f32; rows.len() * full];
+        let mut next = 0;
+        for (i, r) in rows.iter().enumerate() {
+            if r.is_some() {
+                values[i * full..(i + 1) * full].copy_from_slice(emb.row(next));
+                next += 1;
+            }
+        }
+        debug_assert_eq!(next, n_present);
+        let arrays = matryoshka_arrays(&values, full, &[dim], texts.logical_nulls().as_ref())
+            .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
+        let out: ArrayRef =
+            Arc::new(arrays.into_iter().next().ok_or_else(|| {
+                datafusion::error::DataFusionError::Execution("no output".into())
+            })?);
+        Ok(ColumnarValue::Array(out))
+    }
+}

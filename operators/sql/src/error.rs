@@ -1,0 +1,11 @@
+//! Errors of the SQL layer.
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Store(#[from] lexembed_lance::StoreError),
+}
+
+pub type Result<T, E = SqlError> = std::result::Result<T, E>;

@@ -1,0 +1,14 @@
+//! lexembed in SQL. Owns the DataFusion functions — `embed(text [, dim])` (async, fed by one shared
+//! batcher per model: `batcher`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`vector`) —
+//! and registering Lance datasets as tables (`session`). Knows nothing of ONNX Runtime: it calls the
+//! encoder through the batcher.
+
+pub mod batcher;
+pub mod embed;
+pub mod error;
+pub mod session;
+pub mod vector;
+
+pub use batcher::{BatchPolicy, SharedBatcher};
+pub use error::{Result, SqlError};
+pub use session::{register_functions, register_lance_table};

@@ -1,0 +1,188 @@
+//! `embed()` and the vector functions in real DataFusion sessions, over the tiny XLM-R fixture and a
+//! real Lance table.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float32Type;
+use arrow_array::{RecordBatch, RecordBatchIterator, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use lexembed_encoder::{Dim, Encoder, EncoderOptions};
+use lexembed_lance::{DatasetLocation, SinkMode};
+use lexembed_sql::{BatchPolicy, register_functions, register_lance_table};
+
+fn encoder() -> Arc<Encoder> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr");
+    Arc::new(Encoder::open(dir, &EncoderOptions::default()).unwrap())
+}
+
+fn sentences() -> Vec<String> {
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../integration/fixtures/sentences.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// `rows` texts split into `partitions` partitions of batches of `batch` rows.
+fn table(rows: &[String], partitions: usize, batch: usize) -> MemTable {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("text", DataType::Utf8, true),
+    ]));
+    let mut parts = vec![Vec::new(); partitions];
+    for (n, chunk) in rows.chunks(batch).enumerate() {
+        let start = n * batch;
+        let ids = arrow_array::Int64Array::from_iter_values(
+            (start..start + chunk.len()).map(|i| i as i64),
+        );
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(ids),
+                Arc::new(StringArray::from_iter_values(chunk)),
+            ],
+        )
+        .unwrap();
+        parts[n % partitions].push(b);
+    }
+    MemTable::try_new(schema, parts).unwrap()
+}
+
+async fn collect(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+    ctx.sql(sql).await?.collect().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embed_matches_the_encoder_over_many_partitions_and_small_batches() {
+    let enc = encoder();
+    let rows: Vec<String> = sentences().into_iter().cycle().take(400).collect();
+    let ctx = SessionContext::new_with_config(
+        SessionConfig::new()
+            .with_target_partitions(8)
+            .with_batch_size(4),
+    );
+    register_functions(&ctx, enc.clone(), BatchPolicy::default());
+    ctx.register_table("t", Arc::new(table(&rows, 8, 4)))
+        .unwrap();
+    let before = enc.stats();
+    let batches = collect(
+        &ctx,
+        "SELECT id, embed(text, 16) AS e, embed(text) AS full FROM t",
+    )
+    .await
+    .unwrap();
+    let after = enc.stats();
+
+    let want16 = enc
+        .encode_array(&StringArray::from_iter_values(&rows), &[Dim(16), Dim(64)])
+        .unwrap();
+    let mut seen = 0;
+    for b in &batches {
+        let ids = b.column(0).as_primitive::<arrow_array::types::Int64Type>();
+        for (col, want) in [(1, &want16[0]), (2, &want16[1])] {
+            let got = b.column(col).as_fixed_size_list();
+            for i in 0..b.num_rows() {
+                let id = ids.value(i) as usize;
+                let (g, w) = (got.value(i), want.value(id));
+                let diff = g
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .iter()
+                    .zip(w.as_primitive::<Float32Type>().values().iter())
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff <= 1e-6, "row {id} col {col}: {diff}");
+            }
+        }
+        seen += b.num_rows();
+    }
+    assert_eq!(seen, 400);
+    // DataFusion handed embed() batches of 4 rows; the shared batcher fed the model far larger ones.
+    let rows_embedded = after.rows - before.rows;
+    let calls = after.model_calls - before.model_calls;
+    assert_eq!(rows_embedded, 800, "two embed() calls per row");
+    assert!(
+        after.max_call_rows > 4 * 4,
+        "largest model call had {} rows",
+        after.max_call_rows
+    );
+    assert!(
+        calls < 800 / 4 / 2,
+        "{calls} model calls for 200 DataFusion batches"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_error_and_the_session_stays_usable() {
+    let ctx = SessionContext::new();
+    register_functions(&ctx, encoder(), BatchPolicy::default());
+    ctx.register_table("t", Arc::new(table(&sentences()[..5], 1, 5)))
+        .unwrap();
+    let err = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move { collect(&ctx, sql).await.unwrap_err().to_string() }
+    };
+    let e = err("SELECT embed(text, 100) FROM t").await;
+    assert!(e.contains("100") && e.contains("[64, 32, 16, 8]"), "{e}");
+    let e = err("SELECT embed(id) FROM t").await;
+    assert!(e.contains("must be a string"), "{e}");
+    let e = err("SELECT embed(text, id) FROM t").await;
+    assert!(e.contains("integer literal"), "{e}");
+    let e = err("SELECT * FROM missing_table").await;
+    assert!(e.contains("missing_table"), "{e}");
+    let e = err("SELECT cosine_similarity([1.0, 2.0], [1.0]) FROM t").await;
+    assert!(e.contains("different lengths (2 and 1)"), "{e}");
+    let e = err("SELECT cosine_similarity('abc', [1.0]) FROM t").await;
+    assert!(e.contains("must be vectors"), "{e}");
+    // Still usable.
+    let ok = collect(&ctx, "SELECT cosine_similarity(embed(text, 8), embed(text, 8)) AS s, l2_distance([0.0, 3.0], [4.0, 0.0]) AS d FROM t").await.unwrap();
+    let s = ok[0].column(0).as_primitive::<Float32Type>();
+    assert!((s.value(0) - 1.0).abs() < 1e-6);
+    assert_eq!(ok[0].column(1).as_primitive::<Float32Type>().value(0), 5.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lance_datasets_are_tables_with_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("docs.lance").display().to_string();
+    let enc = encoder();
+    let texts: Vec<String> = sentences()[1..21].to_vec();
+    let ids = StringArray::from_iter_values((0..texts.len()).map(|i| format!("d{i}")));
+    let emb = enc
+        .encode_array(&StringArray::from_iter_values(&texts), &[Dim(16)])
+        .unwrap();
+    let schema =
+        lexembed_lance::schema::embedded_dataset("lexembed/tiny-xlmr", &[Dim(16)], &[]).unwrap();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(ids),
+            Arc::new(StringArray::from_iter_values(&texts)),
+            Arc::new(emb[0].clone()),
+        ],
+    )
+    .unwrap();
+    let loc = DatasetLocation::local(&uri);
+    loc.commit(
+        SinkMode::Create,
+        Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema)),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+
+    let ctx = SessionContext::new();
+    register_functions(&ctx, enc, BatchPolicy::default());
+    register_lance_table(&ctx, "docs", &loc).await.unwrap();
+    let q = "SELECT id, cosine_distance(emb_16, embed('¿Cuál es el plazo para resolver?', 16)) AS d FROM docs WHERE id <> 'd0' ORDER BY d, id LIMIT 3";
+    let out = collect(&ctx, q).await.unwrap();
+    let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, 3);
+    let first = out[0].column(0).as_string::<i32>().value(0).to_string();
+    assert_ne!(first, "d0");
+    let d = out[0].column(1).as_primitive::<Float32Type>();
+    assert!(d.value(0) <= d.value(1) && d.value(1) <= d.value(2));
+}
