@@ -1,5 +1,5 @@
 //! lexembed in SQL. Owns the DataFusion functions — `embed(text [, dim])` (async, fed by one shared
-//! batcher per model: `batcher`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`vector`) —
+//! batcher per model: `batcher`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`vector`), `vector_search` —
 //! and registering Lance datasets as tables (`session`). Knows nothing of ONNX Runtime: it calls the
 //! encoder through the batcher.
 
@@ -8,7 +8,8 @@ pub mod embed;
 pub mod error;
 pub mod session;
 pub mod vector;
+pub mod vector_search;
 
 pub use batcher::{BatchPolicy, SharedBatcher};
 pub use error::{Result, SqlError};
-pub use session::{register_functions, register_lance_table};
+pub use session::{SqlFunctions, register_functions, register_lance_table};

@@ -11,14 +11,23 @@ use crate::batcher::{BatchPolicy, SharedBatcher};
 use crate::embed::EmbedFunc;
 use crate::error::{Result, SqlError};
 use crate::vector::{Metric, VectorFunc};
+use crate::vector_search::{TableRegistry, VectorSearchFunc};
 
-/// Registers `embed` (backed by one shared batcher for `encoder`) and the vector functions.
+/// What a session's lexembed functions share: the model's batcher and the Lance tables by name.
+#[derive(Clone)]
+pub struct SqlFunctions {
+    pub batcher: SharedBatcher,
+    tables: TableRegistry,
+}
+
+/// Registers `embed` (backed by one shared batcher for `encoder`), the vector functions and
+/// `vector_search`.
 pub fn register_functions(
     ctx: &SessionContext,
     encoder: Arc<Encoder>,
     policy: BatchPolicy,
-) -> SharedBatcher {
-    let batcher = SharedBatcher::start(encoder, policy);
+) -> SqlFunctions {
+    let batcher = SharedBatcher::start(encoder.clone(), policy);
     ctx.register_udf(EmbedFunc::udf(batcher.clone()));
     for m in [
         Metric::CosineSimilarity,
@@ -27,13 +36,19 @@ pub fn register_functions(
     ] {
         ctx.register_udf(VectorFunc::udf(m));
     }
-    batcher
+    let tables = TableRegistry::default();
+    ctx.register_udtf(
+        "vector_search",
+        Arc::new(VectorSearchFunc::new(encoder, tables.clone())),
+    );
+    SqlFunctions { batcher, tables }
 }
 
 /// Registers the Lance dataset at `location` as table `name` (projection and filter pushdown are
-/// Lance's own DataFusion integration).
+/// Lance's own DataFusion integration) and for `vector_search`.
 pub async fn register_lance_table(
     ctx: &SessionContext,
+    funcs: &SqlFunctions,
     name: &str,
     location: &DatasetLocation,
 ) -> Result<()> {
@@ -41,5 +56,8 @@ pub async fn register_lance_table(
     let provider = LanceTableProvider::new(Arc::new(ds), false, false);
     ctx.register_table(name, Arc::new(provider))
         .map_err(SqlError::from)?;
+    if let Ok(mut t) = funcs.tables.lock() {
+        t.insert(name.to_string(), location.clone());
+    }
     Ok(())
 }

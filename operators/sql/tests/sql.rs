@@ -175,8 +175,10 @@ async fn lance_datasets_are_tables_with_filters() {
     .unwrap();
 
     let ctx = SessionContext::new();
-    register_functions(&ctx, enc, BatchPolicy::default());
-    register_lance_table(&ctx, "docs", &loc).await.unwrap();
+    let funcs = register_functions(&ctx, enc.clone(), BatchPolicy::default());
+    register_lance_table(&ctx, &funcs, "docs", &loc)
+        .await
+        .unwrap();
     let q = "SELECT id, cosine_distance(emb_16, embed('¿Cuál es el plazo para resolver?', 16)) AS d FROM docs WHERE id <> 'd0' ORDER BY d, id LIMIT 3";
     let out = collect(&ctx, q).await.unwrap();
     let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
@@ -185,4 +187,56 @@ async fn lance_datasets_are_tables_with_filters() {
     assert_ne!(first, "d0");
     let d = out[0].column(1).as_primitive::<Float32Type>();
     assert!(d.value(0) <= d.value(1) && d.value(1) <= d.value(2));
+
+    // vector_search returns the same top-k as lexembed search (the store's `hits`), composes with WHERE.
+    let question = "¿Cuál es el plazo para resolver?";
+    let q = "SELECT id, _distance FROM vector_search('docs', 'emb_16', embed('¿Cuál es el plazo para resolver?', 16), 10) ORDER BY _distance, id";
+    let out = collect(&ctx, q).await.unwrap();
+    let got: Vec<String> = out
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let e = enc.encode(&[question]).unwrap();
+    let mut v = e.row(0)[..16].to_vec();
+    lexembed_encoder::pooling::l2_normalize(&mut v);
+    let ds = loc.open().await.unwrap();
+    let want: Vec<String> =
+        lexembed_lance::hits(&ds, "emb_16", &v, &lexembed_lance::SearchOptions::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+    assert_eq!(got, want);
+    let filtered = collect(&ctx, "SELECT count(*) AS n FROM vector_search('docs', 'emb_16', embed('plazo', 16), 10) WHERE id <> 'd1'").await.unwrap();
+    assert!(
+        filtered[0]
+            .column(0)
+            .as_primitive::<arrow_array::types::Int64Type>()
+            .value(0)
+            <= 10
+    );
+    for (sql, expect) in [
+        (
+            "SELECT * FROM vector_search('nope', 'emb_16', embed('x', 16), 3)",
+            "no Lance table named nope",
+        ),
+        (
+            "SELECT * FROM vector_search('docs', 'emb_16', embed('x', 8), 3)",
+            "does not match",
+        ),
+        (
+            "SELECT * FROM vector_search('docs', 'emb_16', [1.0, 2.0], 3)",
+            "2 values",
+        ),
+    ] {
+        let e = collect(&ctx, sql).await.unwrap_err().to_string();
+        assert!(e.contains(expect), "{sql}: {e}");
+    }
 }

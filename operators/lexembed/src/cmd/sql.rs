@@ -52,9 +52,9 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
 async fn session(args: SqlArgs) -> anyhow::Result<()> {
     let ctx = SessionContext::new();
     let encoder = Arc::new(args.encoder.open(&[])?);
-    register_functions(&ctx, encoder, BatchPolicy::default());
+    let funcs = register_functions(&ctx, encoder, BatchPolicy::default());
     for (name, path) in &args.tables {
-        register_lance_table(&ctx, name, &DatasetLocation::local(path))
+        register_lance_table(&ctx, &funcs, name, &DatasetLocation::local(path))
             .await
             .with_context(|| format!("registering table {name}"))?;
     }
