@@ -5,6 +5,7 @@
 pub mod encode;
 pub mod eval;
 pub mod pipeline;
+pub mod sql;
 mod texts;
 
 use clap::Subcommand;
@@ -15,6 +16,8 @@ pub enum BenchCommand {
     Encode(encode::EncodeBenchArgs),
     /// IR metric computation alone against numpy, 2,373 queries × 20,000 docs × 6 dims.
     Eval(eval::EvalBenchArgs),
+    /// SQL embed() overhead against the encoder, and vector-search latency with and without an index.
+    Sql(sql::SqlBenchArgs),
     /// A whole pipeline run against a bare encoder over the same rows.
     Pipeline(pipeline::PipelineBenchArgs),
 }
@@ -24,6 +27,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Encode(a) => encode::run(a),
         BenchCommand::Pipeline(a) => pipeline::run(a),
         BenchCommand::Eval(a) => eval::run(a),
+        BenchCommand::Sql(a) => sql::run(a),
     }
 }
 
