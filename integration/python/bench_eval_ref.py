@@ -5,7 +5,7 @@
 
 DIR holds queries.f32 (Q × W), corpus.f32 (C × W), meta.json ({"q", "c", "width", "dims", "relevant"}).
 For each dim: truncate, L2-normalise, matrix product in corpus chunks, top 100 per query
-(argpartition, then sort by score), then the IR metrics. Prints one JSON line per round: seconds.
+(argpartition, then sort by score), then the IR metrics. Runs one round per line read on stdin (so rounds alternate with lexembed's) and prints one JSON line per round: seconds.
 """
 import json
 import sys
@@ -58,6 +58,9 @@ def main() -> int:
     c = np.fromfile(d / "corpus.f32", dtype=np.float32).reshape(meta["c"], meta["width"])
     relevant = np.asarray(meta["relevant"])
     for _ in range(rounds):
+        # Wait for lexembed's round to finish: rounds take turns, never run at the same time.
+        if not sys.stdin.readline():
+            break
         t = time.perf_counter()
         run(q, c, meta["dims"], relevant)
         print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)

@@ -3,7 +3,7 @@
 //! on the same vectors, rounds interleaved.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -86,11 +86,15 @@ pub fn run(args: EvalBenchArgs) -> anyhow::Result<()> {
         .arg(&script)
         .arg(dir.path())
         .arg((args.rounds + 1).to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {} {}", args.python, script.display()))?;
+    let mut numpy_in = child.stdin.take().context("numpy stdin")?;
     let mut numpy_out = BufReader::new(child.stdout.take().context("numpy stdout")?).lines();
     let mut numpy_round = || -> anyhow::Result<f64> {
+        writeln!(numpy_in, "go")?;
+        numpy_in.flush()?;
         let line = numpy_out.next().context("numpy reference exited")??;
         let v: serde_json::Value = serde_json::from_str(&line)?;
         v["seconds"].as_f64().context("no seconds")
