@@ -61,13 +61,7 @@ fn default_sub_vectors(dim: usize) -> usize {
 
 /// Builds (or replaces) a cosine vector index on `column`.
 pub async fn build_index(ds: &mut Dataset, column: &str, params: &IndexParams) -> Result<()> {
-    let dim = column_dim(column)
-        .filter(|_| ds.schema().field(column).is_some())
-        .ok_or_else(|| StoreError::NoColumn {
-            uri: ds.uri().to_string(),
-            column: column.to_string(),
-            available: vector_columns(ds).join(", "),
-        })?;
+    let dim = vector_column_dim(ds, column)?;
     let rows = ds.count_rows(None).await.map_err(lance_err(ds.uri()))?;
     let partitions = params
         .num_partitions
@@ -98,6 +92,17 @@ pub async fn build_index(ds: &mut Dataset, column: &str, params: &IndexParams) -
     .map_err(lance_err(&uri))?;
     info!(%uri, column, partitions, kind = ?params.kind, "index built");
     Ok(())
+}
+
+/// The dim of `column`, which must be one of the dataset's `emb_<dim>` columns.
+pub fn vector_column_dim(ds: &Dataset, column: &str) -> Result<lexembed_encoder::Dim> {
+    column_dim(column)
+        .filter(|_| ds.schema().field(column).is_some())
+        .ok_or_else(|| StoreError::NoColumn {
+            uri: ds.uri().to_string(),
+            column: column.to_string(),
+            available: vector_columns(ds).join(", "),
+        })
 }
 
 /// The dataset's `emb_<dim>` columns.

@@ -7,8 +7,7 @@ use lance::Dataset;
 use lance_linalg::distance::MetricType;
 
 use crate::error::{Result, StoreError, lance_err};
-use crate::index::vector_columns;
-use crate::schema::column_dim;
+use crate::index::vector_column_dim;
 
 /// One hit.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,13 +51,7 @@ pub async fn nearest(
     query: &[f32],
     opts: &SearchOptions,
 ) -> Result<RecordBatch> {
-    let dim = column_dim(column)
-        .filter(|_| ds.schema().field(column).is_some())
-        .ok_or_else(|| StoreError::NoColumn {
-            uri: ds.uri().to_string(),
-            column: column.to_string(),
-            available: vector_columns(ds).join(", "),
-        })?;
+    let dim = vector_column_dim(ds, column)?;
     if dim.get() != query.len() {
         return Err(StoreError::QueryWidth {
             column: column.to_string(),
