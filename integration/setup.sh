@@ -13,11 +13,10 @@ step() { printf '\n\033[1m[setup %s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 done_() { printf '  ok: %s\n' "$*"; }
 mkdir -p "$LEXEMBED_HOME"/{lib,models,tokenizers/xlm-roberta,data,wheels}
 
-step "1/6 system packages (protoc for lance, cmake for librdkafka, Java for Kafka)"
+step "1/6 system packages (protoc and cmake, which the lance build needs)"
 need=()
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v cmake >/dev/null || need+=(cmake)
-command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v xz >/dev/null || need+=(xz-utils)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
