@@ -65,6 +65,13 @@ impl Embeddings {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.values[i * self.dim..(i + 1) * self.dim]
     }
+
+    /// Row `i` at Matryoshka dim `d`: its first `d` values, L2-renormalised.
+    pub fn prefix(&self, i: usize, d: Dim) -> Vec<f32> {
+        let mut out = vec![0f32; d.get().min(self.dim)];
+        crate::matryoshka::truncate_into(self.row(i), &mut out);
+        out
+    }
 }
 
 /// Counters of what the model was asked to do, for benchmarks and tests of batching.

@@ -53,6 +53,15 @@ impl Provider {
         }
     }
 
+    /// The same provider on GPU `device_id` (no effect on CPU).
+    pub fn on_device(self, device_id: i32) -> Self {
+        match self {
+            Self::Cpu => Self::Cpu,
+            Self::Cuda(c) => Self::Cuda(CudaOptions { device_id, ..c }),
+            Self::TensorRt(t) => Self::TensorRt(TensorRtOptions { device_id, ..t }),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Cpu => "cpu",
@@ -110,6 +119,13 @@ pub fn locate_library(explicit: Option<&Path>) -> Result<PathBuf> {
                 .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so."))
         })
         .ok_or(EncoderError::RuntimeNotFound)
+}
+
+/// The default model: `$LEXEMBED_MODEL`, else the all-MiniLM-L6-v2 export `integration/setup.sh` leaves.
+pub fn default_model_dir() -> PathBuf {
+    std::env::var_os("LEXEMBED_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| lexembed_home().join("models/all-MiniLM-L6-v2"))
 }
 
 /// lexembed's cache of tools and models: `$LEXEMBED_HOME`, default `~/.cache/lexembed`.

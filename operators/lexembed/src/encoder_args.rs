@@ -4,10 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use lexembed_encoder::runtime::lexembed_home;
-use lexembed_encoder::{
-    CudaOptions, Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget,
-};
+use lexembed_encoder::runtime::default_model_dir;
+use lexembed_encoder::{Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget};
 
 #[derive(Args, Debug, Clone)]
 pub struct EncoderArgs {
@@ -38,23 +36,16 @@ pub struct EncoderArgs {
 
 impl EncoderArgs {
     pub fn model_dir(&self) -> PathBuf {
-        self.model
-            .clone()
-            .unwrap_or_else(|| lexembed_home().join("models/all-MiniLM-L6-v2"))
+        self.model.clone().unwrap_or_else(default_model_dir)
     }
 
     pub fn options(&self, extra_dims: &[u32]) -> anyhow::Result<EncoderOptions> {
-        let provider = match Provider::parse(&self.provider)? {
-            Provider::Cpu => Provider::Cpu,
-            Provider::Cuda(_) => Provider::Cuda(CudaOptions {
-                device_id: self.device_id,
-                ..CudaOptions::default()
-            }),
+        let provider = match Provider::parse(&self.provider)?.on_device(self.device_id) {
             Provider::TensorRt(t) => Provider::TensorRt(TensorRtOptions {
-                device_id: self.device_id,
                 engine_cache_dir: self.trt_cache.clone(),
                 ..t
             }),
+            p => p,
         };
         Ok(EncoderOptions {
             provider,

@@ -14,10 +14,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use indicatif::{ProgressBar, ProgressStyle};
-use lexembed_encoder::runtime::lexembed_home;
-use lexembed_encoder::{
-    CudaOptions, Dim, Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget,
-};
+use lexembed_encoder::runtime::default_model_dir;
+use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider, TokenBudget};
 use lexembed_lance::schema::{embedded_dataset, format_dims};
 use lexembed_lance::{
     DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history,
@@ -69,16 +67,10 @@ pub struct RunOptions {
 pub fn open_encoder(spec: &EncoderSpec, resolve: impl Fn(&str) -> String) -> Result<Encoder> {
     let dir = match &spec.model {
         Some(m) => PathBuf::from(resolve(m)),
-        None => std::env::var_os("LEXEMBED_MODEL")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| lexembed_home().join("models/all-MiniLM-L6-v2")),
+        None => default_model_dir(),
     };
-    let device_id = spec.device_id.unwrap_or(0);
-    let provider = match Provider::parse(spec.provider.as_deref().unwrap_or("cpu"))? {
-        Provider::Cuda(c) => Provider::Cuda(CudaOptions { device_id, ..c }),
-        Provider::TensorRt(t) => Provider::TensorRt(TensorRtOptions { device_id, ..t }),
-        p => p,
-    };
+    let provider = Provider::parse(spec.provider.as_deref().unwrap_or("cpu"))?
+        .on_device(spec.device_id.unwrap_or(0));
     let opts = EncoderOptions {
         provider,
         intra_threads: spec.threads,
@@ -257,8 +249,25 @@ fn estimate_rows(f: &SourceFile) -> u64 {
                 use parquet::file::reader::FileReader;
                 r.metadata().file_metadata().num_rows().max(0) as u64
             }),
-        _ => std::fs::read(&f.path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count() as u64),
+        _ => count_newlines(&f.path),
     }
+}
+
+/// Newlines in a file, read in 1 MiB chunks so memory stays bounded whatever the file size.
+fn count_newlines(path: &std::path::Path) -> u64 {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    while let Ok(read) = file.read(&mut buf) {
+        if read == 0 {
+            break;
+        }
+        n += buf[..read].iter().filter(|&&c| c == b'\n').count() as u64;
+    }
+    n
 }
 
 fn doc_batches(

@@ -13,7 +13,6 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::expr::ScalarFunction;
 use lexembed_encoder::Encoder;
-use lexembed_encoder::pooling::l2_normalize;
 use lexembed_lance::schema::column_dim;
 use lexembed_lance::{DatasetLocation, SearchOptions, nearest};
 
@@ -79,9 +78,7 @@ impl VectorSearchFunc {
                     .encoder
                     .encode(&[text.as_str()])
                     .map_err(|e| DataFusionError::Execution(e.to_string()))?;
-                let mut v = emb.row(0)[..dim.min(emb.dim)].to_vec();
-                l2_normalize(&mut v);
-                Ok(v)
+                Ok(emb.prefix(0, lexembed_encoder::Dim(dim as u32)))
             }
             Expr::Literal(ScalarValue::List(list), _) => {
                 let values = arrow_cast_f32(list.values())?;

@@ -57,8 +57,7 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         );
     }
     let q = enc.encode(&[args.query.as_str()])?;
-    let mut v = q.row(0)[..dim.get()].to_vec();
-    lexembed_encoder::pooling::l2_normalize(&mut v);
+    let v = q.prefix(0, dim);
     let opts = SearchOptions {
         k: args.k,
         use_index: !args.exact,

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use arrow_array::{
     FixedSizeListArray, Float32Array, RecordBatch, RecordBatchIterator, StringArray,
 };
@@ -36,16 +35,9 @@ pub struct SqlBenchArgs {
     pub json: bool,
 }
 
+/// `n` BOE texts (titles and bodies), repeating the corpus when it is shorter.
 fn texts(n: usize) -> anyhow::Result<Vec<String>> {
-    let path = lexembed_home().join("data/boe_articles.jsonl");
-    let body = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: run integration/setup.sh", path.display()))?;
-    let all: Vec<String> = body
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .flat_map(|v| ["title", "text"].map(|k| v[k].as_str().unwrap_or_default().to_string()))
-        .filter(|t| !t.is_empty())
-        .collect();
+    let all = super::texts::load(&lexembed_home().join("data/boe_articles.jsonl"), usize::MAX)?;
     Ok(all.into_iter().cycle().take(n).collect())
 }
 
