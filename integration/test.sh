@@ -14,8 +14,11 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "one arrow version in the tree"
 if cargo tree --workspace -d --locked -e normal 2>/dev/null | grep -E '^arrow(-[a-z]+)? v' ; then echo "duplicate arrow crates above"; exit 1; fi
+step "Kafka broker (single-node KRaft on 127.0.0.1) for the streaming tests"
+export LEXEMBED_KAFKA_BROKERS="$("$ROOT/integration/kafka.sh" start | tail -1)"
+trap '"$ROOT/integration/kafka.sh" stop' EXIT
 step "cargo test (workspace)"
-cargo test --workspace --locked 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
 step "integration tests"
 for t in "$ROOT"/integration/tests/*.sh; do
   [ -e "$t" ] || continue

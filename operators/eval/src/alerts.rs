@@ -135,6 +135,7 @@ mod tests {
             queries_without_relevant: 0,
             unknown_relevant_ids: 0,
             corpus_size: 1,
+            query_ids: vec![],
             rankings: BTreeMap::new(),
         }
     }

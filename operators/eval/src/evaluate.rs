@@ -30,10 +30,14 @@ pub struct EvalResult {
     /// Relevant ids that are not in the corpus (they still count in recall's denominator).
     pub unknown_relevant_ids: usize,
     pub corpus_size: usize,
-    /// Per dim, per evaluated query: (query id, corpus ids best first). The reference's
-    /// `write_predictions`, for inspection and tie analysis.
+    /// Ids of the evaluated queries, in the order of `rankings`' lists.
     #[serde(skip)]
-    pub rankings: BTreeMap<u32, Vec<(String, Vec<String>)>>,
+    pub query_ids: Vec<String>,
+    /// Per dim, per evaluated query: corpus row positions best first (ids via `Corpus::ids`). The
+    /// reference's `write_predictions`, for inspection and tie analysis; positions rather than ids so
+    /// that a run which does not write them does not pay for copying strings.
+    #[serde(skip)]
+    pub rankings: BTreeMap<u32, Vec<Vec<u32>>>,
 }
 
 impl EvalResult {
@@ -109,23 +113,17 @@ pub fn evaluate(
         cfg.max_k(),
     );
     let mut metrics = BTreeMap::new();
+    let mut rankings = rankings;
     let mut by_dim = BTreeMap::new();
     for (j, d) in sorted_dims.iter().enumerate() {
-        let ranked: Vec<Vec<u32>> = rankings.iter().map(|per_dim| per_dim[j].clone()).collect();
+        let ranked: Vec<Vec<u32>> = rankings
+            .iter_mut()
+            .map(|per_dim| std::mem::take(&mut per_dim[j]))
+            .collect();
         for (k, v) in compute(&ranked, &relevant, &totals, cfg) {
             metrics.insert(format!("dim_{d}_{k}"), v);
         }
-        let named = kept
-            .iter()
-            .zip(&ranked)
-            .map(|(&i, r)| {
-                (
-                    qa[i].query_id.clone(),
-                    r.iter().map(|&c| corpus.ids[c as usize].clone()).collect(),
-                )
-            })
-            .collect();
-        by_dim.insert(*d, named);
+        by_dim.insert(*d, ranked);
     }
     sorted_dims.reverse();
     Ok(EvalResult {
@@ -135,6 +133,7 @@ pub fn evaluate(
         queries_without_relevant: qa.len() - kept.len(),
         unknown_relevant_ids: unknown,
         corpus_size: corpus.ids.len(),
+        query_ids: kept.iter().map(|&i| qa[i].query_id.clone()).collect(),
         rankings: by_dim,
     })
 }

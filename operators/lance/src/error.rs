@@ -49,7 +49,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Attaches the dataset URI to a lance error.
-pub(crate) fn lance_err(uri: &str) -> impl Fn(lance::Error) -> StoreError + '_ {
+pub fn lance_err(uri: &str) -> impl Fn(lance::Error) -> StoreError + '_ {
     move |source| StoreError::Lance {
         uri: uri.to_string(),
         source,

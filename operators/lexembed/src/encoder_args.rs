@@ -14,7 +14,7 @@ pub struct EncoderArgs {
     #[arg(long, env = "LEXEMBED_MODEL")]
     pub model: Option<PathBuf>,
     /// Execution provider: cpu, cuda or tensorrt. A provider that cannot load is an error.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, env = "LEXEMBED_PROVIDER", default_value = "cpu")]
     pub provider: String,
     /// GPU to use with cuda/tensorrt.
     #[arg(long, default_value_t = 0)]

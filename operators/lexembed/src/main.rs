@@ -46,6 +46,8 @@ enum Command {
     Compact(cmd::dataset::CompactArgs),
     /// SQL over Lance datasets with embed(text [, dim]) and vector functions.
     Sql(cmd::sql::SqlArgs),
+    /// Load a JSONL file into a Kafka topic (one message per line), creating the topic if asked.
+    Produce(cmd::produce::ProduceArgs),
     /// IR evaluation over held-out QA pairs, every Matryoshka dim (`eval report` renders the history).
     Eval(cmd::eval::EvalCommand),
 }
@@ -66,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Compact(a) => cmd::dataset::compact_cmd(a),
         Command::Eval(c) => cmd::eval::run(c),
         Command::Sql(a) => cmd::sql::run(a),
+        Command::Produce(a) => cmd::produce::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -244,3 +244,127 @@ fn sql_embeds_and_reports_errors() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("two\n2"));
 }
+
+/// A SQL backfill in one script: read a CSV, embed, write a new Lance dataset; its vectors are the
+/// encoder's, it carries the model in its metadata (so `search` accepts it), and a second COPY to the
+/// same path is refused without touching the first.
+#[test]
+fn sql_copy_to_lance_writes_a_searchable_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("docs.csv");
+    let texts = [
+        "Artículo 1. El plazo para resolver es de tres meses.",
+        "Artículo 2. La solicitud se presentará por escrito.",
+        "Artículo 3. Contra la resolución cabe recurso de alzada.",
+    ];
+    let mut body = String::from("id,text\n");
+    for (i, t) in texts.iter().enumerate() {
+        body.push_str(&format!("a{i},\"{t}\"\n"));
+    }
+    std::fs::write(&csv, body).unwrap();
+    let out_path = dir.path().join("docs.lance");
+    let script = format!(
+        "CREATE EXTERNAL TABLE d STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true');\nCOPY (SELECT id, text, embed(text, 64) AS emb_64, embed(text, 16) AS emb_16 FROM d) TO '{}';",
+        csv.display(),
+        out_path.display()
+    );
+    let run = |s: &str| {
+        bin()
+            .args(["sql", "--model"])
+            .arg(tiny())
+            .arg(s)
+            .output()
+            .unwrap()
+    };
+    let out = run(&script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 rows"));
+    // The vectors are the encoder's.
+    let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
+    let want = encoder
+        .encode_array(
+            &arrow_array::StringArray::from(texts.to_vec()),
+            &[lexembed_encoder::Dim(64)],
+        )
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let batches: Vec<arrow_array::RecordBatch> = rt.block_on(async {
+        use futures::TryStreamExt;
+        let ds = lexembed_lance::DatasetLocation::local(out_path.display().to_string())
+            .open()
+            .await
+            .unwrap();
+        ds.scan()
+            .try_into_stream()
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    });
+    let mut seen = 0;
+    for b in &batches {
+        use arrow_array::cast::AsArray;
+        let ids = b.column_by_name("id").unwrap().as_string::<i32>();
+        let emb = b.column_by_name("emb_64").unwrap().as_fixed_size_list();
+        for r in 0..b.num_rows() {
+            let i: usize = ids.value(r)[1..].parse().unwrap();
+            let got = emb.value(r);
+            let got = got
+                .as_primitive::<arrow_array::types::Float32Type>()
+                .values()
+                .to_vec();
+            let exp = want[0].value(i);
+            let exp = exp
+                .as_primitive::<arrow_array::types::Float32Type>()
+                .values()
+                .to_vec();
+            let diff = got
+                .iter()
+                .zip(&exp)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff <= 1e-5, "row {i}: {diff}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 3);
+    // `lexembed search` accepts it (model metadata) and finds the article about the deadline.
+    let out = bin()
+        .args([
+            "search",
+            out_path.to_str().unwrap(),
+            "--column",
+            "emb_64",
+            "--exact",
+            "--json",
+        ])
+        .args([
+            "--query",
+            "Artículo 1. El plazo para resolver es de tres meses.",
+            "--model",
+        ])
+        .arg(tiny())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a0"));
+    // A second COPY to the same path is refused; the first dataset stays whole.
+    let out = run(&script);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

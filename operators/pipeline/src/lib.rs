@@ -8,5 +8,7 @@ pub mod source;
 pub mod spec;
 
 pub use error::{PipelineError, Result};
-pub use run::{RunOptions, RunSummary, open_encoder, run_pipeline};
+pub use run::{
+    RunOptions, RunSummary, embed_batch, open_encoder, output_dims, run_pipeline, sink_location,
+};
 pub use spec::{LoadedSpec, PipelineSpec, json_schema};

@@ -81,25 +81,55 @@ pub fn open_encoder(spec: &EncoderSpec, resolve: impl Fn(&str) -> String) -> Res
     Ok(Encoder::open(&dir, &opts)?)
 }
 
+/// The Matryoshka dims a pipeline writes, widest first: the spec's, else every dim the model serves.
+pub fn output_dims(spec: &EncoderSpec, encoder: &Encoder) -> Vec<Dim> {
+    if spec.dims.is_empty() {
+        return encoder.dims().as_slice().to_vec();
+    }
+    let mut d: Vec<Dim> = spec.dims.iter().map(|&d| Dim(d)).collect();
+    d.sort_by(|a, b| b.cmp(a));
+    d.dedup();
+    d
+}
+
+/// The sink dataset of a spec, its path resolved against the spec file.
+pub fn sink_location(loaded: &LoadedSpec) -> DatasetLocation {
+    DatasetLocation {
+        uri: loaded.resolve(&loaded.spec.sink.uri),
+        storage_options: loaded
+            .spec
+            .sink
+            .storage_options
+            .clone()
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Documents (`id`, `text`, metadata) → the embedded dataset's rows: the same columns plus one
+/// `emb_<dim>` column per dim.
+pub fn embed_batch(
+    encoder: &Encoder,
+    dims: &[Dim],
+    schema: &SchemaRef,
+    docs: &RecordBatch,
+) -> Result<RecordBatch> {
+    let text = docs.column(1).as_string::<i32>();
+    let vectors = encoder.encode_array(text, dims)?;
+    let mut columns: Vec<ArrayRef> = docs.columns().to_vec();
+    columns.extend(vectors.into_iter().map(|a| Arc::new(a) as ArrayRef));
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
 /// Runs a pipeline to completion: one commit, then the indexes it asks for.
 pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let spec = &loaded.spec;
     let encoder = Arc::new(open_encoder(&spec.encoder, |p| loaded.resolve(p))?);
-    let dims: Vec<Dim> = if spec.encoder.dims.is_empty() {
-        encoder.dims().as_slice().to_vec()
-    } else {
-        let mut d: Vec<Dim> = spec.encoder.dims.iter().map(|&d| Dim(d)).collect();
-        d.sort_by(|a, b| b.cmp(a));
-        d.dedup();
-        d
-    };
+    let dims = output_dims(&spec.encoder, &encoder);
     let model_id = encoder.model().model_id.clone();
     let schema = embedded_dataset(&model_id, &dims, &spec.source.metadata_fields)?;
-    let location = DatasetLocation {
-        uri: loaded.resolve(&spec.sink.uri),
-        storage_options: spec.sink.storage_options.clone().into_iter().collect(),
-    };
+    let location = sink_location(loaded);
     let mode = match spec.sink.mode {
         SinkModeSpec::Create => SinkMode::Create,
         SinkModeSpec::Append => SinkMode::Append,
@@ -111,7 +141,10 @@ pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary
         .map_err(|e| PipelineError::Runtime(e.to_string()))?;
     let existing = rt.block_on(location.check_writable(mode, &schema))?;
 
-    let mut files = resolve_files(&loaded.resolve(&spec.source.path), spec.source.format)?;
+    let path = spec.source.path.as_deref().ok_or_else(|| {
+        PipelineError::Runtime("this pipeline's source is not files (source.path)".into())
+    })?;
+    let mut files = resolve_files(&loaded.resolve(path), spec.source.format)?;
     let mut summary = RunSummary {
         pipeline: spec.name.clone(),
         dataset: location.uri.clone(),
@@ -327,12 +360,8 @@ impl EmbeddingReader {
             return Ok(None);
         }
         let started = Instant::now();
-        let text = doc.batch.column(1).as_string::<i32>();
-        let vectors = self.encoder.encode_array(text, &self.dims)?;
+        let batch = embed_batch(&self.encoder, &self.dims, &self.schema, &doc.batch)?;
         let took = started.elapsed();
-        let mut columns: Vec<ArrayRef> = doc.batch.columns().to_vec();
-        columns.extend(vectors.into_iter().map(|a| Arc::new(a) as ArrayRef));
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         if let Ok(mut t) = self.tally.lock() {
             t.rows_embedded += n;
             t.encoder += took;

@@ -58,6 +58,8 @@ pub struct EvalSpec {
 pub enum SourceKind {
     /// JSONL, CSV or Parquet files (one path or a glob).
     File,
+    /// A Kafka consumer group (the `kafka:` block); runs until stopped.
+    Kafka,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -83,8 +85,12 @@ pub enum OnBadRecord {
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     pub kind: SourceKind,
-    /// File path or glob (`data/*.jsonl`); relative paths are relative to the spec file.
-    pub path: String,
+    /// kind file: file path or glob (`data/*.jsonl`); relative paths are relative to the spec file.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// kind kafka: brokers, topics, group, dead letters, micro-batching.
+    #[serde(default)]
+    pub kafka: Option<KafkaSourceSpec>,
     /// File format; default from the extension (.jsonl/.ndjson/.json, .csv, .parquet).
     #[serde(default)]
     pub format: Option<FileFormat>,
@@ -105,6 +111,55 @@ pub struct SourceSpec {
     /// Longest text accepted, in bytes; longer records are bad records.
     #[serde(default = "default_max_text_bytes")]
     pub max_text_bytes: usize,
+}
+
+/// Where a new consumer group starts on a partition for which the Lance dataset records no offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPosition {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// A Kafka source: messages are JSON objects (or the key is the id), micro-batched into record batches.
+/// Offsets live in the Lance dataset's commits (the source of truth); the group's committed offsets are
+/// only updated for lag tools.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceSpec {
+    /// Bootstrap servers, e.g. `broker-0:9092,broker-1:9092`.
+    pub brokers: String,
+    pub topics: Vec<String>,
+    /// Consumer group: replicas with the same group share the partitions.
+    pub group_id: String,
+    #[serde(default)]
+    pub start: StartPosition,
+    /// Take the document id from the message key instead of `id_field`.
+    #[serde(default)]
+    pub key_as_id: bool,
+    /// Records that cannot become rows go here, with headers naming the error and where they came
+    /// from. Without one, `on_bad_record` decides (skip: count and log; fail: stop).
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// A batch is flushed after this many milliseconds from its first message, if not full before.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+    /// A batch is flushed when its texts reach this many bytes (bounds memory and encoder work;
+    /// about bytes/4 tokens for Latin-script text).
+    #[serde(default = "default_max_batch_bytes")]
+    pub max_batch_bytes: usize,
+    /// librdkafka properties passed through (security.protocol, sasl.*, ssl.*, …); use ${ENV} for
+    /// secrets. `enable.auto.commit`, `group.id` and `bootstrap.servers` are set by lexembed.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_linger_ms() -> u64 {
+    500
+}
+fn default_max_batch_bytes() -> usize {
+    8 << 20
 }
 
 /// How text is embedded.
@@ -237,6 +292,45 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         field: field.to_string(),
         message,
     };
+    match (spec.source.kind, &spec.source.path, &spec.source.kafka) {
+        (SourceKind::File, None, _) => {
+            return Err(bad(
+                "source.path",
+                "kind file needs a path (file or glob)".into(),
+            ));
+        }
+        (SourceKind::File, _, Some(_)) => {
+            return Err(bad("source.kafka", "only for kind kafka".into()));
+        }
+        (SourceKind::Kafka, _, None) => {
+            return Err(bad(
+                "source.kafka",
+                "kind kafka needs a kafka block (brokers, topics, group_id)".into(),
+            ));
+        }
+        (SourceKind::Kafka, Some(_), _) => {
+            return Err(bad("source.path", "only for kind file".into()));
+        }
+        (SourceKind::Kafka, None, Some(k)) => {
+            if k.topics.is_empty() {
+                return Err(bad("source.kafka.topics", "list at least one topic".into()));
+            }
+            if spec.sink.mode != SinkModeSpec::Append {
+                return Err(bad(
+                    "sink.mode",
+                    "a kafka source appends to the dataset: set mode: append".into(),
+                ));
+            }
+            let owned = ["group.id", "bootstrap.servers", "enable.auto.commit"];
+            if let Some(key) = k.properties.keys().find(|p| owned.contains(&p.as_str())) {
+                return Err(bad(
+                    &format!("source.kafka.properties.{key}"),
+                    "is set by lexembed (use brokers / group_id)".into(),
+                ));
+            }
+        }
+        (SourceKind::File, Some(_), None) => {}
+    }
     if spec.source.batch_rows == 0 {
         return Err(bad("source.batch_rows", "must be at least 1".into()));
     }
@@ -372,6 +466,24 @@ mod tests {
                 && e.to_string().contains("LEXEMBED_TEST_UNSET_VAR"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn kafka_sources_need_their_block_and_append() {
+        let kafka = "name: k\nsource:\n  kind: kafka\n  kafka:\n    brokers: b:9092\n    topics: [t]\n    group_id: g\nsink:\n  uri: out.lance\n  mode: append\n";
+        let s = parse(kafka, Path::new("p.yaml")).unwrap();
+        let k = s.source.kafka.unwrap();
+        assert_eq!((k.linger_ms, k.start), (500, StartPosition::Earliest));
+        let e = err(&kafka.replace("  mode: append\n", ""));
+        assert!(e.contains("sink.mode"), "{e}");
+        let e = err(&kafka.replace("topics: [t]", "topics: []"));
+        assert!(e.contains("source.kafka.topics"), "{e}");
+        let e = err(&kafka.replace("group_id: g", "group_id: g\n    properties: {group.id: x}"));
+        assert!(e.contains("source.kafka.properties.group.id"), "{e}");
+        let e = err(&kafka.replace("kind: kafka", "kind: file"));
+        assert!(e.contains("source.path"), "{e}");
+        let e = err("name: k\nsource:\n  kind: kafka\nsink:\n  uri: o\n  mode: append\n");
+        assert!(e.contains("source.kafka"), "{e}");
     }
 
     #[test]

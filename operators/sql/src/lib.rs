@@ -1,9 +1,10 @@
 //! lexembed in SQL. Owns the DataFusion functions — `embed(text [, dim])` (async, fed by one shared
 //! batcher per model: `batcher`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`vector`), `vector_search` —
-//! and registering Lance datasets as tables (`session`). Knows nothing of ONNX Runtime: it calls the
+//! registering Lance datasets as tables (`session`), and `COPY (…) TO 'x.lance'` (`copy`). Knows nothing of ONNX Runtime: it calls the
 //! encoder through the batcher.
 
 pub mod batcher;
+pub mod copy;
 pub mod embed;
 pub mod error;
 pub mod session;
@@ -11,5 +12,6 @@ pub mod vector;
 pub mod vector_search;
 
 pub use batcher::{BatchPolicy, SharedBatcher};
+pub use copy::{copy_to_lance, parse_lance_copy};
 pub use error::{Result, SqlError};
 pub use session::{SqlFunctions, register_functions, register_lance_table};

@@ -249,7 +249,7 @@ fn once(args: &EvalArgs) -> anyhow::Result<()> {
         alerts = check(&result, None, &rules);
     }
     if let Some(path) = &args.rankings {
-        write_rankings(path, &result)?;
+        write_rankings(path, &result, &loaded.corpus.ids)?;
     }
     print_result(args, &info, &result)?;
     for a in &alerts {
@@ -260,13 +260,17 @@ fn once(args: &EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_rankings(path: &PathBuf, r: &EvalResult) -> anyhow::Result<()> {
+fn write_rankings(path: &PathBuf, r: &EvalResult, corpus_ids: &[String]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
     );
     for (dim, queries) in &r.rankings {
-        for (qid, ids) in queries {
+        for (qid, ranked) in r.query_ids.iter().zip(queries) {
+            let ids: Vec<&str> = ranked
+                .iter()
+                .map(|&c| corpus_ids[c as usize].as_str())
+                .collect();
             serde_json::to_writer(
                 &mut f,
                 &serde_json::json!({"query_id": qid, "dim": dim, "ids": ids}),

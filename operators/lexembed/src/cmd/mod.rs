@@ -6,6 +6,7 @@ pub mod demo;
 pub mod embed;
 pub mod eval;
 pub mod model;
+pub mod produce;
 pub mod run;
 pub mod sql;
 pub mod validate;

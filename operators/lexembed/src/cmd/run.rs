@@ -1,4 +1,5 @@
-//! `lexembed run FILE.yaml`: runs a pipeline and prints its summary.
+//! `lexembed run FILE.yaml`: runs a pipeline and prints its summary. File sources run to completion
+//! (one commit); Kafka sources run as a consumer-group member until SIGTERM (or `--exit-when-idle`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,10 +17,48 @@ pub struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Kafka sources: serve /metrics, /healthz and /readyz on this address ("" to turn off).
+    #[arg(long, env = "LEXEMBED_HTTP_ADDR", default_value = "0.0.0.0:9464")]
+    pub http_addr: String,
+    /// Kafka sources: stop (commit the batch in hand, leave the group, exit 0) after this many seconds
+    /// without messages; for backfills from a topic. Default: run until SIGTERM.
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_when_idle: Option<f64>,
+}
+
+fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
+    let opts = lexembed_kafka::OperatorOptions {
+        http_addr: (!args.http_addr.is_empty()).then(|| args.http_addr.clone()),
+        exit_when_idle: args.exit_when_idle.map(std::time::Duration::from_secs_f64),
+        stop: None,
+    };
+    let s = lexembed_kafka::run_operator(spec, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&s)?);
+        return Ok(());
+    }
+    println!("pipeline {} (kafka) → {}", s.pipeline, s.dataset);
+    println!("  messages consumed  {}", s.consumed);
+    println!(
+        "  rows written       {} in {} commits",
+        s.written, s.commits
+    );
+    println!("  dead-lettered      {}", s.dead_lettered);
+    println!("  skipped            {}", s.skipped);
+    println!("  dropped (owned elsewhere) {}", s.dropped_not_owned);
+    println!(
+        "  time               {:.1}s ({:.0}% in the encoder)",
+        s.seconds,
+        100.0 * s.encoder_seconds / s.seconds.max(1e-9)
+    );
+    Ok(())
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load(&args.file)?;
+    if spec.spec.source.kind == lexembed_pipeline::spec::SourceKind::Kafka {
+        return run_kafka(&spec, &args);
+    }
     let opts = RunOptions {
         progress: std::io::stderr().is_terminal(),
         resume: args.resume.then_some(true),

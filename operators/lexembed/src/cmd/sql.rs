@@ -1,5 +1,6 @@
-//! `lexembed sql`: one query (argument or file) or an interactive prompt, over Lance datasets
-//! registered as tables, with `embed()` and the vector functions; output as a table, CSV or JSON lines.
+//! `lexembed sql`: statements (argument or file, `;`-separated) or an interactive prompt, over Lance
+//! datasets registered as tables, with `embed()` and the vector functions; output as a table, CSV or
+//! JSON lines. `COPY (SELECT …) TO 'x.lance'` writes a new Lance dataset.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,7 +11,9 @@ use clap::{Args, ValueEnum};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use lexembed_lance::DatasetLocation;
-use lexembed_sql::{BatchPolicy, register_functions, register_lance_table};
+use lexembed_sql::{
+    BatchPolicy, copy_to_lance, parse_lance_copy, register_functions, register_lance_table,
+};
 
 use crate::encoder_args::EncoderArgs;
 
@@ -65,8 +68,12 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
         }
         (None, None) => None,
     };
+    let model_id = funcs.batcher.encoder().model().model_id.clone();
     if let Some(q) = query {
-        return execute(&ctx, &q, args.format).await;
+        for statement in split_statements(&q) {
+            execute(&ctx, &statement, args.format, &model_id).await?;
+        }
+        return Ok(());
     }
     // Interactive: statements end with `;`; an error is printed and the session goes on.
     let interactive = std::io::stdin().is_terminal();
@@ -88,7 +95,7 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
         statement.push_str(&line?);
         statement.push('\n');
         if statement.trim_end().ends_with(';') {
-            if let Err(e) = execute(&ctx, &statement, args.format).await {
+            if let Err(e) = execute(&ctx, &statement, args.format, &model_id).await {
                 eprintln!("error: {e:#}");
             }
             statement.clear();
@@ -96,14 +103,46 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
         prompt(&statement);
     }
     if !statement.trim().is_empty() {
-        execute(&ctx, &statement, args.format).await?;
+        execute(&ctx, &statement, args.format, &model_id).await?;
     }
     Ok(())
 }
 
-async fn execute(ctx: &SessionContext, sql: &str, format: Format) -> anyhow::Result<()> {
+async fn execute(
+    ctx: &SessionContext,
+    sql: &str,
+    format: Format,
+    model_id: &str,
+) -> anyhow::Result<()> {
+    if let Some((query, path)) = parse_lance_copy(sql) {
+        let rows = copy_to_lance(ctx, &query, &DatasetLocation::local(&path), model_id).await?;
+        eprintln!("{rows} rows → {path}");
+        return Ok(());
+    }
     let batches = ctx.sql(sql).await?.collect().await?;
     print(&batches, format)
+}
+
+/// Statements of a script: split at `;` outside quotes; empty ones dropped.
+fn split_statements(sql: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quote) = (Vec::new(), String::new(), None::<char>);
+    for c in sql.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, ';') => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn print(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {

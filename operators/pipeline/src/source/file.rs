@@ -12,7 +12,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::DocBatch;
-use super::rows::{RowBuilder, Value};
+use super::rows::{RowBuilder, Value, json_doc};
 use crate::error::{PipelineError, Result};
 use crate::spec::{FileFormat, SourceSpec};
 
@@ -146,45 +146,16 @@ impl JsonlReader {
     }
 
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t.trim(),
-            Err(e) => {
-                return self
-                    .rows
-                    .bad(&self.path, self.line, format!("not valid UTF-8 ({e})"));
-            }
-        };
-        if text.is_empty() {
+        if bytes.trim_ascii().is_empty() {
             return Ok(());
         }
-        let v: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                return self
-                    .rows
-                    .bad(&self.path, self.line, format!("not JSON: {e}"));
+        match json_doc(bytes, &self.spec, None) {
+            Ok(doc) => {
+                self.rows.push_doc(&doc);
+                Ok(())
             }
-        };
-        let Some(obj) = v.as_object() else {
-            return self
-                .rows
-                .bad(&self.path, self.line, "not a JSON object".into());
-        };
-        let field = |name: &str| json_value(obj.get(name));
-        let metadata = self.spec.metadata_fields.iter().map(|m| field(m)).collect();
-        let (id, txt) = (field(&self.spec.id_field), field(&self.spec.text_field));
-        let spec = self.spec.clone();
-        self.rows
-            .push(&self.path, self.line, &spec, id, txt, metadata)
-    }
-}
-
-fn json_value(v: Option<&serde_json::Value>) -> Value<'_> {
-    match v {
-        None => Value::Missing,
-        Some(serde_json::Value::Null) => Value::Null,
-        Some(serde_json::Value::String(s)) => Value::Str(Cow::Borrowed(s)),
-        Some(other) => Value::Other(other.to_string()),
+            Err(reason) => self.rows.bad(&self.path, self.line, reason),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! place. Sources never embed and never write.
 
 pub mod file;
-mod rows;
+pub mod rows;
 
 use std::path::PathBuf;
 

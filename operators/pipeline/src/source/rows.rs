@@ -21,6 +21,54 @@ pub enum Value<'a> {
     Other(String),
 }
 
+/// A record that passed the checks: owned id, text and metadata values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub id: String,
+    pub text: String,
+    pub metadata: Vec<Option<String>>,
+}
+
+/// Parses one JSON-object record (a JSONL line, a Kafka message) into a `Doc`, or says why it cannot
+/// be one. `id` overrides the id field (a Kafka key).
+pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Doc, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).map_err(|e| format!("not JSON: {e}"))?;
+    let serde_json::Value::Object(mut obj) = v else {
+        return Err("not a JSON object".into());
+    };
+    let mut take = |name: &str| match obj.remove(name) {
+        None => Value::Missing,
+        Some(serde_json::Value::Null) => Value::Null,
+        Some(serde_json::Value::String(s)) => Value::Str(std::borrow::Cow::Owned(s)),
+        Some(other) => Value::Other(other.to_string()),
+    };
+    let id = match id {
+        Some(key) => match std::str::from_utf8(key) {
+            Ok(k) => Value::Str(std::borrow::Cow::Owned(k.to_string())),
+            Err(e) => return Err(format!("key is not valid UTF-8 ({e})")),
+        },
+        None => take(&spec.id_field),
+    };
+    let text = take(&spec.text_field);
+    let metadata = spec
+        .metadata_fields
+        .iter()
+        .map(|m| match take(m) {
+            Value::Str(s) => Some(s.into_owned()),
+            Value::Other(s) => Some(s),
+            Value::Missing | Value::Null => None,
+        })
+        .collect();
+    let (id, text) = check(spec, id, text, spec.max_text_bytes)?;
+    Ok(Doc {
+        id,
+        text: text.into_owned(),
+        metadata,
+    })
+}
+
 /// Accumulates rows into the documents schema.
 pub struct RowBuilder {
     schema: SchemaRef,
@@ -78,6 +126,16 @@ impl RowBuilder {
             }
             Err(reason) => self.bad(path, line, reason),
         }
+    }
+
+    /// Adds a checked record.
+    pub fn push_doc(&mut self, doc: &Doc) {
+        self.id.append_value(&doc.id);
+        self.text.append_value(&doc.text);
+        for (b, v) in self.metadata.iter_mut().zip(&doc.metadata) {
+            b.append_option(v.as_deref());
+        }
+        self.rows += 1;
     }
 
     /// Records a bad record (skip) or fails the run (fail).

@@ -4,6 +4,7 @@
 
 pub mod encode;
 pub mod eval;
+pub mod kafka;
 pub mod pipeline;
 pub mod sql;
 mod texts;
@@ -18,6 +19,8 @@ pub enum BenchCommand {
     Eval(eval::EvalBenchArgs),
     /// SQL embed() overhead against the encoder, and vector-search latency with and without an index.
     Sql(sql::SqlBenchArgs),
+    /// The Kafka operator's messages/s against a bare rdkafka consumer, and its encoder share.
+    Kafka(kafka::KafkaBenchArgs),
     /// A whole pipeline run against a bare encoder over the same rows.
     Pipeline(pipeline::PipelineBenchArgs),
 }
@@ -28,6 +31,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pipeline(a) => pipeline::run(a),
         BenchCommand::Eval(a) => eval::run(a),
         BenchCommand::Sql(a) => sql::run(a),
+        BenchCommand::Kafka(a) => kafka::run(a),
     }
 }
 

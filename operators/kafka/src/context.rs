@@ -1,0 +1,224 @@
+//! The consumer's context: rdkafka calls it on every rebalance, inside `poll`, on the operator's
+//! thread. On assignment it reads the offsets recorded in Lance and assigns each partition at its
+//! Lance offset (or the spec's start position when Lance has none), never at the group's committed
+//! offset. On revocation it notes the partitions so the operator drops their uncommitted rows before
+//! its next commit. Errors here cannot be returned to rdkafka: they are kept and the operator stops.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lexembed_pipeline::spec::StartPosition;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use tracing::{debug, error, info, warn};
+
+use crate::error::{KafkaError, Result};
+use crate::metrics::Metrics;
+use crate::offsets::{LanceOffsets, Partition};
+
+/// What the rebalance callback and the operator loop share.
+pub struct Shared {
+    pub offsets: Mutex<LanceOffsets>,
+    pub rt: tokio::runtime::Handle,
+    pub start: StartPosition,
+    pub metrics: Arc<Metrics>,
+    /// Partitions this replica owns now.
+    assigned: Mutex<HashSet<Partition>>,
+    /// Partitions revoked since the operator last looked.
+    revoked: Mutex<HashSet<Partition>>,
+    /// Where each newly assigned partition starts (known offsets only), since the operator last looked.
+    starts: Mutex<HashMap<Partition, i64>>,
+    changed: AtomicBool,
+    failure: Mutex<Option<KafkaError>>,
+}
+
+/// What changed in the assignment since the operator last asked.
+#[derive(Debug, Default)]
+pub struct AssignmentChange {
+    pub revoked: HashSet<Partition>,
+    pub starts: HashMap<Partition, i64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub fn new(
+        offsets: LanceOffsets,
+        rt: tokio::runtime::Handle,
+        start: StartPosition,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            offsets: Mutex::new(offsets),
+            rt,
+            start,
+            metrics,
+            assigned: Mutex::default(),
+            revoked: Mutex::default(),
+            starts: Mutex::default(),
+            changed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        }
+    }
+
+    pub fn offsets(&self) -> MutexGuard<'_, LanceOffsets> {
+        lock(&self.offsets)
+    }
+
+    pub fn owns(&self, p: &Partition) -> bool {
+        lock(&self.assigned).contains(p)
+    }
+
+    pub fn assigned_count(&self) -> usize {
+        lock(&self.assigned).len()
+    }
+
+    /// The change since the last call, if any.
+    pub fn take_change(&self) -> Option<AssignmentChange> {
+        if !self.changed.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        Some(AssignmentChange {
+            revoked: std::mem::take(&mut *lock(&self.revoked)),
+            starts: std::mem::take(&mut *lock(&self.starts)),
+        })
+    }
+
+    /// An error raised inside a callback, if any.
+    pub fn take_failure(&self) -> Option<KafkaError> {
+        lock(&self.failure).take()
+    }
+
+    /// Sets each partition of `tpl` to the offset Lance records for it.
+    fn position_from_lance(&self, tpl: &mut TopicPartitionList) -> Result<()> {
+        let mut offsets = self.offsets();
+        self.rt.block_on(offsets.refresh())?;
+        let wanted: Vec<(Partition, Offset)> = tpl
+            .elements()
+            .iter()
+            .map(|e| {
+                let p = Partition::new(e.topic(), e.partition());
+                let at = match (offsets.next_offset(&p), self.start) {
+                    (Some(o), _) => Offset::Offset(o),
+                    (None, StartPosition::Earliest) => Offset::Beginning,
+                    (None, StartPosition::Latest) => Offset::End,
+                };
+                (p, at)
+            })
+            .collect();
+        let mut starts = lock(&self.starts);
+        for (p, at) in wanted {
+            tpl.set_partition_offset(&p.topic, p.partition, at)
+                .map_err(crate::error::client_err(format!("positioning {p}")))?;
+            info!(partition = %p, offset = ?at, "assigned; resuming at the offset recorded in Lance");
+            if let Offset::Offset(o) = at {
+                starts.insert(p, o);
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: KafkaError) {
+        error!(error = %e, "rebalance failed; the operator will stop");
+        lock(&self.failure).get_or_insert(e);
+    }
+}
+
+/// The rdkafka context of the operator's consumer.
+pub struct OperatorContext {
+    pub shared: Arc<Shared>,
+}
+
+impl ClientContext for OperatorContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => error!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(target: "librdkafka", fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // Transport errors (a broker restarting) are retried by librdkafka: log, do not stop.
+        warn!(target: "librdkafka", %error, reason, "client error");
+    }
+}
+
+impl ConsumerContext for OperatorContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let shared = &self.shared;
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let parts: Vec<Partition> = tpl
+            .elements()
+            .iter()
+            .map(|e| Partition::new(e.topic(), e.partition()))
+            .collect();
+        Metrics::add(&shared.metrics.rebalances, 1);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = shared.position_from_lance(tpl) {
+                    return shared.fail(e);
+                }
+                let assigned = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = assigned {
+                    return shared.fail(crate::error::client_err("assigning partitions")(e));
+                }
+                lock(&shared.assigned).extend(parts);
+                shared.metrics.ready.store(true, Ordering::Relaxed);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = parts.len(), "partitions revoked");
+                {
+                    let mut assigned = lock(&shared.assigned);
+                    let mut revoked = lock(&shared.revoked);
+                    for p in parts {
+                        assigned.remove(&p);
+                        revoked.insert(p);
+                    }
+                }
+                let unassigned = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = unassigned {
+                    warn!(error = %e, "unassigning partitions failed");
+                }
+                if shared.assigned_count() == 0 {
+                    shared.metrics.ready.store(false, Ordering::Relaxed);
+                }
+            }
+            other => {
+                warn!(error = ?other, "rebalance error: dropping the assignment");
+                let _ = consumer.unassign();
+                let mut assigned = lock(&shared.assigned);
+                lock(&shared.revoked).extend(assigned.drain());
+            }
+        }
+        shared.changed.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,54 @@
+//! Errors of the Kafka operator: each says which topic, partition, offset or setting is at fault.
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka: {context}: {source}")]
+    Client {
+        context: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "{topic}/{partition}@{offset}: {reason} (source.on_bad_record is fail; set a dead_letter_topic or on_bad_record: skip to go on)"
+    )]
+    BadRecord {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
+    #[error("dead-letter topic {topic}: {message}")]
+    DeadLetter { topic: String, message: String },
+    #[error("offsets recorded in {uri} version {version}: {message}")]
+    Offsets {
+        uri: String,
+        version: u64,
+        message: String,
+    },
+    #[error(transparent)]
+    Pipeline(#[from] lexembed_pipeline::PipelineError),
+    #[error(transparent)]
+    Encoder(#[from] lexembed_encoder::EncoderError),
+    #[error(transparent)]
+    Store(#[from] lexembed_lance::StoreError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Runtime(String),
+}
+
+pub type Result<T, E = KafkaError> = std::result::Result<T, E>;
+
+/// Wraps an rdkafka error with what was being done.
+pub fn client_err(
+    context: impl Into<String>,
+) -> impl FnOnce(rdkafka::error::KafkaError) -> KafkaError {
+    let context = context.into();
+    move |source| KafkaError::Client { context, source }
+}

@@ -1,0 +1,24 @@
+//! Kafka streaming ingestion for lexembed: a consumer-group operator that turns a topic into a Lance
+//! dataset of Matryoshka vectors exactly once.
+//!
+//! Data flows one way: Kafka messages → micro-batch (`batch`) → encoder → Matryoshka columns → one
+//! Lance commit per batch that records the offsets it covers (`offsets`), then the offsets are committed
+//! to Kafka for lag tools. Lance, not the group, is the source of truth for where each partition
+//! resumes (`context` seeks on every assignment). Records that cannot become rows go to a dead-letter
+//! topic (`dead_letter`). `metrics` and `http` serve Prometheus text, `/healthz` and `/readyz`;
+//! `produce` loads JSONL into a topic for demos, tests and benchmarks.
+
+pub mod batch;
+pub mod context;
+pub mod dead_letter;
+pub mod error;
+pub mod http;
+pub mod message;
+pub mod metrics;
+pub mod offsets;
+pub mod operator;
+pub mod produce;
+
+pub use error::{KafkaError, Result};
+pub use operator::{OperatorOptions, OperatorSummary, run_operator};
+pub use produce::{ProduceOptions, ProduceSummary, create_topic, produce_lines};

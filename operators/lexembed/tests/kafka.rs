@@ -1,0 +1,600 @@
+//! The Kafka operator against a real broker (integration/kafka.sh starts Apache Kafka 4.x in KRaft
+//! mode on 127.0.0.1; `.ci/run` starts it). Every test checks the dataset ends with each produced id
+//! exactly once: two replicas on 100,000 messages, kill -9 at random moments and between the Lance
+//! and the Kafka commit, replicas joining and leaving, a broker restart, poison records to the
+//! dead-letter topic, SIGTERM. The broker is shared, so the tests take turns.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float32Type;
+use futures::TryStreamExt;
+use lexembed_lance::DatasetLocation;
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+
+static BROKER: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    BROKER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn brokers() -> String {
+    let b = std::env::var("LEXEMBED_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+    let addr = b.split(',').next().unwrap().to_string();
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))
+            .is_ok(),
+        "no Kafka broker at {b}: start one with integration/kafka.sh start"
+    );
+    b
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lexembed"))
+}
+
+fn tiny() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr")
+}
+
+fn unique(name: &str) -> String {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{n}")
+}
+
+/// `n` good documents as JSONL lines, ids d0…d{n-1}.
+fn docs(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"d{i}\",\"text\":\"Artículo {i}. El plazo para resolver el procedimiento {} será de {} días hábiles.\"}}",
+                i % 977,
+                i % 90
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+fn produce(dir: &Path, topic: &str, partitions: i32, lines: &[Vec<u8>]) {
+    let file = dir.join(format!("{topic}.jsonl"));
+    let mut f = std::fs::File::create(&file).unwrap();
+    for l in lines {
+        f.write_all(l).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+    drop(f);
+    let out = bin()
+        .args([
+            "produce",
+            file.to_str().unwrap(),
+            "--topic",
+            topic,
+            "--key-field",
+            "id",
+        ])
+        .args([
+            "--partitions",
+            &partitions.to_string(),
+            "--brokers",
+            &brokers(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "produce: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    topic: String,
+    spec: PathBuf,
+    dataset: String,
+}
+
+/// A topic and a pipeline spec consuming it into a fresh dataset.
+fn setup(name: &str, extra_kafka: &str, batch_rows: usize) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique(name);
+    let dataset = dir.path().join("out.lance").display().to_string();
+    let spec = dir.path().join("k.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: {name}\nsource:\n  kind: kafka\n  batch_rows: {batch_rows}\n  max_text_bytes: 2000\n  kafka:\n    brokers: {}\n    topics: [{topic}]\n    group_id: {topic}-g\n    linger_ms: 300\n{extra_kafka}    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\n      max.poll.interval.ms: \"30000\"\nencoder:\n  model: {}\nsink:\n  uri: {dataset}\n  mode: append\n",
+            brokers(),
+            tiny().display()
+        ),
+    )
+    .unwrap();
+    Setup {
+        dir,
+        topic,
+        spec,
+        dataset,
+    }
+}
+
+impl Setup {
+    fn start(&self, tag: &str, idle_s: f64, env: &[(&str, &str)]) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(format!("{tag}.log"))).unwrap();
+        let mut cmd = bin();
+        cmd.args([
+            "run",
+            self.spec.to_str().unwrap(),
+            "--json",
+            "--http-addr",
+            "",
+        ])
+        .args(["--exit-when-idle", &idle_s.to_string()])
+        .env("LEXEMBED_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    }
+
+    fn log(&self, tag: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{tag}.log"))).unwrap_or_default()
+    }
+
+    /// Runs one replica until idle and returns its summary.
+    fn drain(&self, tag: &str) -> serde_json::Value {
+        let child = self.start(tag, 4.0, &[]);
+        let (status, out) = wait(child, 300);
+        assert!(status.success(), "{tag} failed: {}", self.log(tag));
+        serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap()
+    }
+}
+
+/// Waits for a child (killing it after `secs`) and returns its status and stdout.
+fn wait(mut child: Child, secs: u64) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            return (status, out);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("process did not finish in {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rows(uri: &str) -> Vec<arrow_array::RecordBatch> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        match DatasetLocation::local(uri).open_if_exists().await.unwrap() {
+            None => vec![],
+            Some(ds) => ds
+                .scan()
+                .try_into_stream()
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap(),
+        }
+    })
+}
+
+fn ids(uri: &str) -> Vec<String> {
+    rows(uri)
+        .iter()
+        .flat_map(|b| {
+            let col = b.column_by_name("id").unwrap().as_string::<i32>().clone();
+            (0..col.len()).map(move |i| col.value(i).to_string())
+        })
+        .collect()
+}
+
+/// Every expected id exactly once, nothing else.
+fn assert_exactly_once(uri: &str, n: usize) {
+    let got = ids(uri);
+    let set: HashSet<&String> = got.iter().collect();
+    let missing: Vec<String> = (0..n)
+        .map(|i| format!("d{i}"))
+        .filter(|id| !set.contains(id))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing ids, e.g. {missing:?} ({} rows)",
+        got.len()
+    );
+    assert_eq!(
+        got.len(),
+        set.len(),
+        "duplicated ids: {} rows, {} distinct",
+        got.len(),
+        set.len()
+    );
+    assert_eq!(got.len(), n, "unexpected ids");
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Rows committed so far (0 when the dataset does not exist yet).
+fn count(uri: &str) -> usize {
+    rows(uri).iter().map(|b| b.num_rows()).sum()
+}
+
+fn wait_for_rows(uri: &str, at_least: usize, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while count(uri) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {at_least} rows after {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn two_replicas_write_100k_messages_exactly_once_with_the_encoders_vectors() {
+    let _turn = turn();
+    let n = 100_000;
+    let s = setup("two-replicas", "", 2000);
+    produce(s.dir.path(), &s.topic, 4, &docs(n));
+    let a = s.start("a", 6.0, &[]);
+    let b = s.start("b", 6.0, &[]);
+    let (sa, oa) = wait(a, 900);
+    let (sb, ob) = wait(b, 900);
+    assert!(
+        sa.success() && sb.success(),
+        "{}\n{}",
+        s.log("a"),
+        s.log("b")
+    );
+    let (ja, jb): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(oa.trim()).unwrap(),
+        serde_json::from_str(ob.trim()).unwrap(),
+    );
+    // Both replicas did part of the work.
+    assert!(
+        ja["written"].as_u64().unwrap() > 0 && jb["written"].as_u64().unwrap() > 0,
+        "{ja} {jb}"
+    );
+    assert_exactly_once(&s.dataset, n);
+
+    // The vectors are the encoder's for the same texts (a sample across partitions and batches).
+    let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
+    let batches = rows(&s.dataset);
+    let mut checked = 0;
+    for b in batches.iter().step_by(7) {
+        let text = b.column_by_name("text").unwrap().as_string::<i32>();
+        let picked = arrow_array::StringArray::from_iter_values(
+            (0..text.len()).step_by(97).map(|i| text.value(i)),
+        );
+        let dims = encoder.dims().as_slice().to_vec();
+        let want = encoder.encode_array(&picked, &dims).unwrap();
+        for (j, d) in dims.iter().enumerate() {
+            let col = b
+                .column_by_name(&format!("emb_{}", d.0))
+                .unwrap()
+                .as_fixed_size_list();
+            for (k, i) in (0..text.len()).step_by(97).enumerate() {
+                let got = col.value(i);
+                let got = got.as_primitive::<Float32Type>().values();
+                let exp = want[j].value(k);
+                let exp = exp.as_primitive::<Float32Type>().values();
+                let diff = got
+                    .iter()
+                    .zip(exp.iter())
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff <= 1e-5, "row {i} dim {} differs by {diff}", d.0);
+            }
+        }
+        checked += picked.len();
+    }
+    assert!(checked > 50, "checked {checked}");
+}
+
+#[test]
+fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplicates_nothing() {
+    let _turn = turn();
+    let n = 30_000;
+    let s = setup("crash", "", 500);
+    produce(s.dir.path(), &s.topic, 4, &docs(n));
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut rand = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let mut aborted_between = 0;
+    for trial in 0..12 {
+        let tag = format!("trial{trial}");
+        if trial % 3 == 2 {
+            // Abort inside the window between the Lance commit and the Kafka offset commit.
+            let after = (1 + rand(3)).to_string();
+            let child = s.start(
+                &tag,
+                30.0,
+                &[("LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS", after.as_str())],
+            );
+            let (status, _) = wait(child, 120);
+            assert!(
+                !status.success(),
+                "trial {trial} should have aborted: {}",
+                s.log(&tag)
+            );
+            aborted_between += 1;
+        } else {
+            let mut child = s.start(&tag, 30.0, &[]);
+            std::thread::sleep(Duration::from_millis(1500 + rand(3000)));
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+        let partial = ids(&s.dataset);
+        let distinct: HashSet<&String> = partial.iter().collect();
+        assert_eq!(
+            partial.len(),
+            distinct.len(),
+            "duplicates after trial {trial}"
+        );
+    }
+    assert!(aborted_between >= 4);
+    let before = count(&s.dataset);
+    assert!(
+        before < n,
+        "the crashes should leave work to do ({before} rows)"
+    );
+    let summary = s.drain("final");
+    assert!(summary["written"].as_u64().unwrap() > 0);
+    assert_exactly_once(&s.dataset, n);
+}
+
+#[test]
+fn a_replica_joining_and_one_leaving_mid_stream_keep_exactly_once() {
+    let _turn = turn();
+    let n = 40_000;
+    let s = setup("rebalance", "", 500);
+    produce(s.dir.path(), &s.topic, 4, &docs(n));
+    let a = s.start("a", 8.0, &[]);
+    let b = s.start("b", 8.0, &[]);
+    wait_for_rows(&s.dataset, 5_000, 300);
+    let c = s.start("c", 8.0, &[]); // joins: a rebalance mid-stream
+    wait_for_rows(&s.dataset, 15_000, 300);
+    sigterm(&a); // leaves: another rebalance
+    let (sa, _) = wait(a, 120);
+    assert!(sa.success(), "{}", s.log("a"));
+    for (child, tag) in [(b, "b"), (c, "c")] {
+        let (st, _) = wait(child, 600);
+        assert!(st.success(), "{}", s.log(tag));
+    }
+    assert!(
+        s.log("b").contains("partitions revoked"),
+        "no rebalance seen by b"
+    );
+    assert_exactly_once(&s.dataset, n);
+}
+
+#[test]
+fn broker_restart_mid_stream_reconnects_and_finishes() {
+    let _turn = turn();
+    let n = 30_000;
+    let s = setup("broker-restart", "", 500);
+    produce(s.dir.path(), &s.topic, 4, &docs(n));
+    let a = s.start("a", 20.0, &[]);
+    wait_for_rows(&s.dataset, 2_000, 300);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../integration/kafka.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("restart")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (st, _) = wait(a, 600);
+    assert!(st.success(), "{}", s.log("a"));
+    // If the operator stopped early (idle while the broker was down), a second run finishes the
+    // topic; either way nothing is lost or duplicated.
+    if count(&s.dataset) < n {
+        s.drain("b");
+    }
+    assert_exactly_once(&s.dataset, n);
+}
+
+fn dead_letters(topic: &str, expect: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = vec![];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < expect && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let mut h = BTreeMap::new();
+            if let Some(headers) = m.headers() {
+                for i in 0..headers.count() {
+                    let hd = headers.get(i);
+                    h.insert(
+                        hd.key.to_string(),
+                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            out.push((m.payload().unwrap_or_default().to_vec(), h));
+        }
+    }
+    out
+}
+
+#[test]
+fn poison_records_go_to_the_dead_letter_topic_with_headers_and_good_ones_to_lance() {
+    let _turn = turn();
+    let n = 4_000;
+    let dlq = unique("poison-dlq");
+    let s = setup("poison", &format!("    dead_letter_topic: {dlq}\n"), 500);
+    let kinds: [&[u8]; 8] = [
+        b"this is not json",
+        b"[\"an\", \"array\"]",
+        b"{\"id\":\"p\"}",
+        b"{\"id\":\"p\",\"text\":42}",
+        b"{\"text\":\"no id\"}",
+        b"{\"id\":\"p\",\"text\":\"caf\xe9 latin-1\"}",
+        b"{\"id\":\"p\",\"text\":null}",
+        b"",
+    ];
+    let big = format!("{{\"id\":\"big\",\"text\":\"{}\"}}", "x".repeat(3000)).into_bytes();
+    let mut lines = vec![];
+    let mut poison = 0;
+    for (i, good) in docs(n).into_iter().enumerate() {
+        lines.push(good);
+        if i % 20 == 0 {
+            // 5%: every kind, in turn (the empty kind is the oversized one).
+            let k = kinds[(i / 20) % kinds.len()];
+            lines.push(if k.is_empty() {
+                big.clone()
+            } else {
+                k.to_vec()
+            });
+            poison += 1;
+        }
+    }
+    produce(s.dir.path(), &dlq, 1, &[]);
+    produce(s.dir.path(), &s.topic, 4, &lines);
+    let summary = s.drain("a");
+    assert_eq!(
+        summary["dead_lettered"].as_u64().unwrap() as usize,
+        poison,
+        "{summary}"
+    );
+    assert_exactly_once(&s.dataset, n);
+    let letters = dead_letters(&dlq, poison);
+    assert_eq!(letters.len(), poison);
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for (payload, h) in &letters {
+        assert_eq!(h["lexembed.source.topic"], s.topic);
+        assert!(h["lexembed.source.partition"].parse::<i32>().unwrap() < 4);
+        assert!(h["lexembed.source.offset"].parse::<i64>().unwrap() >= 0);
+        assert!(!h["lexembed.error"].is_empty());
+        assert!(
+            kinds.contains(&payload.as_slice()) || payload == &big,
+            "{:?}",
+            String::from_utf8_lossy(payload)
+        );
+        *by_kind.entry(h["lexembed.error.kind"].clone()).or_default() += 1;
+    }
+    for k in [
+        "not_json",
+        "not_object",
+        "missing_text",
+        "text_not_string",
+        "missing_id",
+        "invalid_utf8",
+        "too_large",
+    ] {
+        assert!(by_kind.contains_key(k), "no {k} in {by_kind:?}");
+    }
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let code = body.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body)
+}
+
+#[test]
+fn sigterm_commits_the_batch_in_hand_and_exits_0_promptly_with_metrics_served() {
+    let _turn = turn();
+    let n = 40_000;
+    let s = setup("sigterm", "", 1000);
+    produce(s.dir.path(), &s.topic, 4, &docs(n));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(s.dir.path().join("a.log")).unwrap();
+    let child = bin()
+        .args([
+            "run",
+            s.spec.to_str().unwrap(),
+            "--json",
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_for_rows(&s.dataset, 3_000, 300);
+    let (code, metrics) = http_get(port, "/metrics");
+    assert_eq!(code, 200);
+    for name in [
+        "lexembed_messages_consumed_total",
+        "lexembed_rows_written_total",
+        "lexembed_batch_seconds_bucket",
+        "lexembed_end_to_end_lag_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    assert_eq!(http_get(port, "/healthz").0, 200);
+    assert_eq!(http_get(port, "/readyz").0, 200);
+    let t = Instant::now();
+    sigterm(&child);
+    let (status, out) = wait(child, 60);
+    let took = t.elapsed();
+    assert!(status.success(), "exit {status:?}: {}", s.log("a"));
+    // Linger (0.3 s) plus one batch of 1,000 short texts and its commit, with room for a busy CI box.
+    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let written = summary["written"].as_u64().unwrap() as usize;
+    assert_eq!(
+        count(&s.dataset),
+        written,
+        "every consumed row committed before exit"
+    );
+    assert!(written < n, "it should have stopped mid-stream ({written})");
+    s.drain("rest");
+    assert_exactly_once(&s.dataset, n);
+}
