@@ -368,3 +368,56 @@ fn sql_copy_to_lance_writes_a_searchable_dataset() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `source: {kind: sql}`: the query's rows are the documents (filtered, joined, renamed in SQL); a row
+/// with no text is a bad record named by its row; the run is one commit like a file run.
+#[test]
+fn a_sql_source_feeds_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("docs.csv"),
+        "doc,body,law\n1,Artículo 1. El plazo para resolver es de tres meses.,ley-39\n2,,ley-39\n3,Artículo 3. Cabe recurso de alzada.,ley-40\n4,Artículo 4. Disposición derogada.,ley-99\n",
+    )
+    .unwrap();
+    let spec = dir.path().join("sql.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: sql-src\nsource:\n  kind: sql\n  sql:\n    query: \"SELECT CAST(doc AS VARCHAR) AS id, body AS text, law FROM d WHERE law <> 'ley-99'\"\n    tables: {{d: docs.csv}}\n  metadata_fields: [law]\n  on_bad_record: skip\nencoder:\n  model: {}\nsink:\n  uri: out.lance\n",
+            tiny().display()
+        ),
+    )
+    .unwrap();
+    let out = bin().args(["run", "--json"]).arg(&spec).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["rows_written"], 2, "{s}");
+    assert_eq!(s["rows_read"], 3, "{s}");
+    assert_eq!(s["skipped"]["text field `text` is null"], 1, "{s}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("source.sql row") && err.contains("line=2"),
+        "{err}"
+    );
+    // A query naming a column the result lacks is a clear error.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("body AS text", "body")
+            .replace("out.lance", "out2.lance"),
+    )
+    .unwrap();
+    let out = bin().arg("run").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no column `text`") && err.contains("body"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@ pub mod spec;
 
 pub use error::{PipelineError, Result};
 pub use run::{
-    RunOptions, RunSummary, embed_batch, open_encoder, output_dims, run_pipeline, sink_location,
+    ExternalDocs, RunOptions, RunSummary, embed_batch, open_encoder, output_dims, run_pipeline,
+    run_pipeline_from, sink_location,
 };
 pub use spec::{LoadedSpec, PipelineSpec, json_schema};

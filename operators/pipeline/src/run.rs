@@ -121,8 +121,66 @@ pub fn embed_batch(
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
+/// Documents from somewhere other than files (a SQL query), for `run_pipeline_from`.
+pub struct ExternalDocs {
+    pub docs: Box<dyn Iterator<Item = Result<DocBatch>> + Send>,
+    /// What the commit records as its sources.
+    pub keys: Vec<String>,
+    /// Rows expected, for the progress bar (0: unknown).
+    pub rows_hint: u64,
+}
+
+/// The spec's files (less those a resumed run already committed) as documents; `None` when there is
+/// nothing left to do.
+fn file_source(
+    loaded: &LoadedSpec,
+    opts: &RunOptions,
+    rt: &tokio::runtime::Runtime,
+    existing: Option<&lance::Dataset>,
+    summary: &mut RunSummary,
+) -> Result<Option<ExternalDocs>> {
+    let spec = &loaded.spec;
+    let path = spec.source.path.as_deref().ok_or_else(|| {
+        PipelineError::Runtime(format!(
+            "source kind {:?} is run by the lexembed command, not as files (source.path)",
+            spec.source.kind
+        ))
+    })?;
+    let mut files = resolve_files(&loaded.resolve(path), spec.source.format)?;
+    summary.files = files.len();
+    if opts.resume.unwrap_or(spec.sink.resume)
+        && let Some(ds) = existing
+    {
+        let done = rt.block_on(committed_sources(ds, &spec.name))?;
+        files.retain(|f| !done.contains(&f.key()));
+        summary.files_already_committed = summary.files - files.len();
+    }
+    if files.is_empty() {
+        info!("every source file is already committed: nothing to do");
+        return Ok(None);
+    }
+    Ok(Some(ExternalDocs {
+        rows_hint: files.iter().map(estimate_rows).sum(),
+        keys: files.iter().map(SourceFile::key).collect(),
+        docs: doc_batches(
+            files,
+            spec.source.clone(),
+            lexembed_lance::schema::documents(&spec.source.metadata_fields)?,
+        ),
+    }))
+}
+
 /// Runs a pipeline to completion: one commit, then the indexes it asks for.
 pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary> {
+    run_pipeline_from(loaded, opts, None)
+}
+
+/// `run_pipeline` with documents from `external` instead of the spec's files.
+pub fn run_pipeline_from(
+    loaded: &LoadedSpec,
+    opts: &RunOptions,
+    external: Option<ExternalDocs>,
+) -> Result<RunSummary> {
     let started = Instant::now();
     let spec = &loaded.spec;
     let encoder = Arc::new(open_encoder(&spec.encoder, |p| loaded.resolve(p))?);
@@ -141,40 +199,28 @@ pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary
         .map_err(|e| PipelineError::Runtime(e.to_string()))?;
     let existing = rt.block_on(location.check_writable(mode, &schema))?;
 
-    let path = spec.source.path.as_deref().ok_or_else(|| {
-        PipelineError::Runtime("this pipeline's source is not files (source.path)".into())
-    })?;
-    let mut files = resolve_files(&loaded.resolve(path), spec.source.format)?;
     let mut summary = RunSummary {
         pipeline: spec.name.clone(),
         dataset: location.uri.clone(),
-        files: files.len(),
         ..RunSummary::default()
     };
-    if opts.resume.unwrap_or(spec.sink.resume)
-        && let Some(ds) = &existing
-    {
-        let done = rt.block_on(committed_sources(ds, &spec.name))?;
-        files.retain(|f| !done.contains(&f.key()));
-        summary.files_already_committed = summary.files - files.len();
-    }
-    if files.is_empty() {
-        info!("every source file is already committed: nothing to do");
-        summary.seconds = started.elapsed().as_secs_f64();
-        return Ok(summary);
-    }
-
-    let total_rows: u64 = files.iter().map(estimate_rows).sum();
-    let progress = Progress::new(opts.progress, total_rows);
+    let source = match external {
+        Some(docs) => docs,
+        None => {
+            let Some(files) = file_source(loaded, opts, &rt, existing.as_ref(), &mut summary)?
+            else {
+                summary.seconds = started.elapsed().as_secs_f64();
+                return Ok(summary);
+            };
+            files
+        }
+    };
+    let progress = Progress::new(opts.progress, source.rows_hint);
     let shared = Arc::new(Mutex::new(Tally::default()));
     let first_error: Arc<Mutex<Option<PipelineError>>> = Arc::default();
     let mut reader = EmbeddingReader {
         schema: schema.clone(),
-        docs: doc_batches(
-            files.clone(),
-            spec.source.clone(),
-            lexembed_lance::schema::documents(&spec.source.metadata_fields)?,
-        ),
+        docs: source.docs,
         encoder: encoder.clone(),
         dims: dims.clone(),
         tally: shared.clone(),
@@ -188,7 +234,7 @@ pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary
         Some(Err(_)) => return Err(take_error(&first_error)),
         Some(Ok(first)) => {
             reader.pending = Some(first);
-            let props = commit_properties(&spec.name, &files, &model_id, &dims);
+            let props = commit_properties(&spec.name, &source.keys, &model_id, &dims);
             let result = rt.block_on(location.commit(mode, Box::new(reader), props));
             // A source or encoder error reaches Lance as an opaque Arrow error: report the original.
             if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
@@ -238,16 +284,15 @@ fn take_error(slot: &Mutex<Option<PipelineError>>) -> PipelineError {
 
 fn commit_properties(
     name: &str,
-    files: &[SourceFile],
+    keys: &[String],
     model_id: &str,
     dims: &[Dim],
 ) -> HashMap<String, String> {
-    let keys: Vec<String> = files.iter().map(SourceFile::key).collect();
     HashMap::from([
         (PIPELINE_KEY.into(), name.to_string()),
         (
             SOURCES_KEY.into(),
-            serde_json::to_string(&keys).unwrap_or_default(),
+            serde_json::to_string(keys).unwrap_or_default(),
         ),
         (
             lexembed_lance::schema::MODEL_ID_KEY.into(),

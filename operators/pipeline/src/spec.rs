@@ -60,6 +60,8 @@ pub enum SourceKind {
     File,
     /// A Kafka consumer group (the `kafka:` block); runs until stopped.
     Kafka,
+    /// A SQL query over tables (the `sql:` block) whose rows are the documents.
+    Sql,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -91,6 +93,9 @@ pub struct SourceSpec {
     /// kind kafka: brokers, topics, group, dead letters, micro-batching.
     #[serde(default)]
     pub kafka: Option<KafkaSourceSpec>,
+    /// kind sql: a query and the tables it reads.
+    #[serde(default)]
+    pub sql: Option<SqlSourceSpec>,
     /// File format; default from the extension (.jsonl/.ndjson/.json, .csv, .parquet).
     #[serde(default)]
     pub format: Option<FileFormat>,
@@ -111,6 +116,19 @@ pub struct SourceSpec {
     /// Longest text accepted, in bytes; longer records are bad records.
     #[serde(default = "default_max_text_bytes")]
     pub max_text_bytes: usize,
+}
+
+/// A SQL source: the query's rows are the documents (`id_field`, `text_field`, `metadata_fields` name
+/// its columns; any type is read as text). Runs once, like a file source: one commit.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSourceSpec {
+    /// e.g. `SELECT id, text, law FROM docs WHERE law LIKE 'boe-a-2015%'`.
+    pub query: String,
+    /// Table name → file: `.lance` (a Lance dataset), `.csv` (with a header), `.jsonl`/`.json`
+    /// (newline-delimited). Relative paths are relative to the spec file.
+    #[serde(default)]
+    pub tables: BTreeMap<String, String>,
 }
 
 /// Where a new consumer group starts on a partition for which the Lance dataset records no offset.
@@ -292,44 +310,42 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         field: field.to_string(),
         message,
     };
-    match (spec.source.kind, &spec.source.path, &spec.source.kafka) {
-        (SourceKind::File, None, _) => {
+    let src = &spec.source;
+    let blocks = [
+        ("source.path", src.path.is_some(), SourceKind::File),
+        ("source.kafka", src.kafka.is_some(), SourceKind::Kafka),
+        ("source.sql", src.sql.is_some(), SourceKind::Sql),
+    ];
+    for (field, present, kind) in blocks {
+        if present && kind != src.kind {
+            return Err(bad(field, format!("only for kind {}", kind_name(kind))));
+        }
+        if !present && kind == src.kind {
+            let what = match kind {
+                SourceKind::File => "kind file needs a path (file or glob)",
+                SourceKind::Kafka => "kind kafka needs a kafka block (brokers, topics, group_id)",
+                SourceKind::Sql => "kind sql needs a sql block (query, tables)",
+            };
+            return Err(bad(field, what.into()));
+        }
+    }
+    if let Some(k) = &src.kafka {
+        if k.topics.is_empty() {
+            return Err(bad("source.kafka.topics", "list at least one topic".into()));
+        }
+        if spec.sink.mode != SinkModeSpec::Append {
             return Err(bad(
-                "source.path",
-                "kind file needs a path (file or glob)".into(),
+                "sink.mode",
+                "a kafka source appends to the dataset: set mode: append".into(),
             ));
         }
-        (SourceKind::File, _, Some(_)) => {
-            return Err(bad("source.kafka", "only for kind kafka".into()));
-        }
-        (SourceKind::Kafka, _, None) => {
+        let owned = ["group.id", "bootstrap.servers", "enable.auto.commit"];
+        if let Some(key) = k.properties.keys().find(|p| owned.contains(&p.as_str())) {
             return Err(bad(
-                "source.kafka",
-                "kind kafka needs a kafka block (brokers, topics, group_id)".into(),
+                &format!("source.kafka.properties.{key}"),
+                "is set by lexembed (use brokers / group_id)".into(),
             ));
         }
-        (SourceKind::Kafka, Some(_), _) => {
-            return Err(bad("source.path", "only for kind file".into()));
-        }
-        (SourceKind::Kafka, None, Some(k)) => {
-            if k.topics.is_empty() {
-                return Err(bad("source.kafka.topics", "list at least one topic".into()));
-            }
-            if spec.sink.mode != SinkModeSpec::Append {
-                return Err(bad(
-                    "sink.mode",
-                    "a kafka source appends to the dataset: set mode: append".into(),
-                ));
-            }
-            let owned = ["group.id", "bootstrap.servers", "enable.auto.commit"];
-            if let Some(key) = k.properties.keys().find(|p| owned.contains(&p.as_str())) {
-                return Err(bad(
-                    &format!("source.kafka.properties.{key}"),
-                    "is set by lexembed (use brokers / group_id)".into(),
-                ));
-            }
-        }
-        (SourceKind::File, Some(_), None) => {}
     }
     if spec.source.batch_rows == 0 {
         return Err(bad("source.batch_rows", "must be at least 1".into()));
@@ -375,6 +391,14 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn kind_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::File => "file",
+        SourceKind::Kafka => "kafka",
+        SourceKind::Sql => "sql",
+    }
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}`; an unset variable without default is an error naming it

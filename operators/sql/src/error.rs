@@ -6,6 +6,8 @@ pub enum SqlError {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Store(#[from] lexembed_lance::StoreError),
+    #[error("{0}")]
+    Source(String),
 }
 
 pub type Result<T, E = SqlError> = std::result::Result<T, E>;

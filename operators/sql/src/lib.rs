@@ -1,6 +1,6 @@
 //! lexembed in SQL. Owns the DataFusion functions — `embed(text [, dim])` (async, fed by one shared
 //! batcher per model: `batcher`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`vector`), `vector_search` —
-//! registering Lance datasets as tables (`session`), and `COPY (…) TO 'x.lance'` (`copy`). Knows nothing of ONNX Runtime: it calls the
+//! registering Lance datasets as tables (`session`), SQL as a pipeline source (`source`), and `COPY (…) TO 'x.lance'` (`copy`). Knows nothing of ONNX Runtime: it calls the
 //! encoder through the batcher.
 
 pub mod batcher;
@@ -8,6 +8,7 @@ pub mod copy;
 pub mod embed;
 pub mod error;
 pub mod session;
+pub mod source;
 pub mod vector;
 pub mod vector_search;
 
@@ -15,3 +16,4 @@ pub use batcher::{BatchPolicy, SharedBatcher};
 pub use copy::{copy_to_lance, parse_lance_copy};
 pub use error::{Result, SqlError};
 pub use session::{SqlFunctions, register_functions, register_lance_table};
+pub use source::{query_documents, register_file_table};

@@ -1,11 +1,12 @@
-//! `lexembed run FILE.yaml`: runs a pipeline and prints its summary. File sources run to completion
-//! (one commit); Kafka sources run as a consumer-group member until SIGTERM (or `--exit-when-idle`).
+//! `lexembed run FILE.yaml`: runs a pipeline and prints its summary. File and SQL sources run to
+//! completion (one commit); Kafka sources run as a consumer-group member until SIGTERM (or `--exit-when-idle`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
-use lexembed_pipeline::{LoadedSpec, RunOptions, run_pipeline};
+use lexembed_pipeline::spec::SourceKind;
+use lexembed_pipeline::{LoadedSpec, RunOptions, run_pipeline, run_pipeline_from};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -56,14 +57,20 @@ fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load(&args.file)?;
-    if spec.spec.source.kind == lexembed_pipeline::spec::SourceKind::Kafka {
+    if spec.spec.source.kind == SourceKind::Kafka {
         return run_kafka(&spec, &args);
     }
     let opts = RunOptions {
         progress: std::io::stderr().is_terminal(),
         resume: args.resume.then_some(true),
     };
-    let s = run_pipeline(&spec, &opts)?;
+    let s = match spec.spec.source.kind {
+        SourceKind::Sql => {
+            let docs = lexembed_sql::query_documents(&spec)?;
+            run_pipeline_from(&spec, &opts, Some(docs))?
+        }
+        _ => run_pipeline(&spec, &opts)?,
+    };
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
         return Ok(());

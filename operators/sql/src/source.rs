@@ -1,0 +1,228 @@
+//! SQL as a pipeline source (`source: {kind: sql}`): the rows of a query over file and Lance tables
+//! become document batches for the pipeline's encoder and sink, with the same checks as every other
+//! source (bad rows are skipped or fail the run, named by row number). The query runs on its own
+//! thread and runtime; batches cross a bounded channel, so memory holds a few batches at most.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, SessionContext};
+use futures::StreamExt;
+use lance::datafusion::LanceTableProvider;
+use lexembed_lance::DatasetLocation;
+use lexembed_pipeline::source::DocBatch;
+use lexembed_pipeline::source::rows::{RowBuilder, Value};
+use lexembed_pipeline::spec::{LoadedSpec, SourceSpec};
+use lexembed_pipeline::{ExternalDocs, PipelineError};
+
+use crate::error::{Result, SqlError};
+
+/// Registers `path` as table `name`, by its extension: `.lance`, `.csv`, `.jsonl`/`.json`.
+pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".lance") || lower.ends_with(".lance/") {
+        let ds = DatasetLocation::local(path).open().await?;
+        ctx.register_table(
+            name,
+            Arc::new(LanceTableProvider::new(Arc::new(ds), false, false)),
+        )?;
+    } else if lower.ends_with(".csv") {
+        ctx.register_csv(name, path, CsvReadOptions::new().has_header(true))
+            .await?;
+    } else if lower.ends_with(".jsonl") || lower.ends_with(".json") || lower.ends_with(".ndjson") {
+        let ext = &lower[lower.rfind('.').unwrap_or(0)..];
+        let opts = JsonReadOptions::default().file_extension(ext);
+        ctx.register_json(name, path, opts).await?;
+    } else {
+        return Err(SqlError::Source(format!(
+            "table {name}: {path} is not .lance, .csv or .jsonl (Parquet files: use a file source, kind file)"
+        )));
+    }
+    Ok(())
+}
+
+/// The documents of the spec's `source.sql` query, for `run_pipeline_from`.
+pub fn query_documents(loaded: &LoadedSpec) -> Result<ExternalDocs> {
+    let spec = loaded.spec.source.clone();
+    let sql = spec
+        .sql
+        .clone()
+        .ok_or_else(|| SqlError::Source("the spec has no source.sql block".into()))?;
+    let tables: Vec<(String, String)> = sql
+        .tables
+        .iter()
+        .map(|(n, p)| (n.clone(), loaded.resolve(p)))
+        .collect();
+    let mut keys = vec![format!("sql:{}", sql.query)];
+    keys.extend(tables.iter().map(|(n, p)| format!("table:{n}={p}")));
+    let (tx, rx) = sync_channel::<lexembed_pipeline::Result<DocBatch>>(2);
+    std::thread::Builder::new()
+        .name("lexembed-sql-source".into())
+        .spawn(move || produce(tables, sql.query, spec, tx))
+        .map_err(|e| SqlError::Source(format!("starting the SQL source thread: {e}")))?;
+    Ok(ExternalDocs {
+        docs: Box::new(Received(rx)),
+        keys,
+        rows_hint: 0,
+    })
+}
+
+struct Received(Receiver<lexembed_pipeline::Result<DocBatch>>);
+
+impl Iterator for Received {
+    type Item = lexembed_pipeline::Result<DocBatch>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.recv().ok()
+    }
+}
+
+fn source_err(message: String) -> PipelineError {
+    PipelineError::Source {
+        path: PathBuf::from("source.sql"),
+        message,
+    }
+}
+
+/// Runs the query and sends document batches until done, the receiver hangs up, or an error.
+fn produce(
+    tables: Vec<(String, String)>,
+    query: String,
+    spec: SourceSpec,
+    tx: SyncSender<lexembed_pipeline::Result<DocBatch>>,
+) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = tx.send(Err(source_err(e.to_string())));
+            return;
+        }
+    };
+    let result = rt.block_on(async {
+        let ctx = SessionContext::new();
+        for (name, path) in &tables {
+            register_file_table(&ctx, name, path)
+                .await
+                .map_err(|e| source_err(e.to_string()))?;
+        }
+        let mut stream = ctx
+            .sql(&query)
+            .await
+            .map_err(|e| source_err(e.to_string()))?
+            .execute_stream()
+            .await
+            .map_err(|e| source_err(e.to_string()))?;
+        let schema = lexembed_lance::schema::documents(&spec.metadata_fields)?;
+        let mut rows = RowBuilder::new(schema, &spec);
+        let mut row_number = 0usize;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| source_err(e.to_string()))?;
+            let cols = Columns::of(&batch, &spec)?;
+            for r in 0..batch.num_rows() {
+                row_number += 1;
+                rows.push(
+                    Path::new("source.sql row"),
+                    row_number,
+                    &spec,
+                    cols.id.get(r),
+                    cols.text.get(r),
+                    cols.metadata.iter().map(|c| c.get(r)).collect(),
+                )?;
+                if rows.rows >= spec.batch_rows {
+                    let (batch, skipped) = rows.finish()?;
+                    if tx.send(Ok(DocBatch { batch, skipped })).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let (batch, skipped) = rows.finish()?;
+        if batch.num_rows() > 0 || !skipped.is_empty() {
+            let _ = tx.send(Ok(DocBatch { batch, skipped }));
+        }
+        Ok::<(), PipelineError>(())
+    });
+    if let Err(e) = result {
+        let _ = tx.send(Err(e));
+    }
+}
+
+/// One result column read as text (`Other` for a non-string column where a string is required).
+struct TextColumn {
+    values: Option<ArrayRef>,
+    is_string: bool,
+}
+
+impl TextColumn {
+    fn get(&self, row: usize) -> Value<'_> {
+        let Some(a) = &self.values else {
+            return Value::Missing;
+        };
+        if a.is_null(row) {
+            return Value::Null;
+        }
+        let s = a.as_string::<i32>().value(row);
+        if self.is_string {
+            Value::Str(std::borrow::Cow::Borrowed(s))
+        } else {
+            Value::Other(s.to_string())
+        }
+    }
+}
+
+struct Columns {
+    id: TextColumn,
+    text: TextColumn,
+    metadata: Vec<TextColumn>,
+}
+
+impl Columns {
+    fn of(batch: &RecordBatch, spec: &SourceSpec) -> lexembed_pipeline::Result<Self> {
+        let col = |name: &str, required: bool| -> lexembed_pipeline::Result<TextColumn> {
+            let Some(a) = batch.column_by_name(name) else {
+                if required {
+                    let names: Vec<String> = batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .collect();
+                    return Err(source_err(format!(
+                        "the query's result has no column `{name}` (columns: {})",
+                        names.join(", ")
+                    )));
+                }
+                return Ok(TextColumn {
+                    values: None,
+                    is_string: false,
+                });
+            };
+            let is_string = matches!(
+                a.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            );
+            let values = arrow_cast::cast(a, &DataType::Utf8)?;
+            Ok(TextColumn {
+                values: Some(values),
+                is_string,
+            })
+        };
+        let mut id = col(&spec.id_field, true)?;
+        id.is_string = true; // numbers are fine as ids (written as text)
+        Ok(Self {
+            id,
+            text: col(&spec.text_field, true)?,
+            metadata: spec
+                .metadata_fields
+                .iter()
+                .map(|m| col(m, false))
+                .collect::<lexembed_pipeline::Result<_>>()?,
+        })
+    }
+}
