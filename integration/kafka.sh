@@ -7,6 +7,7 @@
 #   integration/kafka.sh restart   # stop + start, keeping the data (for broker-restart tests)
 #   integration/kafka.sh status
 #   integration/kafka.sh reset     # stop and delete the data
+#   integration/kafka.sh delete-topic NAME...   # delete topics (missing ones are fine)
 #
 # Env: LEXEMBED_KAFKA_PORT (default 19092; the controller uses PORT+1), LEXEMBED_KAFKA_DATA
 # (default $LEXEMBED_HOME/kafka/data). Prints the bootstrap address on start.
@@ -85,5 +86,11 @@ case "${1:-}" in
   restart) stop; start ;;
   status) if running; then echo "running pid $(cat "$PIDFILE") on 127.0.0.1:$PORT"; else echo "stopped"; exit 1; fi ;;
   reset) stop; rm -rf "$DATA" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  delete-topic)
+    shift
+    for t in "$@"; do
+      java -cp "$CP" -Dlog4j2.configurationFile="$ROOT/integration/kafka/log4j2.properties" -Dkafka.logs.dir="$DATA/tools" \
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" --delete --if-exists --topic "$t" >&2
+    done ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

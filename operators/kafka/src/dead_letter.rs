@@ -63,9 +63,37 @@ impl DeadLetterSink {
             .map_err(client_err(format!(
                 "creating the dead-letter producer for {topic}"
             )))?;
-        Ok(Self {
+        let sink = Self {
             topic: topic.to_string(),
             producer,
+        };
+        sink.check_topic_exists()?;
+        Ok(sink)
+    }
+
+    /// Fails at start, not at the first bad record, when the topic is missing.
+    fn check_topic_exists(&self) -> Result<()> {
+        let md = self
+            .producer
+            .client()
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(30))
+            .map_err(client_err(format!(
+                "looking up dead-letter topic {}",
+                self.topic
+            )))?;
+        let found = md
+            .topics()
+            .iter()
+            .any(|t| t.name() == self.topic && t.error().is_none() && !t.partitions().is_empty());
+        if found {
+            return Ok(());
+        }
+        Err(KafkaError::DeadLetter {
+            topic: self.topic.clone(),
+            message: format!(
+                "the topic does not exist; create it (e.g. lexembed produce /dev/null --topic {} --partitions 1)",
+                self.topic
+            ),
         })
     }
 

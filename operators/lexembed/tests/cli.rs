@@ -1,17 +1,12 @@
 //! The `lexembed` binary end to end: embed from arguments and stdin, model info, clear errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod common;
+use common::*;
+
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lexembed"))
-}
-
-fn tiny() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr")
-}
+use std::process::Stdio;
 
 fn golden() -> serde_json::Value {
     let p = tiny().with_file_name("tiny-xlmr.golden.json");
@@ -144,10 +139,6 @@ fn errors_exit_non_zero_with_a_clear_message() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(err.contains(expect), "{args:?}: {err}");
     }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 #[test]

@@ -5,24 +5,15 @@
 //! a corpus smaller than k, exact score ties.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod common;
+use common::*;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lexembed"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tiny() -> PathBuf {
-    repo().join("operators/encoder/tests/fixtures/tiny-xlmr")
-}
 
 fn home() -> PathBuf {
     lexembed_encoder::runtime::lexembed_home()

@@ -5,6 +5,9 @@
 //! dead-letter topic, SIGTERM. The broker is shared, so the tests take turns.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod common;
+use common::*;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -37,14 +40,6 @@ fn brokers() -> String {
         "no Kafka broker at {b}: start one with integration/kafka.sh start"
     );
     b
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lexembed"))
-}
-
-fn tiny() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr")
 }
 
 fn unique(name: &str) -> String {

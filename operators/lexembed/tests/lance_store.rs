@@ -3,6 +3,9 @@
 //! `kill -9` at random points never leaves partial rows (resume ends with every row exactly once).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod common;
+use common::*;
+
 use std::collections::HashSet;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -13,22 +16,6 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
 use futures::TryStreamExt;
 use lexembed_lance::DatasetLocation;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lexembed"))
-}
-
-fn tiny() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr")
-}
-
-fn python() -> String {
-    std::env::var("LEXEMBED_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The first `n` BOE articles from the demo corpus that setup builds (id, law, title, text).
 fn corpus(n: usize, skip: usize) -> Vec<String> {
@@ -54,17 +41,6 @@ fn write_spec(dir: &Path, body: &str) -> PathBuf {
     )
     .unwrap();
     p
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        cmd,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn read_column(uri: &str, column: &str) -> (Vec<String>, Vec<f32>) {
@@ -106,6 +82,34 @@ fn search_ids(uri: &str, column: &str, query: &str, exact: bool) -> Vec<String> 
     if exact {
         cmd.arg("--exact");
     }
+    run_ok(&mut cmd)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Top-10 ids of SQL's `vector_search` (the dataset registered as table `docs`).
+fn sql_search_ids(uri: &str, column: &str, query: &str) -> Vec<String> {
+    let dim = &column[4..];
+    let sql = format!(
+        "SELECT id FROM vector_search('docs', '{column}', embed('{query}', {dim}), 10) ORDER BY _distance, id"
+    );
+    let mut cmd = bin();
+    cmd.args([
+        "sql",
+        "--format",
+        "json",
+        "--table",
+        &format!("docs={uri}"),
+        "--model",
+    ])
+    .arg(tiny())
+    .arg(&sql);
     run_ok(&mut cmd)
         .lines()
         .map(|l| {
@@ -181,6 +185,13 @@ fn pylance_reads_back_bit_identical_and_agrees_on_nearest() {
             true,
         );
         assert_eq!(&got, want, "{q}");
+        // SQL's vector_search: the same top-10 as pylance and `lexembed search`.
+        let sql = sql_search_ids(
+            &uri,
+            q["column"].as_str().unwrap(),
+            q["text"].as_str().unwrap(),
+        );
+        assert_eq!(&sql, want, "SQL vector_search {q}");
     }
 
     // With an index, recall@10 against exact stays ≥ 0.95.
@@ -189,6 +200,15 @@ fn pylance_reads_back_bit_identical_and_agrees_on_nearest() {
     for q in QUERIES {
         let exact: HashSet<String> = search_ids(&uri, "emb_64", q, true).into_iter().collect();
         let approx = search_ids(&uri, "emb_64", q, false);
+        // Through the index, SQL and `lexembed search` return the same rows.
+        let mut sql = sql_search_ids(&uri, "emb_64", q);
+        let mut cli = approx.clone();
+        sql.sort();
+        cli.sort();
+        assert_eq!(
+            sql, cli,
+            "indexed SQL vector_search vs lexembed search: {q}"
+        );
         found += approx.iter().filter(|id| exact.contains(*id)).count();
         total += exact.len();
     }
