@@ -246,7 +246,9 @@ impl<'a> Operator<'a> {
         };
         let docs_schema = lexembed_lance::schema::documents(&source.metadata_fields)?;
         let mut batch = MicroBatch::new(docs_schema, source, limits);
-        let mut last_message = Instant::now();
+        // Since when polls have returned nothing (None while messages flow or a batch is being
+        // committed): the clock of `exit_when_idle`.
+        let mut idle_since: Option<Instant> = None;
         // Next offset expected per partition (duplicates after a seek are dropped).
         let mut positions: HashMap<Partition, i64> = HashMap::new();
         while !stop.load(Ordering::Relaxed) {
@@ -262,7 +264,7 @@ impl<'a> Operator<'a> {
             if let Some(change) = self.shared.take_change() {
                 // Idleness counts from the latest assignment: a join that waited for a dead member's
                 // session to expire must still read its partitions.
-                last_message = Instant::now();
+                idle_since = None;
                 for p in &change.revoked {
                     positions.remove(p);
                 }
@@ -277,20 +279,23 @@ impl<'a> Operator<'a> {
             }
             match polled {
                 Some(Ok(m)) => {
-                    last_message = Instant::now();
+                    idle_since = None;
                     self.take_message(&m, &mut batch, &mut positions)?;
                 }
                 Some(Err(e)) => warn!(error = %e, "consumer error (librdkafka retries)"),
-                None => {}
+                None => {
+                    idle_since.get_or_insert_with(Instant::now);
+                }
             }
             if batch.is_ready() {
                 let closed = batch.close()?;
                 self.flush(closed)?;
+                idle_since = None; // the time spent committing is not idleness
             }
             if let Some(idle) = exit_when_idle
                 && batch.is_empty()
                 && self.shared.assigned_count() > 0
-                && last_message.elapsed() >= idle
+                && idle_since.is_some_and(|t| t.elapsed() >= idle)
             {
                 info!(
                     idle_s = idle.as_secs_f64(),
