@@ -75,22 +75,11 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    // Interactive: statements end with `;`; an error is printed and the session goes on.
-    let interactive = std::io::stdin().is_terminal();
+    if std::io::stdin().is_terminal() {
+        return prompt(&ctx, args.format, &model_id).await;
+    }
+    // Statements from stdin end with `;`; an error is printed and the session goes on.
     let mut statement = String::new();
-    let prompt = |s: &str| {
-        if interactive {
-            eprint!(
-                "{}",
-                if s.trim().is_empty() {
-                    "lexembed> "
-                } else {
-                    "      -> "
-                }
-            );
-        }
-    };
-    prompt(&statement);
     for line in std::io::stdin().lock().lines() {
         statement.push_str(&line?);
         statement.push('\n');
@@ -100,7 +89,6 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
             }
             statement.clear();
         }
-        prompt(&statement);
     }
     if !statement.trim().is_empty() {
         execute(&ctx, &statement, args.format, &model_id).await?;
@@ -121,6 +109,45 @@ async fn execute(
     }
     let batches = ctx.sql(sql).await?.collect().await?;
     print(&batches, format)
+}
+
+/// The interactive prompt: line editing, history kept in `$LEXEMBED_HOME/sql_history` across
+/// sessions, statements end with `;`, an error is printed and the session goes on, Ctrl-C drops the
+/// statement being typed, Ctrl-D leaves.
+async fn prompt(ctx: &SessionContext, format: Format, model_id: &str) -> anyhow::Result<()> {
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let history = lexembed_encoder::runtime::lexembed_home().join("sql_history");
+    let _ = editor.load_history(&history); // none yet on a first session
+    let mut statement = String::new();
+    loop {
+        let p = if statement.is_empty() {
+            "lexembed> "
+        } else {
+            "      -> "
+        };
+        match editor.readline(p) {
+            Ok(line) => {
+                statement.push_str(&line);
+                statement.push('\n');
+                if statement.trim_end().ends_with(';') {
+                    let _ = editor.add_history_entry(statement.trim());
+                    let _ = editor.save_history(&history);
+                    if let Err(e) = execute(ctx, &statement, format, model_id).await {
+                        eprintln!("error: {e:#}");
+                    }
+                    statement.clear();
+                }
+            }
+            Err(ReadlineError::Interrupted) => statement.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !statement.trim().is_empty() {
+        execute(ctx, &statement, format, model_id).await?;
+    }
+    Ok(())
 }
 
 /// Statements of a script: split at `;` outside quotes; empty ones dropped.
