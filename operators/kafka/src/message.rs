@@ -3,15 +3,9 @@
 //! is the id. Checks are the file sources' (`lexembed_pipeline::source::rows`), so a record is good or
 //! bad the same way whether it arrives in a file or on a topic.
 
+pub use lexembed_pipeline::source::rows::Refusal;
 use lexembed_pipeline::source::rows::{Doc, json_doc};
 use lexembed_pipeline::spec::SourceSpec;
-
-/// Why a message was refused, as a short kind (metrics label, header) and a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub kind: &'static str,
-    pub message: String,
-}
 
 /// Parses a message value (and key, when it is the id) into a document.
 pub fn message_doc(
@@ -39,29 +33,7 @@ pub fn message_doc(
     } else {
         None
     };
-    json_doc(value, spec, id).map_err(|message| Refusal {
-        kind: kind_of(&message),
-        message,
-    })
-}
-
-/// A stable label for a refusal message from the shared checks.
-fn kind_of(message: &str) -> &'static str {
-    if message.contains("UTF-8") {
-        "invalid_utf8"
-    } else if message.starts_with("not JSON") {
-        "not_json"
-    } else if message.starts_with("not a JSON object") {
-        "not_object"
-    } else if message.contains("over the") {
-        "too_large"
-    } else if message.starts_with("id field") {
-        "missing_id"
-    } else if message.contains("not a string") {
-        "text_not_string"
-    } else {
-        "missing_text"
-    }
+    json_doc(value, spec, id)
 }
 
 #[cfg(test)]

@@ -29,14 +29,32 @@ pub struct Doc {
     pub metadata: Vec<Option<String>>,
 }
 
+/// Why a record cannot be a row: a stable kind (a metrics label, a dead-letter header) and a message
+/// naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
 /// Parses one JSON-object record (a JSONL line, a Kafka message) into a `Doc`, or says why it cannot
 /// be one. `id` overrides the id field (a Kafka key).
-pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Doc, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"))?;
-    let v: serde_json::Value =
-        serde_json::from_str(text.trim()).map_err(|e| format!("not JSON: {e}"))?;
+pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Doc, Refusal> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Refusal::new("invalid_utf8", format!("not valid UTF-8 ({e})")))?;
+    let v: serde_json::Value = serde_json::from_str(text.trim())
+        .map_err(|e| Refusal::new("not_json", format!("not JSON: {e}")))?;
     let serde_json::Value::Object(mut obj) = v else {
-        return Err("not a JSON object".into());
+        return Err(Refusal::new("not_object", "not a JSON object"));
     };
     let mut take = |name: &str| match obj.remove(name) {
         None => Value::Missing,
@@ -47,7 +65,12 @@ pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Do
     let id = match id {
         Some(key) => match std::str::from_utf8(key) {
             Ok(k) => Value::Str(std::borrow::Cow::Owned(k.to_string())),
-            Err(e) => return Err(format!("key is not valid UTF-8 ({e})")),
+            Err(e) => {
+                return Err(Refusal::new(
+                    "invalid_utf8",
+                    format!("key is not valid UTF-8 ({e})"),
+                ));
+            }
         },
         None => take(&spec.id_field),
     };
@@ -124,7 +147,7 @@ impl RowBuilder {
                 self.rows += 1;
                 Ok(())
             }
-            Err(reason) => self.bad(path, line, reason),
+            Err(refusal) => self.bad(path, line, refusal.message),
         }
     }
 
@@ -180,25 +203,37 @@ fn check<'a>(
     id: Value<'a>,
     text: Value<'a>,
     max_text: usize,
-) -> Result<(String, std::borrow::Cow<'a, str>), String> {
+) -> Result<(String, std::borrow::Cow<'a, str>), Refusal> {
+    let id_err = |what: &str| {
+        Refusal::new(
+            "missing_id",
+            format!("id field `{}` is {what}", spec.id_field),
+        )
+    };
     let id = match id {
         Value::Str(s) if !s.is_empty() => s.into_owned(),
         Value::Other(s) => s,
-        Value::Str(_) => return Err(format!("id field `{}` is empty", spec.id_field)),
-        Value::Missing => return Err(format!("id field `{}` is missing", spec.id_field)),
-        Value::Null => return Err(format!("id field `{}` is null", spec.id_field)),
+        Value::Str(_) => return Err(id_err("empty")),
+        Value::Missing => return Err(id_err("missing")),
+        Value::Null => return Err(id_err("null")),
+    };
+    let text_err = |kind, what: &str| {
+        Refusal::new(kind, format!("text field `{}` is {what}", spec.text_field))
     };
     let text = match text {
         Value::Str(s) => s,
-        Value::Missing => return Err(format!("text field `{}` is missing", spec.text_field)),
-        Value::Null => return Err(format!("text field `{}` is null", spec.text_field)),
-        Value::Other(_) => return Err(format!("text field `{}` is not a string", spec.text_field)),
+        Value::Missing => return Err(text_err("missing_text", "missing")),
+        Value::Null => return Err(text_err("missing_text", "null")),
+        Value::Other(_) => return Err(text_err("text_not_string", "not a string")),
     };
     if text.len() > max_text {
-        return Err(format!(
-            "text field `{}` has {} bytes, over the {max_text}-byte limit",
-            spec.text_field,
-            text.len()
+        return Err(Refusal::new(
+            "too_large",
+            format!(
+                "text field `{}` has {} bytes, over the {max_text}-byte limit",
+                spec.text_field,
+                text.len()
+            ),
         ));
     }
     Ok((id, text))
