@@ -282,21 +282,7 @@ fn sql_copy_to_lance_writes_a_searchable_dataset() {
             &[lexembed_encoder::Dim(64)],
         )
         .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let batches: Vec<arrow_array::RecordBatch> = rt.block_on(async {
-        use futures::TryStreamExt;
-        let ds = lexembed_lance::DatasetLocation::local(out_path.display().to_string())
-            .open()
-            .await
-            .unwrap();
-        ds.scan()
-            .try_into_stream()
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
-    });
+    let batches = scan_all(&out_path.display().to_string());
     let mut seen = 0;
     for b in &batches {
         use arrow_array::cast::AsArray;

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
-use futures::TryStreamExt;
-use lexembed_lance::DatasetLocation;
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -182,25 +180,8 @@ fn wait(mut child: Child, secs: u64) -> (std::process::ExitStatus, String) {
     }
 }
 
-fn rows(uri: &str) -> Vec<arrow_array::RecordBatch> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        match DatasetLocation::local(uri).open_if_exists().await.unwrap() {
-            None => vec![],
-            Some(ds) => ds
-                .scan()
-                .try_into_stream()
-                .await
-                .unwrap()
-                .try_collect()
-                .await
-                .unwrap(),
-        }
-    })
-}
-
 fn ids(uri: &str) -> Vec<String> {
-    rows(uri)
+    scan_all(uri)
         .iter()
         .flat_map(|b| {
             let col = b.column_by_name("id").unwrap().as_string::<i32>().clone();
@@ -243,7 +224,7 @@ fn sigterm(child: &Child) {
 
 /// Rows committed so far (0 when the dataset does not exist yet).
 fn count(uri: &str) -> usize {
-    rows(uri).iter().map(|b| b.num_rows()).sum()
+    scan_all(uri).iter().map(|b| b.num_rows()).sum()
 }
 
 fn wait_for_rows(uri: &str, at_least: usize, secs: u64) {
@@ -286,7 +267,7 @@ fn two_replicas_write_100k_messages_exactly_once_with_the_encoders_vectors() {
 
     // The vectors are the encoder's for the same texts (a sample across partitions and batches).
     let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
-    let batches = rows(&s.dataset);
+    let batches = scan_all(&s.dataset);
     let mut checked = 0;
     for b in batches.iter().step_by(7) {
         let text = b.column_by_name("text").unwrap().as_string::<i32>();

@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
-use futures::TryStreamExt;
 use lexembed_lance::DatasetLocation;
 
 /// The first `n` BOE articles from the demo corpus that setup builds (id, law, title, text).
@@ -44,17 +43,7 @@ fn write_spec(dir: &Path, body: &str) -> PathBuf {
 }
 
 fn read_column(uri: &str, column: &str) -> (Vec<String>, Vec<f32>) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let batches: Vec<arrow_array::RecordBatch> = rt.block_on(async {
-        let ds = DatasetLocation::local(uri).open().await.unwrap();
-        ds.scan()
-            .try_into_stream()
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
-    });
+    let batches = scan_all(uri);
     let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
     for b in &batches {
         let ids = b.column_by_name("id").unwrap().as_string::<i32>();
@@ -82,15 +71,7 @@ fn search_ids(uri: &str, column: &str, query: &str, exact: bool) -> Vec<String> 
     if exact {
         cmd.arg("--exact");
     }
-    run_ok(&mut cmd)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    json_ids(&run_ok(&mut cmd))
 }
 
 /// Top-10 ids of SQL's `vector_search` (the dataset registered as table `docs`).
@@ -110,15 +91,7 @@ fn sql_search_ids(uri: &str, column: &str, query: &str) -> Vec<String> {
     ])
     .arg(tiny())
     .arg(&sql);
-    run_ok(&mut cmd)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    json_ids(&run_ok(&mut cmd))
 }
 
 const QUERIES: [&str; 6] = [

@@ -33,3 +33,39 @@ pub fn run_ok(cmd: &mut Command) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
+
+/// Every row of the Lance dataset at `uri` (none when there is no dataset yet).
+pub fn scan_all(uri: &str) -> Vec<arrow_array::RecordBatch> {
+    use futures::TryStreamExt;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let found = lexembed_lance::DatasetLocation::local(uri)
+            .open_if_exists()
+            .await
+            .expect("open dataset");
+        match found {
+            None => vec![],
+            Some(ds) => ds
+                .scan()
+                .try_into_stream()
+                .await
+                .expect("scan")
+                .try_collect()
+                .await
+                .expect("read batches"),
+        }
+    })
+}
+
+/// The `id` of each JSON line a command printed.
+pub fn json_ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON line")["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect()
+}
