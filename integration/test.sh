@@ -16,7 +16,10 @@ step "one arrow version in the tree"
 if cargo tree --workspace -d --locked -e normal 2>/dev/null | grep -E '^arrow(-[a-z]+)? v' ; then echo "duplicate arrow crates above"; exit 1; fi
 step "Kafka broker (single-node KRaft on 127.0.0.1) for the streaming tests"
 export LEXEMBED_KAFKA_BROKERS="$("$ROOT/integration/kafka.sh" start | tail -1)"
-trap '"$ROOT/integration/kafka.sh" stop' EXIT
+trap '"$ROOT/integration/kafka.sh" stop; "$ROOT/integration/s3.sh" stop' EXIT
+step "S3-compatible server (SeaweedFS on 127.0.0.1, fresh data) for the object-storage test"
+"$ROOT/integration/s3.sh" reset
+"$ROOT/integration/s3.sh" start
 step "cargo test (workspace)"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test.log"
 step "integration tests"

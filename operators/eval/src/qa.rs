@@ -25,10 +25,19 @@ pub fn load(path: &Path) -> Result<Vec<QaPair>> {
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or_default();
+    let remote = path.to_str().is_some_and(|p| p.contains("://"));
     let pairs = match ext {
+        "lance" => load_lance(path)?,
+        _ if remote => {
+            return Err(EvalError::QaFile {
+                path: path.to_path_buf(),
+                message: "QA pairs on object storage must be a Lance dataset (.lance); \
+                          JSONL and Parquet are read from local files"
+                    .into(),
+            });
+        }
         "jsonl" | "json" | "ndjson" => load_jsonl(path)?,
         "parquet" => load_parquet(path)?,
-        "lance" => load_lance(path)?,
         _ => {
             return Err(EvalError::QaFile {
                 path: path.to_path_buf(),
@@ -152,7 +161,7 @@ fn load_lance(path: &Path) -> Result<Vec<QaPair>> {
     let batches =
         rt.block_on(async {
             use futures::TryStreamExt;
-            let ds = lexembed_lance::DatasetLocation::local(&uri).open().await?;
+            let ds = lexembed_lance::DatasetLocation::new(&uri).open().await?;
             let stream = ds.scan().try_into_stream().await.map_err(|e| {
                 lexembed_lance::StoreError::Lance {
                     uri: uri.clone(),
@@ -187,4 +196,18 @@ pub fn digest(pairs: &[QaPair]) -> String {
         h.update([2]);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qa_pairs_on_object_storage_must_be_lance() {
+        for uri in ["s3://bucket/qa.parquet", "s3://bucket/qa.jsonl"] {
+            let err = load(Path::new(uri)).unwrap_err().to_string();
+            assert!(err.contains(uri), "{err}");
+            assert!(err.contains("must be a Lance dataset"), "{err}");
+        }
+    }
 }

@@ -49,9 +49,11 @@ pub struct CommitSummary {
 }
 
 impl DatasetLocation {
-    pub fn local(path: impl Into<String>) -> Self {
+    /// A dataset at `uri` (a local path or `s3://…`) with no explicit store options: on object
+    /// storage Lance then takes the endpoint, region and credentials from the `AWS_*` environment.
+    pub fn new(uri: impl Into<String>) -> Self {
         Self {
-            uri: path.into(),
+            uri: uri.into(),
             storage_options: HashMap::new(),
         }
     }
@@ -281,7 +283,7 @@ mod tests {
     #[tokio::test]
     async fn a_create_that_loses_the_race_fails_instead_of_overwriting() {
         let dir = tempfile::tempdir().unwrap();
-        let loc = DatasetLocation::local(dir.path().join("d.lance").display().to_string());
+        let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
         let params = WriteParams {
             mode: WriteMode::Create,
             ..WriteParams::default()

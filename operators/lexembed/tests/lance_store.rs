@@ -241,7 +241,7 @@ fn kill_minus_nine_leaves_no_partial_rows_and_resume_lands_each_row_once() {
         let _ = child.wait();
         // Whatever the moment, the dataset opens at a committed version and holds whole commits only.
         if let Some(ds) = rt
-            .block_on(DatasetLocation::local(&uri).open_if_exists())
+            .block_on(DatasetLocation::new(&uri).open_if_exists())
             .unwrap()
         {
             let rows = rt.block_on(ds.count_rows(None)).unwrap();

@@ -50,7 +50,7 @@ fn run(dir: &Path, body: &str) -> lexembed_pipeline::Result<RunSummary> {
 fn read_all(uri: &str) -> RecordBatch {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let ds = DatasetLocation::local(uri).open().await.unwrap();
+        let ds = DatasetLocation::new(uri).open().await.unwrap();
         let batches: Vec<RecordBatch> = ds
             .scan()
             .try_into_stream()
@@ -119,7 +119,7 @@ fn writes_one_vector_column_per_dim_equal_to_the_encoder() {
         }
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ds = rt.block_on(DatasetLocation::local(&uri).open()).unwrap();
+    let ds = rt.block_on(DatasetLocation::new(&uri).open()).unwrap();
     let history = rt.block_on(commit_history(&ds)).unwrap();
     assert_eq!(history.len(), 1);
     let props = &history[0].1;

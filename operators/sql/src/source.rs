@@ -25,7 +25,7 @@ use crate::error::{Result, SqlError};
 pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
     let lower = path.to_ascii_lowercase();
     if lower.ends_with(".lance") || lower.ends_with(".lance/") {
-        let ds = DatasetLocation::local(path).open().await?;
+        let ds = DatasetLocation::new(path).open().await?;
         ctx.register_table(
             name,
             Arc::new(LanceTableProvider::new(Arc::new(ds), false, false)),

@@ -165,7 +165,7 @@ async fn lance_datasets_are_tables_with_filters() {
         ],
     )
     .unwrap();
-    let loc = DatasetLocation::local(&uri);
+    let loc = DatasetLocation::new(&uri);
     loc.commit(
         SinkMode::Create,
         Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema)),

@@ -42,7 +42,7 @@ pub struct SearchArgs {
 
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
-    let ds = rt.block_on(DatasetLocation::local(&args.dataset).open())?;
+    let ds = rt.block_on(DatasetLocation::new(&args.dataset).open())?;
     let dim = column_dim(&args.column)
         .with_context(|| format!("{} is not a vector column (emb_<dim>)", args.column))?;
     let enc = args.encoder.open(&[dim.0])?;
@@ -111,7 +111,7 @@ pub struct IndexArgs {
 
 pub fn index(args: IndexArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
-    let loc = DatasetLocation::local(&args.dataset);
+    let loc = DatasetLocation::new(&args.dataset);
     let params = IndexParams {
         kind: IndexKind::parse(&args.kind)?,
         num_partitions: args.partitions,
@@ -137,7 +137,7 @@ pub struct CompactArgs {
 
 pub fn compact_cmd(args: CompactArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
-    let mut ds = rt.block_on(DatasetLocation::local(&args.dataset).open())?;
+    let mut ds = rt.block_on(DatasetLocation::new(&args.dataset).open())?;
     let (removed, added) = rt.block_on(compact(&mut ds))?;
     println!(
         "{}: {removed} fragments rewritten into {added}, version {}",

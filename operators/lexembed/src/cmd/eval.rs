@@ -178,7 +178,7 @@ fn once(args: &EvalArgs) -> anyhow::Result<()> {
         (Some(d), Some(q)) => (d.clone(), q.clone()),
         _ => anyhow::bail!("--dataset and --qa are required"),
     };
-    let location = DatasetLocation::local(&dataset);
+    let location = DatasetLocation::new(&dataset);
     let loaded = rt.block_on(lexembed_eval::corpus::load(&location))?;
     let enc = args.encoder.open(&[])?;
     if let Some(m) = &loaded.model_id {
@@ -230,7 +230,7 @@ fn once(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let mut alerts = Vec::new();
     if let Some(h) = &args.history {
-        let hloc = DatasetLocation::local(h);
+        let hloc = DatasetLocation::new(h);
         let past = rt.block_on(history::read(&hloc))?;
         let prev = previous_run(&past, &info.dataset_uri, &info.model_id, &info.qa_digest);
         let rules = AlertRules {
@@ -316,7 +316,7 @@ fn report(history_uri: &str, out: &PathBuf) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let rows = rt.block_on(history::read(&DatasetLocation::local(history_uri)))?;
+    let rows = rt.block_on(history::read(&DatasetLocation::new(history_uri)))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (name, content) in render(&rows) {
         std::fs::write(out.join(&name), content).with_context(|| format!("writing {name}"))?;

@@ -57,7 +57,7 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
     let encoder = Arc::new(args.encoder.open(&[])?);
     let funcs = register_functions(&ctx, encoder, BatchPolicy::default());
     for (name, path) in &args.tables {
-        register_lance_table(&ctx, &funcs, name, &DatasetLocation::local(path))
+        register_lance_table(&ctx, &funcs, name, &DatasetLocation::new(path))
             .await
             .with_context(|| format!("registering table {name}"))?;
     }
@@ -103,7 +103,7 @@ async fn execute(
     model_id: &str,
 ) -> anyhow::Result<()> {
     if let Some((query, path)) = parse_lance_copy(sql) {
-        let rows = copy_to_lance(ctx, &query, &DatasetLocation::local(&path), model_id).await?;
+        let rows = copy_to_lance(ctx, &query, &DatasetLocation::new(&path), model_id).await?;
         eprintln!("{rows} rows → {path}");
         return Ok(());
     }

@@ -39,7 +39,7 @@ pub fn scan_all(uri: &str) -> Vec<arrow_array::RecordBatch> {
     use futures::TryStreamExt;
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let found = lexembed_lance::DatasetLocation::local(uri)
+        let found = lexembed_lance::DatasetLocation::new(uri)
             .open_if_exists()
             .await
             .expect("open dataset");

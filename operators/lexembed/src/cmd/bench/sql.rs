@@ -151,7 +151,7 @@ fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
 async fn search_latency(n: usize) -> anyhow::Result<serde_json::Value> {
     let dim = 256;
     let dir = tempfile::tempdir()?;
-    let loc = DatasetLocation::local(dir.path().join("search.lance").display().to_string());
+    let loc = DatasetLocation::new(dir.path().join("search.lance").display().to_string());
     let schema = lexembed_lance::schema::embedded_dataset("bench", &[Dim(dim as u32)], &[])?;
     let values = random_vectors(n, dim, 0x9E37_79B9);
     let batches: Vec<Result<RecordBatch, arrow_schema::ArrowError>> = (0..n)
