@@ -346,6 +346,108 @@ fn sql_copy_to_lance_writes_a_searchable_dataset() {
     );
 }
 
+/// Parquet in SQL: COPY writes it, `--table` and a SQL source read it, and the vectors a COPY writes
+/// to Parquet are the encoder's when read back by the `parquet` crate (not DataFusion).
+#[test]
+fn sql_reads_and_writes_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = [
+        "Artículo 1. El plazo para resolver es de tres meses.",
+        "Artículo 2. La solicitud se presentará por escrito.",
+        "Artículo 3. Contra la resolución cabe recurso de alzada.",
+    ];
+    let mut body = String::from("id,text\n");
+    for (i, t) in texts.iter().enumerate() {
+        body.push_str(&format!("a{i},\"{t}\"\n"));
+    }
+    std::fs::write(dir.path().join("docs.csv"), body).unwrap();
+    let sql = |args: &[&str]| {
+        let out = bin()
+            .current_dir(dir.path())
+            .args(["sql", "--model"])
+            .arg(tiny())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    sql(&[
+        "CREATE EXTERNAL TABLE d STORED AS CSV LOCATION 'docs.csv' OPTIONS ('format.has_header' 'true');\
+         COPY (SELECT id, text FROM d) TO 'docs.parquet';\
+         COPY (SELECT id, embed(text, 64) AS emb_64 FROM d) TO 'emb.parquet'",
+    ]);
+    // `--table` takes the Parquet file.
+    let counted = sql(&[
+        "--table",
+        "p=docs.parquet",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM p",
+    ]);
+    assert_eq!(counted.lines().last(), Some("3"), "{counted}");
+    // The embeddings COPY wrote, read back independently, are the encoder's.
+    let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
+    let want = encoder
+        .encode_array(
+            &arrow_array::StringArray::from(texts.to_vec()),
+            &[lexembed_encoder::Dim(64)],
+        )
+        .unwrap();
+    let file = std::fs::File::open(dir.path().join("emb.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut seen = 0;
+    for b in reader {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        let b = b.unwrap();
+        let ids = b.column_by_name("id").unwrap().as_string::<i32>().clone();
+        let emb = b.column_by_name("emb_64").unwrap();
+        for r in 0..b.num_rows() {
+            let i: usize = ids.value(r)[1..].parse().unwrap();
+            let got = match emb.data_type() {
+                arrow_schema::DataType::FixedSizeList(..) => emb.as_fixed_size_list().value(r),
+                _ => emb.as_list::<i32>().value(r),
+            };
+            let got = got.as_primitive::<arrow_array::types::Float32Type>();
+            let exp = want[0].value(i);
+            let exp = exp.as_primitive::<arrow_array::types::Float32Type>();
+            assert_eq!(got.len(), 64);
+            let diff = (0..64)
+                .map(|k| (got.value(k) - exp.value(k)).abs())
+                .fold(0f32, f32::max);
+            assert!(diff <= 1e-5, "row {i}: {diff}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 3);
+    // A SQL source over the Parquet file feeds a pipeline.
+    let spec = dir.path().join("parquet.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: parquet-src\nsource:\n  kind: sql\n  sql:\n    query: \"SELECT id, text FROM p\"\n    tables: {{p: docs.parquet}}\nencoder:\n  model: {}\nsink:\n  uri: out.lance\n",
+            tiny().display()
+        ),
+    )
+    .unwrap();
+    let out = bin().args(["run", "--json"]).arg(&spec).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["rows_written"], 3, "{s}");
+}
+
 /// `source: {kind: sql}`: the query's rows are the documents (filtered, joined, renamed in SQL); a row
 /// with no text is a bad record named by its row; the run is one commit like a file run.
 #[test]

@@ -125,8 +125,8 @@ pub struct SourceSpec {
 pub struct SqlSourceSpec {
     /// e.g. `SELECT id, text, law FROM docs WHERE law LIKE 'boe-a-2015%'`.
     pub query: String,
-    /// Table name → file: `.lance` (a Lance dataset), `.csv` (with a header), `.jsonl`/`.json`
-    /// (newline-delimited). Relative paths are relative to the spec file.
+    /// Table name → file: `.lance` (a Lance dataset, local or `s3://`), `.parquet`, `.csv` (with a
+    /// header), `.jsonl`/`.json` (newline-delimited). Relative paths are relative to the spec file.
     #[serde(default)]
     pub tables: BTreeMap<String, String>,
 }

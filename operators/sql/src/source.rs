@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use lance::datafusion::LanceTableProvider;
 use lexembed_lance::DatasetLocation;
@@ -21,7 +21,7 @@ use lexembed_pipeline::{ExternalDocs, PipelineError};
 
 use crate::error::{Result, SqlError};
 
-/// Registers `path` as table `name`, by its extension: `.lance`, `.csv`, `.jsonl`/`.json`.
+/// Registers `path` as table `name`, by its extension: `.lance`, `.parquet`, `.csv`, `.jsonl`/`.json`.
 pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
     let lower = path.to_ascii_lowercase();
     if lower.ends_with(".lance") || lower.ends_with(".lance/") {
@@ -30,6 +30,9 @@ pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -
             name,
             Arc::new(LanceTableProvider::new(Arc::new(ds), false, false)),
         )?;
+    } else if lower.ends_with(".parquet") {
+        ctx.register_parquet(name, path, ParquetReadOptions::default())
+            .await?;
     } else if lower.ends_with(".csv") {
         ctx.register_csv(name, path, CsvReadOptions::new().has_header(true))
             .await?;
@@ -39,7 +42,7 @@ pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -
         ctx.register_json(name, path, opts).await?;
     } else {
         return Err(SqlError::Source(format!(
-            "table {name}: {path} is not .lance, .csv or .jsonl (Parquet files: use a file source, kind file)"
+            "table {name}: {path} is not .lance, .parquet, .csv or .jsonl"
         )));
     }
     Ok(())

@@ -12,7 +12,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use lexembed_lance::DatasetLocation;
 use lexembed_sql::{
-    BatchPolicy, copy_to_lance, parse_lance_copy, register_functions, register_lance_table,
+    BatchPolicy, copy_to_lance, parse_lance_copy, register_file_table, register_functions,
+    register_lance_table,
 };
 
 use crate::encoder_args::EncoderArgs;
@@ -31,7 +32,9 @@ pub struct SqlArgs {
     /// Read the query from a file.
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// Register a Lance dataset as a table: name=PATH (repeatable).
+    /// Register a table: name=PATH (repeatable). A `.parquet`, `.csv` (with a header) or `.jsonl`
+    /// file by its extension; anything else is a Lance dataset (local or `s3://`), the one kind
+    /// `vector_search` takes.
     #[arg(long = "table", value_parser = parse_table)]
     pub tables: Vec<(String, String)>,
     #[arg(long, value_enum, default_value = "table")]
@@ -57,9 +60,16 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
     let encoder = Arc::new(args.encoder.open(&[])?);
     let funcs = register_functions(&ctx, encoder, BatchPolicy::default());
     for (name, path) in &args.tables {
-        register_lance_table(&ctx, &funcs, name, &DatasetLocation::new(path))
-            .await
-            .with_context(|| format!("registering table {name}"))?;
+        let lower = path.to_ascii_lowercase();
+        let file = [".parquet", ".csv", ".jsonl", ".json", ".ndjson"]
+            .iter()
+            .any(|ext| lower.ends_with(ext));
+        let registered = if file {
+            register_file_table(&ctx, name, path).await
+        } else {
+            register_lance_table(&ctx, &funcs, name, &DatasetLocation::new(path)).await
+        };
+        registered.with_context(|| format!("registering table {name}"))?;
     }
     let query = match (&args.query, &args.file) {
         (Some(q), _) => Some(q.clone()),
