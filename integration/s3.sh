@@ -9,8 +9,9 @@
 #   integration/s3.sh status
 #   integration/s3.sh reset     # stop and delete the data
 #
-# The server requires signed requests: one identity (access key `lexembed`, secret below), so the
-# tests exercise credentials, not anonymous access. Env: LEXEMBED_S3_PORT (default 18333; the master,
+# Only the S3 API is served (SeaweedFS's Iceberg and Lance-namespace servers are off). It requires
+# signed requests: one identity (access key `lexembed`, secret below), so the tests exercise
+# credentials, not anonymous access. Env: LEXEMBED_S3_PORT (default 18333; the master,
 # volume and filer use PORT+1..PORT+3 and their gRPC ports PORT+10001..PORT+10003), LEXEMBED_S3_BUCKET
 # (default lexembed). Prints the endpoint on start.
 set -euo pipefail
@@ -76,7 +77,7 @@ JSON
     -master.port=$((PORT + 1)) -master.port.grpc=$((PORT + 10001)) -master.volumeSizeLimitMB=512 \
     -volume.port=$((PORT + 2)) -volume.port.grpc=$((PORT + 10002)) -volume.max=16 \
     -filer.port=$((PORT + 3)) -filer.port.grpc=$((PORT + 10003)) \
-    -s3 -s3.port="$PORT" -s3.config="$SHOME/s3.json" > "$SHOME/weed.log" 2>&1 &
+    -s3 -s3.port="$PORT" -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$SHOME/s3.json" > "$SHOME/weed.log" 2>&1 &
   echo $! > "$PIDFILE"
   for _ in $(seq 1 120); do
     # Ready when a signed bucket creation (or "it exists") answers.

@@ -27,7 +27,9 @@ pub struct SearchOptions {
     pub nprobes: Option<usize>,
     /// SQL filter applied before ranking, e.g. `law = 'ley-58-2003'`.
     pub filter: Option<String>,
-    /// Index search re-ranks `k × refine` candidates by exact distance (PQ codes alone lose recall).
+    /// Index search re-ranks `k × refine` candidates by exact distance (PQ codes alone lose recall:
+    /// with 4 recall@10 swung between 0.90 and 0.98 across index builds of one 600-row dataset; with 10
+    /// it was 1.0 in each of six).
     pub refine: Option<u32>,
 }
 
@@ -39,7 +41,7 @@ impl Default for SearchOptions {
             // Recall first: 32 partitions is all of them up to ~1,000 rows and ~10% at 100,000.
             nprobes: Some(32),
             filter: None,
-            refine: Some(4),
+            refine: Some(10),
         }
     }
 }

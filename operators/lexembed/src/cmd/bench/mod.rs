@@ -7,6 +7,7 @@ pub mod eval;
 pub mod kafka;
 pub mod pipeline;
 pub mod sql;
+pub mod store;
 mod texts;
 
 use clap::Subcommand;
@@ -23,6 +24,8 @@ pub enum BenchCommand {
     Kafka(kafka::KafkaBenchArgs),
     /// A whole pipeline run against a bare encoder over the same rows.
     Pipeline(pipeline::PipelineBenchArgs),
+    /// Lance on object storage (`--uri s3://…`) against a local directory: appends, cold open, scan.
+    Store(store::StoreBenchArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -32,6 +35,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Eval(a) => eval::run(a),
         BenchCommand::Sql(a) => sql::run(a),
         BenchCommand::Kafka(a) => kafka::run(a),
+        BenchCommand::Store(a) => store::run(a),
     }
 }
 

@@ -131,8 +131,8 @@ async fn embed_overhead(
     Ok((median(s), median(d)))
 }
 
-/// Deterministic unit vectors.
-fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+/// Deterministic unit vectors (xorshift).
+pub(super) fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
     let mut v: Vec<f32> = (0..n * dim)
         .map(|_| {
