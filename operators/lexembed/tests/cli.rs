@@ -236,13 +236,8 @@ fn sql_embeds_and_reports_errors() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("two\n2"));
 }
 
-/// A SQL backfill in one script: read a CSV, embed, write a new Lance dataset; its vectors are the
-/// encoder's, it carries the model in its metadata (so `search` accepts it), and a second COPY to the
-/// same path is refused without touching the first.
-#[test]
-fn sql_copy_to_lance_writes_a_searchable_dataset() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("docs.csv");
+/// Three short articles as `docs.csv` (`id,text`, ids `a0`..`a2`) in `dir`; returns the texts.
+fn three_articles_csv(dir: &std::path::Path) -> [&'static str; 3] {
     let texts = [
         "Artículo 1. El plazo para resolver es de tres meses.",
         "Artículo 2. La solicitud se presentará por escrito.",
@@ -252,7 +247,55 @@ fn sql_copy_to_lance_writes_a_searchable_dataset() {
     for (i, t) in texts.iter().enumerate() {
         body.push_str(&format!("a{i},\"{t}\"\n"));
     }
-    std::fs::write(&csv, body).unwrap();
+    std::fs::write(dir.join("docs.csv"), body).unwrap();
+    texts
+}
+
+/// Every row's `emb_64` (a fixed-size or plain list, as Lance or Parquet give it back) is the tiny
+/// model's vector for `texts[i]`, where the row's id is `a<i>`, within 1e-5; one row per text.
+fn assert_emb_64_is_the_encoders(batches: &[arrow_array::RecordBatch], texts: &[&str]) {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float32Type;
+    let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
+    let want = encoder
+        .encode_array(
+            &arrow_array::StringArray::from(texts.to_vec()),
+            &[lexembed_encoder::Dim(64)],
+        )
+        .unwrap();
+    let mut seen = 0;
+    for b in batches {
+        let ids = b.column_by_name("id").unwrap().as_string::<i32>().clone();
+        let emb = b.column_by_name("emb_64").unwrap();
+        for r in 0..b.num_rows() {
+            let i: usize = ids.value(r)[1..].parse().unwrap();
+            let got = match emb.data_type() {
+                arrow_schema::DataType::FixedSizeList(..) => emb.as_fixed_size_list().value(r),
+                _ => emb.as_list::<i32>().value(r),
+            };
+            let got = got.as_primitive::<Float32Type>();
+            let exp = want[0].value(i);
+            let exp = exp.as_primitive::<Float32Type>();
+            assert_eq!(got.len(), 64);
+            let diff = (0..64)
+                .map(|k| (got.value(k) - exp.value(k)).abs())
+                .fold(0f32, f32::max);
+            assert!(diff <= 1e-5, "row {i}: {diff}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, texts.len());
+}
+
+/// A SQL backfill in one script: read a CSV, embed, write a new Lance dataset; its vectors are the
+/// encoder's, it carries the model in its metadata (so `search` accepts it), and a second COPY to the
+/// same path is refused without touching the first.
+#[test]
+fn sql_copy_to_lance_writes_a_searchable_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("docs.csv");
+    let texts = three_articles_csv(dir.path());
     let out_path = dir.path().join("docs.lance");
     let script = format!(
         "CREATE EXTERNAL TABLE d STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true');\nCOPY (SELECT id, text, embed(text, 64) AS emb_64, embed(text, 16) AS emb_16 FROM d) TO '{}';",
@@ -275,41 +318,7 @@ fn sql_copy_to_lance_writes_a_searchable_dataset() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 rows"));
     // The vectors are the encoder's.
-    let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
-    let want = encoder
-        .encode_array(
-            &arrow_array::StringArray::from(texts.to_vec()),
-            &[lexembed_encoder::Dim(64)],
-        )
-        .unwrap();
-    let batches = scan_all(&out_path.display().to_string());
-    let mut seen = 0;
-    for b in &batches {
-        use arrow_array::cast::AsArray;
-        let ids = b.column_by_name("id").unwrap().as_string::<i32>();
-        let emb = b.column_by_name("emb_64").unwrap().as_fixed_size_list();
-        for r in 0..b.num_rows() {
-            let i: usize = ids.value(r)[1..].parse().unwrap();
-            let got = emb.value(r);
-            let got = got
-                .as_primitive::<arrow_array::types::Float32Type>()
-                .values()
-                .to_vec();
-            let exp = want[0].value(i);
-            let exp = exp
-                .as_primitive::<arrow_array::types::Float32Type>()
-                .values()
-                .to_vec();
-            let diff = got
-                .iter()
-                .zip(&exp)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(diff <= 1e-5, "row {i}: {diff}");
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, 3);
+    assert_emb_64_is_the_encoders(&scan_all(&out_path.display().to_string()), &texts);
     // `lexembed search` accepts it (model metadata) and finds the article about the deadline.
     let out = bin()
         .args([
@@ -351,30 +360,15 @@ fn sql_copy_to_lance_writes_a_searchable_dataset() {
 #[test]
 fn sql_reads_and_writes_parquet() {
     let dir = tempfile::tempdir().unwrap();
-    let texts = [
-        "Artículo 1. El plazo para resolver es de tres meses.",
-        "Artículo 2. La solicitud se presentará por escrito.",
-        "Artículo 3. Contra la resolución cabe recurso de alzada.",
-    ];
-    let mut body = String::from("id,text\n");
-    for (i, t) in texts.iter().enumerate() {
-        body.push_str(&format!("a{i},\"{t}\"\n"));
-    }
-    std::fs::write(dir.path().join("docs.csv"), body).unwrap();
+    let texts = three_articles_csv(dir.path());
     let sql = |args: &[&str]| {
-        let out = bin()
-            .current_dir(dir.path())
-            .args(["sql", "--model"])
-            .arg(tiny())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        run_ok(
+            bin()
+                .current_dir(dir.path())
+                .args(["sql", "--model"])
+                .arg(tiny())
+                .args(args),
+        )
     };
     sql(&[
         "CREATE EXTERNAL TABLE d STORED AS CSV LOCATION 'docs.csv' OPTIONS ('format.has_header' 'true');\
@@ -391,43 +385,15 @@ fn sql_reads_and_writes_parquet() {
     ]);
     assert_eq!(counted.lines().last(), Some("3"), "{counted}");
     // The embeddings COPY wrote, read back independently, are the encoder's.
-    let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
-    let want = encoder
-        .encode_array(
-            &arrow_array::StringArray::from(texts.to_vec()),
-            &[lexembed_encoder::Dim(64)],
-        )
-        .unwrap();
     let file = std::fs::File::open(dir.path().join("emb.parquet")).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut seen = 0;
-    for b in reader {
-        use arrow_array::Array;
-        use arrow_array::cast::AsArray;
-        let b = b.unwrap();
-        let ids = b.column_by_name("id").unwrap().as_string::<i32>().clone();
-        let emb = b.column_by_name("emb_64").unwrap();
-        for r in 0..b.num_rows() {
-            let i: usize = ids.value(r)[1..].parse().unwrap();
-            let got = match emb.data_type() {
-                arrow_schema::DataType::FixedSizeList(..) => emb.as_fixed_size_list().value(r),
-                _ => emb.as_list::<i32>().value(r),
-            };
-            let got = got.as_primitive::<arrow_array::types::Float32Type>();
-            let exp = want[0].value(i);
-            let exp = exp.as_primitive::<arrow_array::types::Float32Type>();
-            assert_eq!(got.len(), 64);
-            let diff = (0..64)
-                .map(|k| (got.value(k) - exp.value(k)).abs())
-                .fold(0f32, f32::max);
-            assert!(diff <= 1e-5, "row {i}: {diff}");
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, 3);
+    let batches: Vec<arrow_array::RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_emb_64_is_the_encoders(&batches, &texts);
     // A SQL source over the Parquet file feeds a pipeline.
     let spec = dir.path().join("parquet.yaml");
     std::fs::write(
@@ -438,13 +404,8 @@ fn sql_reads_and_writes_parquet() {
         ),
     )
     .unwrap();
-    let out = bin().args(["run", "--json"]).arg(&spec).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&run_ok(bin().args(["run", "--json"]).arg(&spec))).unwrap();
     assert_eq!(s["rows_written"], 3, "{s}");
 }
 
