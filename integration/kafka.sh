@@ -14,12 +14,14 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/integration/env.sh"
+source "$ROOT/integration/service.sh"   # running, stop
 PORT="${LEXEMBED_KAFKA_PORT:-19092}"
 CPORT=$((PORT + 1))
 KHOME="$LEXEMBED_HOME/kafka"
 LIB="$KHOME/lib"
 DATA="${LEXEMBED_KAFKA_DATA:-$KHOME/data}"
 PIDFILE="$DATA/kafka.pid"
+STOP_GRACE=60
 CP="$LIB/*"
 
 log() { printf '[kafka] %s\n' "$*" >&2; }
@@ -36,8 +38,6 @@ install() {
   rm -rf "$LIB" && mv "$LIB.tmp" "$LIB"
   echo "$want" > "$stamp"
 }
-
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 ready() {
   # The broker is ready when it lists topics through its client port.
@@ -68,15 +68,6 @@ start() {
     sleep 1
   done
   log "not ready after 120 s; see $DATA/server.log"; exit 1
-}
-
-stop() {
-  if ! running; then rm -f "$PIDFILE"; return; fi
-  local pid; pid="$(cat "$PIDFILE")"
-  log "stopping (pid $pid)"
-  kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return; }; sleep 1; done
-  log "still running after 60 s: SIGKILL"; kill -KILL "$pid"; rm -f "$PIDFILE"
 }
 
 case "${1:-}" in

@@ -17,6 +17,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/integration/env.sh"
+source "$ROOT/integration/service.sh"   # running, stop
 # One exact SeaweedFS commit: the Go proxy serves this pseudo-version (no tagged release is listed).
 SEAWEEDFS="github.com/seaweedfs/seaweedfs@v0.0.0-20261109003541-7506e5f91cd6"
 PORT="${LEXEMBED_S3_PORT:-18333}"
@@ -26,6 +27,7 @@ SECRET_KEY="lexembed-local-secret"
 SHOME="$LEXEMBED_HOME/s3"
 DATA="$SHOME/data"
 PIDFILE="$SHOME/weed.pid"
+STOP_GRACE=30
 WEED="${WEED:-$(command -v weed 2>/dev/null || echo "$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/weed")}"
 
 log() { printf '[s3] %s\n' "$*" >&2; }
@@ -43,8 +45,6 @@ install() {
   (cd "$src" && go build -o "$WEED.tmp" ./weed) && mv "$WEED.tmp" "$WEED"
   rm -rf "$src"
 }
-
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 s3_env() {
   cat <<ENV
@@ -90,15 +90,6 @@ JSON
     sleep 1
   done
   log "not ready after 120 s; see $SHOME/weed.log"; exit 1
-}
-
-stop() {
-  if ! running; then rm -f "$PIDFILE"; return; fi
-  local pid; pid="$(cat "$PIDFILE")"
-  log "stopping (pid $pid)"
-  kill -TERM "$pid"
-  for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return; }; sleep 1; done
-  log "still running after 30 s: SIGKILL"; kill -KILL "$pid"; rm -f "$PIDFILE"
 }
 
 case "${1:-}" in
