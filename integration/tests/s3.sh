@@ -111,12 +111,9 @@ http1=$((20000 + RANDOM % 5000)); http2=$((http1 + 1))
 lexembed run "$work/kafka.yaml" --exit-when-idle 15 --http-addr "127.0.0.1:$http1" > "$work/k1.out" 2>&1 & k1=$!; pids+=("$k1")
 lexembed run "$work/kafka.yaml" --exit-when-idle 15 --http-addr "127.0.0.1:$http2" > "$work/k2.out" 2>&1 & k2=$!; pids+=("$k2")
 # Produce once both replicas hold partitions, so both consume and commit to S3 at the same time.
-for _ in $(seq 1 60); do
-  curl -sf "127.0.0.1:$http1/readyz" >/dev/null && curl -sf "127.0.0.1:$http2/readyz" >/dev/null && break
-  sleep 0.5
-done
-curl -sf "127.0.0.1:$http2/readyz" >/dev/null && curl -sf "127.0.0.1:$http1/readyz" >/dev/null \
-  || fail "the replicas did not both get partitions within 30 s"
+both_ready() { curl -sf "127.0.0.1:$http1/readyz" >/dev/null && curl -sf "127.0.0.1:$http2/readyz" >/dev/null; }
+for _ in $(seq 1 60); do both_ready && break; sleep 0.5; done
+both_ready || fail "the replicas did not both get partitions within 30 s"
 lexembed produce "$work/stream.jsonl" --brokers "$brokers" --topic "$topic" --key-field id \
   > "$work/produce.out" 2>&1 || { cat "$work/produce.out"; fail "produce"; }
 status=0

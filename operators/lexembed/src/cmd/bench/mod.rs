@@ -48,3 +48,12 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
         n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
 }
+
+/// The `p` quantile (0..=1) of some timings: the nearest rank, no interpolation.
+pub fn percentile(xs: &[f64], p: f64) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}

@@ -13,8 +13,8 @@ use futures::TryStreamExt;
 use lexembed_encoder::Dim;
 use lexembed_lance::DatasetLocation;
 
-use super::median;
 use super::sql::random_vectors;
+use super::{median, percentile};
 
 const DIMS: [u32; 3] = [1024, 256, 64];
 
@@ -138,14 +138,6 @@ fn batch(index: usize, rows: usize) -> anyhow::Result<RecordBatch> {
         )?));
     }
     Ok(RecordBatch::try_new(schema, columns)?)
-}
-
-fn percentile(xs: &[f64], p: f64) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
-        .copied()
-        .unwrap_or(f64::NAN)
 }
 
 fn report(stores: &[DatasetLocation; 2], t: &[Timings; 2], args: &StoreBenchArgs) {
