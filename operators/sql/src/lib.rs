@@ -16,4 +16,4 @@ pub use batcher::{BatchPolicy, SharedBatcher};
 pub use copy::{copy_to_lance, parse_lance_copy};
 pub use error::{Result, SqlError};
 pub use session::{SqlFunctions, register_functions, register_lance_table};
-pub use source::{query_documents, register_file_table};
+pub use source::{is_file_table, query_documents, register_file_table};

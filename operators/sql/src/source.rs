@@ -21,6 +21,15 @@ use lexembed_pipeline::{ExternalDocs, PipelineError};
 
 use crate::error::{Result, SqlError};
 
+/// Extensions of the plain files SQL reads as tables; anything else must be a Lance dataset.
+const FILE_TABLE_EXTENSIONS: [&str; 5] = [".parquet", ".csv", ".jsonl", ".json", ".ndjson"];
+
+/// Whether `path` names a plain file table (Parquet, CSV, JSON lines) rather than a Lance dataset.
+pub fn is_file_table(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    FILE_TABLE_EXTENSIONS.iter().any(|ext| lower.ends_with(ext))
+}
+
 /// Registers `path` as table `name`, by its extension: `.lance`, `.parquet`, `.csv`, `.jsonl`/`.json`.
 pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
     let lower = path.to_ascii_lowercase();
@@ -30,20 +39,27 @@ pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -
             name,
             Arc::new(LanceTableProvider::new(Arc::new(ds), false, false)),
         )?;
-    } else if lower.ends_with(".parquet") {
-        ctx.register_parquet(name, path, ParquetReadOptions::default())
-            .await?;
-    } else if lower.ends_with(".csv") {
-        ctx.register_csv(name, path, CsvReadOptions::new().has_header(true))
-            .await?;
-    } else if lower.ends_with(".jsonl") || lower.ends_with(".json") || lower.ends_with(".ndjson") {
-        let ext = &lower[lower.rfind('.').unwrap_or(0)..];
-        let opts = JsonReadOptions::default().file_extension(ext);
-        ctx.register_json(name, path, opts).await?;
-    } else {
+        return Ok(());
+    }
+    if !is_file_table(path) {
         return Err(SqlError::Source(format!(
             "table {name}: {path} is not .lance, .parquet, .csv or .jsonl"
         )));
+    }
+    let ext = &lower[lower.rfind('.').unwrap_or(0)..];
+    match ext {
+        ".parquet" => {
+            ctx.register_parquet(name, path, ParquetReadOptions::default())
+                .await?
+        }
+        ".csv" => {
+            ctx.register_csv(name, path, CsvReadOptions::new().has_header(true))
+                .await?
+        }
+        _ => {
+            let opts = JsonReadOptions::default().file_extension(ext);
+            ctx.register_json(name, path, opts).await?
+        }
     }
     Ok(())
 }

@@ -12,8 +12,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use lexembed_lance::DatasetLocation;
 use lexembed_sql::{
-    BatchPolicy, copy_to_lance, parse_lance_copy, register_file_table, register_functions,
-    register_lance_table,
+    BatchPolicy, copy_to_lance, is_file_table, parse_lance_copy, register_file_table,
+    register_functions, register_lance_table,
 };
 
 use crate::encoder_args::EncoderArgs;
@@ -60,11 +60,7 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
     let encoder = Arc::new(args.encoder.open(&[])?);
     let funcs = register_functions(&ctx, encoder, BatchPolicy::default());
     for (name, path) in &args.tables {
-        let lower = path.to_ascii_lowercase();
-        let file = [".parquet", ".csv", ".jsonl", ".json", ".ndjson"]
-            .iter()
-            .any(|ext| lower.ends_with(ext));
-        let registered = if file {
+        let registered = if is_file_table(path) {
             register_file_table(&ctx, name, path).await
         } else {
             register_lance_table(&ctx, &funcs, name, &DatasetLocation::new(path)).await
