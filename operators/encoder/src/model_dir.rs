@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::dims::MatryoshkaDims;
 use crate::error::{EncoderError, Result};
 use crate::pooling::Pooling;
+use crate::precision::{FP16_FILE, FP32_FILE, OnnxGraphs};
 
 /// Optional file written by lexembed's export script next to the sentence-transformers files.
 pub const LEXEMBED_CONFIG: &str = "lexembed.json";
@@ -21,7 +22,8 @@ pub struct ModelDir {
     pub dir: PathBuf,
     /// A stable name for the model, recorded next to the vectors it produces.
     pub model_id: String,
-    pub onnx_path: PathBuf,
+    /// The ONNX graphs present (fp32, fp16); `precision::OnnxGraphs::choose` picks one.
+    pub graphs: OnnxGraphs,
     pub tokenizer_path: PathBuf,
     pub pooling: Pooling,
     pub normalize: bool,
@@ -72,7 +74,7 @@ impl ModelDir {
         let (pooling, full_dim) = read_pooling(&pooling_file)?;
         let max_seq_length = read_max_seq_length(&dir)?;
         let tokenizer_path = require(&dir, "tokenizer.json", "the HF tokenizers file")?;
-        let onnx_path = find_onnx(&dir)?;
+        let graphs = find_onnx(&dir)?;
         let extra = read_lexembed_config(&dir)?;
         let dims = if extra.matryoshka_dims.is_empty() {
             MatryoshkaDims::default_for(full_dim)
@@ -88,7 +90,7 @@ impl ModelDir {
         Ok(Self {
             dir,
             model_id,
-            onnx_path,
+            graphs,
             tokenizer_path,
             pooling,
             normalize,
@@ -218,16 +220,23 @@ fn read_max_seq_length(dir: &Path) -> Result<usize> {
     usize::try_from(n).map_err(|e| bad(&path, e))
 }
 
-fn find_onnx(dir: &Path) -> Result<PathBuf> {
-    ["onnx/model.onnx", "model.onnx"]
+/// The fp32 graph (`onnx/model.onnx`, or `model.onnx` at the top) and the fp16 graph
+/// (`onnx/model_fp16.onnx`); at least one must exist.
+fn find_onnx(dir: &Path) -> Result<OnnxGraphs> {
+    let fp32 = [FP32_FILE, "model.onnx"]
         .iter()
         .map(|f| dir.join(f))
-        .find(|p| p.is_file())
-        .ok_or_else(|| EncoderError::MissingFile {
+        .find(|p| p.is_file());
+    let fp16 = Some(dir.join(FP16_FILE)).filter(|p| p.is_file());
+    if fp32.is_none() && fp16.is_none() {
+        return Err(EncoderError::MissingFile {
             dir: dir.to_path_buf(),
-            file: "onnx/model.onnx".into(),
-            why: "the ONNX graph (also looked for model.onnx); export it with integration/export_model.py",
-        })
+            file: FP32_FILE.into(),
+            why: "the ONNX graph (also looked for model.onnx and onnx/model_fp16.onnx); export it \
+                  with integration/python/export_model.py",
+        });
+    }
+    Ok(OnnxGraphs { fp32, fp16 })
 }
 
 fn read_lexembed_config(dir: &Path) -> Result<LexembedConfig> {

@@ -9,22 +9,9 @@ use std::path::Path;
 use arrow_array::Int64Array;
 use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider};
 
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
-}
-
 fn broken_copy(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&common::tiny_xlmr(), tmp.path());
+    common::copy_dir(&common::tiny_xlmr(), tmp.path());
     edit(tmp.path());
     tmp
 }

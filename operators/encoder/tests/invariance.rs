@@ -13,7 +13,7 @@ fn sentences() -> Vec<String> {
 fn encode_with(budget: usize, rows: usize, texts: &[&str]) -> lexembed_encoder::Embeddings {
     let opts = EncoderOptions {
         token_budget: Some(TokenBudget(budget)),
-        max_batch_rows: rows,
+        max_batch_rows: Some(rows),
         ..EncoderOptions::default()
     };
     Encoder::open(common::tiny_xlmr(), &opts)

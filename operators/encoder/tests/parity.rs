@@ -10,12 +10,14 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
 use arrow_array::{Array, StringArray};
 use common::{cosine, golden, max_abs_diff};
+use lexembed_encoder::runtime::GraphOutput;
 use lexembed_encoder::tokenize::TextTokenizer;
 use lexembed_encoder::{Dim, Encoder, EncoderOptions};
 
-fn check_parity(model: &Path, golden_file: std::path::PathBuf) {
+fn check_parity(model: &Path, golden_file: std::path::PathBuf, output: GraphOutput) {
     let g = golden(golden_file);
     let enc = Encoder::open(model, &EncoderOptions::default()).unwrap();
+    assert_eq!(enc.session_info().output, output, "{}", model.display());
     assert_eq!(enc.model().max_seq_length, g.max_seq_length);
     let texts: Vec<&str> = g.sentences.iter().map(String::as_str).collect();
 
@@ -61,18 +63,32 @@ fn check_parity(model: &Path, golden_file: std::path::PathBuf) {
     }
 }
 
+/// CLS pooling and Normalize inside the graph (output `sentence_embedding [batch, 64]`).
 #[test]
 fn tiny_xlmr_matches_sentence_transformers_at_every_dim() {
     check_parity(
         &common::tiny_xlmr(),
         common::fixtures().join("tiny-xlmr.golden.json"),
+        GraphOutput::Pooled,
     );
 }
 
+/// Mean pooling and Normalize inside the graph, as setup exports it.
 #[test]
 fn minilm_matches_sentence_transformers() {
     let dir = common::minilm();
-    check_parity(&dir, dir.join("golden.json"));
+    check_parity(&dir, dir.join("golden.json"), GraphOutput::Pooled);
+}
+
+/// A graph of the older form (token embeddings out, lexembed pools) keeps working.
+#[test]
+fn token_output_graphs_still_match_sentence_transformers() {
+    let dir = common::tiny_xlmr_with_graph(&common::fixtures().join("tiny-xlmr-token-output.onnx"));
+    check_parity(
+        dir.path(),
+        common::fixtures().join("tiny-xlmr.golden.json"),
+        GraphOutput::Tokens,
+    );
 }
 
 #[test]

@@ -15,6 +15,8 @@ pub const MODEL_ID_KEY: &str = "lexembed.model_id";
 pub const DIMS_KEY: &str = "lexembed.dims";
 pub const SCHEMA_KEY: &str = "lexembed.schema";
 pub const SCHEMA_VERSION: &str = "embedded_dataset/1";
+/// The documents' text column (`schemas/documents.json`), the one the encoder embeds.
+pub const TEXT_COLUMN: &str = "text";
 
 const EMBEDDED_DATASET: &str = include_str!("../../../schemas/embedded_dataset.json");
 const DOCUMENTS: &str = include_str!("../../../schemas/documents.json");

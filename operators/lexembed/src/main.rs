@@ -2,7 +2,6 @@
 //! and exit codes; the work itself lives in the operator crates.
 
 mod cmd;
-mod encoder_args;
 
 use clap::{Parser, Subcommand};
 
@@ -27,9 +26,9 @@ enum Command {
     /// Inspect a model directory.
     #[command(subcommand)]
     Model(cmd::model::ModelCommand),
-    /// Benchmarks that compare lexembed with reference engines in the same run.
-    #[command(subcommand)]
-    Bench(cmd::bench::BenchCommand),
+    /// Benchmarks that compare lexembed with reference engines in the same run (encode, pipeline,
+    /// sql, eval, kafka, store): runs the lexembed-bench binary.
+    Bench(cmd::bench::BenchArgs),
     /// Demo: embed Spanish legal sentences and print how similar they are.
     Demo(cmd::demo::DemoArgs),
     /// Run a pipeline spec: read, embed, write one Lance commit, build the indexes it asks for.
@@ -58,7 +57,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Embed(a) => cmd::embed::run(a),
         Command::Model(c) => cmd::model::run(c),
-        Command::Bench(c) => cmd::bench::run(c),
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Validate(a) => cmd::validate::run(a),

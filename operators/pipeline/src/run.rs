@@ -10,13 +10,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use indicatif::{ProgressBar, ProgressStyle};
 use lexembed_encoder::runtime::default_model_dir;
-use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider, TokenBudget};
-use lexembed_lance::schema::{embedded_dataset, format_dims};
+use lexembed_encoder::stage::DEFAULT_AHEAD;
+use lexembed_encoder::{
+    Dim, Encoder, EncoderOptions, Precision, Provider, TensorRtOptions, TokenBudget,
+};
+use lexembed_encoder::{EncodeStage, Staged};
+use lexembed_lance::schema::{TEXT_COLUMN, embedded_dataset, format_dims};
 use lexembed_lance::{
     DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history,
 };
@@ -49,7 +52,8 @@ pub struct RunSummary {
     pub version: Option<u64>,
     pub rows_in_dataset: usize,
     pub seconds: f64,
-    /// Time inside the encoder (tokenize, model, pooling, Matryoshka), for overhead accounting.
+    /// Time the model was busy (summed over its sessions), for overhead accounting; reading and
+    /// tokenizing run beside it.
     pub encoder_seconds: f64,
     pub indexes: Vec<String>,
 }
@@ -69,12 +73,22 @@ pub fn open_encoder(spec: &EncoderSpec, resolve: impl Fn(&str) -> String) -> Res
         Some(m) => PathBuf::from(resolve(m)),
         None => default_model_dir(),
     };
-    let provider = Provider::parse(spec.provider.as_deref().unwrap_or("cpu"))?
-        .on_device(spec.device_id.unwrap_or(0));
+    let provider = match Provider::parse(spec.provider.as_deref().unwrap_or("cpu"))?
+        .on_device(spec.device_id.unwrap_or(0))
+    {
+        Provider::TensorRt(t) => Provider::TensorRt(TensorRtOptions {
+            engine_cache_dir: spec.trt_cache.as_deref().map(|p| PathBuf::from(resolve(p))),
+            ..t
+        }),
+        p => p,
+    };
     let opts = EncoderOptions {
         provider,
+        precision: Precision::parse(spec.precision.as_deref().unwrap_or("auto"))?,
         intra_threads: spec.threads,
         token_budget: spec.token_budget.map(TokenBudget),
+        max_batch_rows: spec.max_batch_rows,
+        streams: spec.streams,
         extra_dims: spec.dims.clone(),
         ..EncoderOptions::default()
     };
@@ -114,11 +128,17 @@ pub fn embed_batch(
     schema: &SchemaRef,
     docs: &RecordBatch,
 ) -> Result<RecordBatch> {
-    let text = docs.column(1).as_string::<i32>();
-    let vectors = encoder.encode_array(text, dims)?;
+    let vectors = encoder.encode_array(text_column(docs)?.as_ref(), dims)?;
     let mut columns: Vec<ArrayRef> = docs.columns().to_vec();
     columns.extend(vectors.into_iter().map(|a| Arc::new(a) as ArrayRef));
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The documents' text column, by name.
+fn text_column(docs: &RecordBatch) -> Result<ArrayRef> {
+    docs.column_by_name(TEXT_COLUMN).cloned().ok_or_else(|| {
+        PipelineError::Runtime(format!("document batch without a {TEXT_COLUMN:?} column"))
+    })
 }
 
 /// Documents from somewhere other than files (a SQL query), for `run_pipeline_from`.
@@ -216,18 +236,16 @@ pub fn run_pipeline_from(
         }
     };
     let progress = Progress::new(opts.progress, source.rows_hint);
-    let shared = Arc::new(Mutex::new(Tally::default()));
-    let first_error: Arc<Mutex<Option<PipelineError>>> = Arc::default();
-    let mut reader = EmbeddingReader {
-        schema: schema.clone(),
-        docs: source.docs,
-        encoder: encoder.clone(),
-        dims: dims.clone(),
-        tally: shared.clone(),
-        first_error: first_error.clone(),
+    let model_before = encoder.stats().model_seconds();
+    let mut reader = EmbeddingReader::new(
+        encoder.clone(),
+        dims.clone(),
+        spec.encoder.ahead.unwrap_or(DEFAULT_AHEAD),
+        source.docs,
+        schema.clone(),
         progress,
-        pending: None,
-    };
+    )?;
+    let (shared, first_error) = (reader.tally.clone(), reader.first_error.clone());
     // Pull the first batch before committing: a run with no good rows writes nothing.
     match reader.next() {
         None => {}
@@ -257,7 +275,7 @@ pub fn run_pipeline_from(
         0
     };
     summary.skipped = tally.skipped;
-    summary.encoder_seconds = tally.encoder.as_secs_f64();
+    summary.encoder_seconds = encoder.stats().model_seconds() - model_before;
 
     if summary.version.is_some() {
         for ix in &spec.sink.indexes {
@@ -368,23 +386,52 @@ struct Tally {
     rows_read: usize,
     rows_embedded: usize,
     skipped: BTreeMap<String, usize>,
-    encoder: Duration,
 }
 
-/// Lance pulls batches from this reader on its writer thread; each `next` reads and embeds one batch.
+/// Lance pulls batches from this reader on its writer thread. Behind it the encoder stage reads and
+/// tokenizes the next document batches on its own thread while the model runs this one, so reading,
+/// tokenizing, the model and Lance's write all overlap, with a bounded number of batches in memory.
 struct EmbeddingReader {
     schema: SchemaRef,
-    docs: Box<dyn Iterator<Item = Result<DocBatch>> + Send>,
-    encoder: Arc<Encoder>,
-    dims: Vec<Dim>,
+    staged: EncodeStage<Result<DocBatch>>,
     tally: Arc<Mutex<Tally>>,
     first_error: Arc<Mutex<Option<PipelineError>>>,
     progress: Progress,
     pending: Option<RecordBatch>,
+    /// Set by the first error: the stream ends there.
+    stopped: bool,
 }
 
 impl EmbeddingReader {
-    fn embed(&mut self, doc: DocBatch) -> Result<Option<RecordBatch>> {
+    fn new(
+        encoder: Arc<Encoder>,
+        dims: Vec<Dim>,
+        ahead: usize,
+        docs: Box<dyn Iterator<Item = Result<DocBatch>> + Send>,
+        schema: SchemaRef,
+        progress: Progress,
+    ) -> Result<Self> {
+        // Batches without rows or without a text column pass through; `embed` reports the latter.
+        let texts = |d: &Result<DocBatch>| {
+            d.as_ref()
+                .ok()
+                .filter(|d| d.batch.num_rows() > 0)
+                .and_then(|d| text_column(&d.batch).ok())
+        };
+        Ok(Self {
+            schema,
+            staged: EncodeStage::spawn(encoder, dims, ahead, docs, texts)?,
+            tally: Arc::default(),
+            first_error: Arc::default(),
+            progress,
+            pending: None,
+            stopped: false,
+        })
+    }
+
+    /// Counts a staged document batch and joins its vectors to it; `None` for a batch with no rows.
+    fn embed(&mut self, staged: Staged<Result<DocBatch>>) -> Result<Option<RecordBatch>> {
+        let doc = staged.item?;
         let skipped = doc.skipped.len();
         let n = doc.batch.num_rows();
         if let Ok(mut t) = self.tally.lock() {
@@ -401,17 +448,18 @@ impl EmbeddingReader {
             }
         }
         self.progress.add((n + skipped) as u64);
-        if n == 0 {
-            return Ok(None);
-        }
-        let started = Instant::now();
-        let batch = embed_batch(&self.encoder, &self.dims, &self.schema, &doc.batch)?;
-        let took = started.elapsed();
+        let Some(vectors) = staged.vectors else {
+            return match n {
+                0 => Ok(None),
+                _ => text_column(&doc.batch).map(|_| None),
+            };
+        };
+        let mut columns: Vec<ArrayRef> = doc.batch.columns().to_vec();
+        columns.extend(vectors?.into_iter().map(|a| Arc::new(a) as ArrayRef));
         if let Ok(mut t) = self.tally.lock() {
             t.rows_embedded += n;
-            t.encoder += took;
         }
-        Ok(Some(batch))
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
     }
 }
 
@@ -422,17 +470,18 @@ impl Iterator for EmbeddingReader {
         if let Some(b) = self.pending.take() {
             return Some(Ok(b));
         }
-        loop {
-            let doc = match self.docs.next()? {
-                Ok(d) => d,
-                Err(e) => return Some(Err(self.fail(e))),
+        while !self.stopped {
+            let staged = match self.staged.next()? {
+                Ok(s) => s,
+                Err(e) => return Some(Err(self.fail(e.into()))),
             };
-            match self.embed(doc) {
+            match self.embed(staged) {
                 Ok(Some(b)) => return Some(Ok(b)),
                 Ok(None) => continue,
                 Err(e) => return Some(Err(self.fail(e))),
             }
         }
+        None
     }
 }
 
@@ -443,7 +492,7 @@ impl EmbeddingReader {
         if let Ok(mut slot) = self.first_error.lock() {
             slot.get_or_insert(e);
         }
-        self.docs = Box::new(std::iter::empty());
+        self.stopped = true;
         ArrowError::ExternalError(msg.into())
     }
 }

@@ -195,10 +195,29 @@ pub struct EncoderSpec {
     /// Matryoshka dims written (one column each); default: every dim the model serves.
     #[serde(default)]
     pub dims: Vec<u32>,
+    /// Most padded tokens (rows × longest row) per model call; default 2,048 on CPU, 16,384 on GPUs.
     #[serde(default)]
     pub token_budget: Option<usize>,
+    /// Most rows per model call; default 256 on CPU, the token budget / 16 on GPUs.
+    #[serde(default)]
+    pub max_batch_rows: Option<usize>,
+    /// Threads inside one ONNX Runtime operator; default every core on CPU, 1 on GPUs.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Graph precision: auto (default: fp16 on cuda/tensorrt when the model has onnx/model_fp16.onnx,
+    /// else fp32), fp32 or fp16.
+    #[serde(default)]
+    pub precision: Option<String>,
+    /// Model sessions running at once (own thread and CUDA stream each); default 1 on CPU, 2 on GPUs.
+    #[serde(default)]
+    pub streams: Option<usize>,
+    /// Document batches read and tokenized ahead of the model (bounds memory); default 2.
+    #[serde(default)]
+    pub ahead: Option<usize>,
+    /// TensorRT engine and timing cache directory (relative to the spec file); engines are rebuilt on
+    /// every start without it.
+    #[serde(default)]
+    pub trt_cache: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]

@@ -15,6 +15,32 @@ pub fn tiny_xlmr() -> PathBuf {
     fixtures().join("tiny-xlmr")
 }
 
+/// A copy of the tiny XLM-R model directory whose `onnx/model.onnx` is `graph`.
+pub fn tiny_xlmr_with_graph(graph: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&tiny_xlmr(), dir.path());
+    std::fs::copy(graph, dir.path().join("onnx/model.onnx")).unwrap();
+    dir
+}
+
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// The golden sentences of the tiny fixture.
+pub fn sentences() -> Vec<String> {
+    golden(fixtures().join("tiny-xlmr.golden.json")).sentences
+}
+
 /// The all-MiniLM-L6-v2 model directory that `integration/setup.sh` exports. Missing is a failure, not
 /// a skip: CI runs setup first.
 pub fn minilm() -> PathBuf {

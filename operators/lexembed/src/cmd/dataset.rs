@@ -7,7 +7,7 @@ use lexembed_lance::{
     DatasetLocation, IndexKind, IndexParams, SearchOptions, build_index, compact, hits,
 };
 
-use crate::encoder_args::EncoderArgs;
+use lexembed_encoder::cli::EncoderArgs;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

@@ -4,7 +4,7 @@
 use clap::Args;
 use lexembed_encoder::Dim;
 
-use crate::encoder_args::EncoderArgs;
+use lexembed_encoder::cli::EncoderArgs;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {

@@ -9,7 +9,7 @@ use arrow_array::{FixedSizeListArray, StringArray};
 use clap::Args;
 use lexembed_encoder::{Dim, Encoder};
 
-use crate::encoder_args::EncoderArgs;
+use lexembed_encoder::cli::EncoderArgs;
 
 /// Lines embedded per model call when reading stdin: keeps memory bounded on endless input.
 const STDIN_CHUNK: usize = 512;

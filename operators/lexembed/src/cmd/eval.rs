@@ -14,7 +14,7 @@ use lexembed_eval::schedule::Schedule;
 use lexembed_eval::{EvalResult, MetricConfig, evaluate, qa};
 use lexembed_lance::DatasetLocation;
 
-use crate::encoder_args::EncoderArgs;
+use lexembed_encoder::cli::EncoderArgs;
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]

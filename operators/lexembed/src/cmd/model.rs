@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use lexembed_encoder::runtime::locate_library;
 
-use crate::encoder_args::EncoderArgs;
+use lexembed_encoder::cli::EncoderArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
-    /// Pooling, dims, max length and provider of a model directory (loads it to check).
+    /// Pooling, dims, max length, graph file, precision, outputs and provider of a model directory
+    /// (loads it to check, and says where the graph's nodes run).
     Info {
         /// Model directory.
         dir: PathBuf,
@@ -33,13 +34,20 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
     let info = serde_json::json!({
         "model_id": m.model_id,
         "dir": m.dir,
-        "onnx": m.onnx_path,
+        "onnx": enc.graph().path,
+        "precision": enc.graph().precision.name(),
+        "output": enc.session_info().output.name(),
+        "io_binding": enc.session_info().io_binding,
+        "placement": enc.session_info().placement.summary(),
         "pooling": m.pooling.name(),
         "normalize": m.normalize,
         "max_seq_length": m.max_seq_length,
         "full_dim": m.full_dim,
         "dims": enc.dims().as_slice().iter().map(|d| d.0).collect::<Vec<_>>(),
         "provider": enc.provider().name(),
+        "streams": enc.streams(),
+        "token_budget": enc.token_budget().0,
+        "max_batch_rows": enc.max_batch_rows(),
         "onnxruntime": locate_library(None).ok(),
     });
     if json {

@@ -16,7 +16,7 @@ use lexembed_sql::{
     register_functions, register_lance_table,
 };
 
-use crate::encoder_args::EncoderArgs;
+use lexembed_encoder::cli::EncoderArgs;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -80,8 +79,7 @@ pub fn run(args: EvalBenchArgs) -> anyhow::Result<()> {
             &serde_json::json!({"q": args.queries, "c": args.docs, "width": args.width, "dims": dims, "relevant": relevant}),
         )?,
     )?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../integration/python/bench_eval_ref.py");
+    let script = crate::repo_file("integration/python/bench_eval_ref.py");
     let mut child = Command::new(&args.python)
         .arg(&script)
         .arg(dir.path())

@@ -1,11 +1,16 @@
-//! Command-line options shared by every subcommand that loads a model.
+//! Command-line options shared by every program that loads a model (the `lexembed` command and the
+//! benchmark binary), behind the `cli` feature so library users do not compile clap.
+//!
+//! Owns the flags, their defaults and help text; turns them into `EncoderOptions`. Opening the model
+//! is the encoder's job.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use lexembed_encoder::runtime::default_model_dir;
-use lexembed_encoder::{Encoder, EncoderOptions, Provider, TensorRtOptions, TokenBudget};
+
+use crate::error::{EncoderError, Result};
+use crate::runtime::default_model_dir;
+use crate::{Encoder, EncoderOptions, Precision, Provider, TensorRtOptions, TokenBudget};
 
 #[derive(Args, Debug, Clone)]
 pub struct EncoderArgs {
@@ -22,16 +27,26 @@ pub struct EncoderArgs {
     /// TensorRT engine cache directory (builds are slow; cache them).
     #[arg(long)]
     pub trt_cache: Option<PathBuf>,
-    /// Threads inside one ONNX Runtime operator (default: all cores).
+    /// Graph precision: auto (the fp16 graph, onnx/model_fp16.onnx, on cuda/tensorrt when the model
+    /// has one; fp32 on CPU), fp32 (onnx/model.onnx) or fp16.
+    #[arg(long, env = "LEXEMBED_PRECISION", default_value = "auto")]
+    pub precision: String,
+    /// Threads inside one ONNX Runtime operator (default: all cores on CPU, 1 on GPUs, where the
+    /// host's cores tokenize instead).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Model sessions running at once, each on its own thread and CUDA stream (default: 1 on CPU, 2 on
+    /// GPUs).
+    #[arg(long)]
+    pub streams: Option<usize>,
     /// Most padded tokens (rows × longest row) per model call. Default: 2048 on CPU, 16384 on GPUs, at
     /// least the model's max length.
     #[arg(long)]
     pub token_budget: Option<usize>,
-    /// Most rows per model call.
-    #[arg(long, default_value_t = 256)]
-    pub max_batch_rows: usize,
+    /// Most rows per model call (default: 256 on CPU; on GPUs the budget / 16, so short texts still
+    /// fill a call).
+    #[arg(long)]
+    pub max_batch_rows: Option<usize>,
 }
 
 impl EncoderArgs {
@@ -39,7 +54,7 @@ impl EncoderArgs {
         self.model.clone().unwrap_or_else(default_model_dir)
     }
 
-    pub fn options(&self, extra_dims: &[u32]) -> anyhow::Result<EncoderOptions> {
+    pub fn options(&self, extra_dims: &[u32]) -> Result<EncoderOptions> {
         let provider = match Provider::parse(&self.provider)?.on_device(self.device_id) {
             Provider::TensorRt(t) => Provider::TensorRt(TensorRtOptions {
                 engine_cache_dir: self.trt_cache.clone(),
@@ -49,17 +64,22 @@ impl EncoderArgs {
         };
         Ok(EncoderOptions {
             provider,
+            precision: Precision::parse(&self.precision)?,
             intra_threads: self.threads,
             token_budget: self.token_budget.map(TokenBudget),
             max_batch_rows: self.max_batch_rows,
-            library: None,
+            streams: self.streams,
             extra_dims: extra_dims.to_vec(),
+            ..EncoderOptions::default()
         })
     }
 
-    pub fn open(&self, extra_dims: &[u32]) -> anyhow::Result<Encoder> {
+    /// Opens the model with these options; an error names the model directory.
+    pub fn open(&self, extra_dims: &[u32]) -> Result<Encoder> {
         let dir = self.model_dir();
-        Encoder::open(&dir, &self.options(extra_dims)?)
-            .with_context(|| format!("loading model {}", dir.display()))
+        Encoder::open(&dir, &self.options(extra_dims)?).map_err(|e| EncoderError::Loading {
+            dir,
+            source: Box::new(e),
+        })
     }
 }

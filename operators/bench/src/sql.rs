@@ -17,7 +17,7 @@ use lexembed_lance::{DatasetLocation, IndexParams, SearchOptions, SinkMode, buil
 use lexembed_sql::{BatchPolicy, register_functions};
 
 use super::median;
-use crate::encoder_args::EncoderArgs;
+use lexembed_encoder::cli::EncoderArgs;
 
 #[derive(Args, Debug)]
 pub struct SqlBenchArgs {

@@ -1,6 +1,11 @@
 //! `lexembed bench encode`: lexembed's encoder against (b) sentence-transformers `encode()` and (c) a
 //! bare ONNX Runtime Python session running lexembed's own batches on the same ONNX file. Rounds
 //! interleave (lexembed, st, ort, lexembed, …) through a long-lived Python child; medians are compared.
+//!
+//! With `--provider cuda` the same on the GPU: sentence-transformers in fp16 on CUDA (best of batch
+//! 32/64/128), the bare session on lexembed's fp16 graph with IO binding, the model's busy fraction
+//! (time inside model calls over wall time), and the min cosine of the GPU vectors against the fp32
+//! graph on the CPU.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -13,7 +18,7 @@ use lexembed_encoder::padding_ratio;
 use lexembed_encoder::runtime::lexembed_home;
 
 use super::{median, texts};
-use crate::encoder_args::EncoderArgs;
+use lexembed_encoder::cli::EncoderArgs;
 
 #[derive(Args, Debug)]
 pub struct EncodeBenchArgs {
@@ -34,12 +39,23 @@ pub struct EncodeBenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub json_out: Option<PathBuf>,
+    /// JSONL fields that become texts, in order (`text` alone: whole articles, as the GPU runs use).
+    #[arg(long, value_delimiter = ',', default_value = "title,text")]
+    pub fields: Vec<String>,
+    /// On a GPU: texts also embedded with the fp32 graph on the CPU, for the accuracy check.
+    #[arg(long, default_value_t = 32)]
+    pub fp32_sample: usize,
 }
 
 struct Reference {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// sentence-transformers' batch size (on a GPU: the best of 32/64/128, from the warm-up).
+    st_batch: Option<u64>,
 }
 
 impl Reference {
@@ -48,15 +64,19 @@ impl Reference {
         model: &std::path::Path,
         dir: &std::path::Path,
         threads: usize,
+        gpu_graph: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../integration/python/bench_encode_ref.py");
-        let mut child = Command::new(python)
-            .arg(&script)
+        let script = crate::repo_file("integration/python/bench_encode_ref.py");
+        let mut cmd = Command::new(python);
+        cmd.arg(&script)
             .arg(model)
             .arg(dir.join("texts.json"))
             .arg(dir.join("batches.json"))
-            .args(["--threads", &threads.to_string()])
+            .args(["--threads", &threads.to_string()]);
+        if let Some(graph) = gpu_graph {
+            cmd.arg("--cuda").arg(graph);
+        }
+        let mut child = cmd
             .env("HF_HUB_OFFLINE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -68,6 +88,7 @@ impl Reference {
             child,
             stdin,
             stdout,
+            st_batch: None,
         })
     }
 
@@ -80,6 +101,9 @@ impl Reference {
         }
         let v: serde_json::Value =
             serde_json::from_str(&line).with_context(|| format!("reference said {line:?}"))?;
+        if let Some(b) = v["batch_size"].as_u64() {
+            self.st_batch = Some(b);
+        }
         v["seconds"]
             .as_f64()
             .context("reference answer without seconds")
@@ -98,17 +122,19 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         .texts
         .clone()
         .unwrap_or_else(|| lexembed_home().join("data/boe_articles.jsonl"));
-    let texts = texts::load(&path, args.limit)?;
+    let texts = texts::load_fields(&path, args.limit, &args.fields)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let threads = args
-        .encoder
+    let mut enc_args = args.encoder.clone();
+    let gpu = !enc_args.provider.eq_ignore_ascii_case("cpu");
+    let threads = enc_args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut enc_args = args.encoder.clone();
-    enc_args.threads = Some(threads);
+    if !gpu {
+        enc_args.threads = Some(threads);
+    }
     let encoder = enc_args.open(&[])?;
     let tokens = encoder.tokenize(&refs)?;
-    let plan = encoder.plan(&tokens)?;
+    let plan = encoder.plan_encode(&tokens)?;
     let lengths: Vec<usize> = tokens.iter().map(|t| t.0.len()).collect();
     let real_tokens: usize = lengths.iter().sum();
 
@@ -119,19 +145,30 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         dir.path().join("batches.json"),
         serde_json::to_vec(&batches)?,
     )?;
-    let mut reference = Reference::spawn(&args.python, &encoder.model().dir, dir.path(), threads)?;
+    let mut reference = Reference::spawn(
+        &args.python,
+        &encoder.model().dir,
+        dir.path(),
+        threads,
+        gpu.then(|| encoder.graph().path.as_path()),
+    )?;
 
-    let time_lexembed = || -> anyhow::Result<(f64, lexembed_encoder::Embeddings)> {
+    let time_lexembed = || -> anyhow::Result<(f64, f64, lexembed_encoder::Embeddings)> {
+        let before = encoder.stats().model_seconds();
         let t = Instant::now();
         let e = encoder.encode(&refs)?;
-        Ok((t.elapsed().as_secs_f64(), e))
+        let wall = t.elapsed().as_secs_f64();
+        Ok((wall, encoder.stats().model_seconds() - before, e))
     };
-    let (_, ours) = time_lexembed()?;
+    let (_, _, ours) = time_lexembed()?;
+    // Warm-up rounds (on a GPU this also picks sentence-transformers' best batch size).
     reference.ask("st")?;
     reference.ask("ort")?;
-    let (mut lex, mut st, mut ort) = (vec![], vec![], vec![]);
+    let (mut lex, mut busy, mut st, mut ort) = (vec![], vec![], vec![], vec![]);
     for round in 0..args.rounds.max(1) {
-        lex.push(time_lexembed()?.0);
+        let (wall, model, _) = time_lexembed()?;
+        lex.push(wall);
+        busy.push((model / wall).min(1.0));
         st.push(reference.ask("st")?);
         ort.push(reference.ask("ort")?);
         eprintln!(
@@ -145,23 +182,42 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
     let st_vectors = dir.path().join("st.f32");
     reference.ask(&format!("vectors {}", st_vectors.display()))?;
     let min_cos = min_cosine(&ours.values, &std::fs::read(&st_vectors)?, ours.dim);
+    let vs_fp32_cpu = if gpu {
+        Some(min_cosine_vs_fp32_cpu(&args, &refs, &ours)?)
+    } else {
+        None
+    };
 
     let (lex, st, ort) = (median(lex), median(st), median(ort));
+    let info = encoder.session_info();
     let report = serde_json::json!({
         "model": encoder.model().model_id,
+        "graph": encoder.graph().path,
+        "precision": encoder.graph().precision.name(),
+        "provider": encoder.provider().name(),
+        "streams": encoder.streams(),
+        "io_binding": info.io_binding,
+        "placement": info.placement.summary(),
         "texts": texts.len(),
         "real_tokens": real_tokens,
         "threads": threads,
         "token_budget": encoder.token_budget().0,
+        "max_batch_rows": encoder.max_batch_rows(),
         "padding_ratio": padding_ratio(&lengths, &plan),
         "rounds": args.rounds,
+        "model_busy_fraction": median(busy),
         "lexembed": {"seconds": lex, "texts_per_s": texts.len() as f64 / lex, "tokens_per_s": real_tokens as f64 / lex},
-        "sentence_transformers": {"seconds": st, "texts_per_s": texts.len() as f64 / st, "tokens_per_s": real_tokens as f64 / st},
+        "sentence_transformers": {"seconds": st, "texts_per_s": texts.len() as f64 / st, "tokens_per_s": real_tokens as f64 / st, "batch_size": reference.st_batch},
         "ort_session": {"seconds": ort, "texts_per_s": texts.len() as f64 / ort, "tokens_per_s": real_tokens as f64 / ort},
         "vs_sentence_transformers": st / lex,
         "vs_ort_session": ort / lex,
         "min_cosine_vs_sentence_transformers": min_cos,
+        "min_cosine_vs_fp32_cpu": vs_fp32_cpu,
     });
+    if let Some(out) = &args.json_out {
+        std::fs::write(out, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
     if args.json {
         println!("{report}");
     } else {
@@ -170,14 +226,46 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Min cosine between the GPU vectors and the fp32 graph's on the CPU, over the first
+/// `--fp32-sample` texts: what fp16 and the GPU kernels cost in accuracy.
+fn min_cosine_vs_fp32_cpu(
+    args: &EncodeBenchArgs,
+    texts: &[&str],
+    gpu: &lexembed_encoder::Embeddings,
+) -> anyhow::Result<f64> {
+    let mut cpu = args.encoder.clone();
+    cpu.provider = "cpu".into();
+    cpu.precision = "fp32".into();
+    cpu.streams = None;
+    cpu.threads = None;
+    cpu.max_batch_rows = None;
+    cpu.token_budget = None;
+    let n = args.fp32_sample.min(texts.len());
+    let reference = cpu.open(&[])?.encode(&texts[..n])?;
+    let bytes: Vec<u8> = reference
+        .values
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    Ok(min_cosine(&gpu.values[..n * gpu.dim], &bytes, gpu.dim))
+}
+
 fn print_table(r: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
-        "{} texts, {} real tokens, {} threads, token budget {}, padding ratio {:.3}, median of {} rounds",
+        "{} on {} ({} graph, {} stream(s), IO binding {}): {} texts, {} real tokens, {} threads, \
+         token budget {}, rows ≤ {}, padding ratio {:.3}, median of {} rounds",
+        r["model"].as_str().unwrap_or("?"),
+        r["provider"].as_str().unwrap_or("?"),
+        r["precision"].as_str().unwrap_or("?"),
+        r["streams"],
+        r["io_binding"],
         r["texts"],
         r["real_tokens"],
         r["threads"],
         r["token_budget"],
-        r["padding_ratio"].as_f64().unwrap_or(0.0),
+        r["max_batch_rows"],
+        f(&r["padding_ratio"]),
         r["rounds"]
     );
     println!(
@@ -188,19 +276,22 @@ fn print_table(r: &serde_json::Value) {
         let e = &r[k];
         println!(
             "{k:<24} {:>9.3} {:>10.1} {:>11.0}",
-            e["seconds"].as_f64().unwrap_or(0.0),
-            e["texts_per_s"].as_f64().unwrap_or(0.0),
-            e["tokens_per_s"].as_f64().unwrap_or(0.0)
+            f(&e["seconds"]),
+            f(&e["texts_per_s"]),
+            f(&e["tokens_per_s"])
         );
     }
     println!(
-        "vs_sentence_transformers {:.3}x   vs_ort_session {:.3}x   min cosine vs sentence-transformers {:.7}",
-        r["vs_sentence_transformers"].as_f64().unwrap_or(0.0),
-        r["vs_ort_session"].as_f64().unwrap_or(0.0),
-        r["min_cosine_vs_sentence_transformers"]
-            .as_f64()
-            .unwrap_or(0.0)
+        "vs_sentence_transformers {:.3}x   vs_ort_session {:.3}x   model busy {:.1}%   min cosine vs \
+         sentence-transformers {:.7}",
+        f(&r["vs_sentence_transformers"]),
+        f(&r["vs_ort_session"]),
+        100.0 * f(&r["model_busy_fraction"]),
+        f(&r["min_cosine_vs_sentence_transformers"])
     );
+    if let Some(c) = r["min_cosine_vs_fp32_cpu"].as_f64() {
+        println!("min cosine of these vectors vs the fp32 graph on the CPU: {c:.7}");
+    }
 }
 
 fn min_cosine(ours: &[f32], theirs: &[u8], dim: usize) -> f64 {

@@ -136,8 +136,7 @@ pub fn run(args: KafkaBenchArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| lexembed_home().join("data/boe_articles.jsonl"));
     let texts = super::texts::load(&corpus, 4000)?;
-    let tiny =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr");
+    let tiny = crate::repo_file("operators/encoder/tests/fixtures/tiny-xlmr");
     let minilm = lexembed_home().join("models/all-MiniLM-L6-v2");
     let dir = tempfile::tempdir()?;
 

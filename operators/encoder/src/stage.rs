@@ -1,0 +1,156 @@
+//! The encoder stage of a pipeline: document batches in, the same batches with their Matryoshka
+//! vectors out, in order, with tokenization running ahead of the model.
+//!
+//! A thread of its own pulls the next item from the source (reading it, for a file source),
+//! tokenizes its text column and hands its batches to the model workers, while the caller waits for
+//! the oldest item's vectors. At most `ahead` items wait between that thread and the caller, so
+//! memory stays bounded and the model never waits for reading or tokenizing. Items without text (the
+//! caller's errors, empty batches) pass through in their place. The stage never reorders, never drops:
+//! if its thread dies, the caller gets an error, not a short stream.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use arrow_array::{ArrayRef, FixedSizeListArray};
+
+use crate::dims::Dim;
+use crate::encoder::Encoder;
+use crate::error::{EncoderError, Result};
+use crate::text_input::text_rows;
+use crate::workers::Pending;
+
+/// Items between the tokenizing thread and the caller when the caller does not say.
+pub const DEFAULT_AHEAD: usize = 2;
+
+/// One item out of the stage.
+pub struct Staged<T> {
+    pub item: T,
+    /// `None`: the item had no text to embed and passed through; else one array per requested dim.
+    pub vectors: Option<Result<Vec<FixedSizeListArray>>>,
+}
+
+enum Inflight<T> {
+    Pass(T),
+    Encoding {
+        item: T,
+        text: ArrayRef,
+        pending: Pending,
+    },
+    Failed(T, EncoderError),
+    End,
+}
+
+/// Iterator over `Staged` items; see the module docs.
+pub struct EncodeStage<T> {
+    rx: Receiver<Inflight<T>>,
+    encoder: Arc<Encoder>,
+    dims: Vec<Dim>,
+    ended: bool,
+}
+
+impl<T: Send + 'static> EncodeStage<T> {
+    /// Starts the stage over `inputs`. `texts` picks the text column of an item (`None`: pass it
+    /// through); `ahead` bounds the items tokenized ahead of the caller (at least 1).
+    pub fn spawn<I, F>(
+        encoder: Arc<Encoder>,
+        dims: Vec<Dim>,
+        ahead: usize,
+        inputs: I,
+        texts: F,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        F: Fn(&T) -> Option<ArrayRef> + Send + 'static,
+    {
+        encoder.check_dims(&dims)?;
+        let (tx, rx) = sync_channel(ahead.max(1));
+        let (enc, inputs) = (encoder.clone(), inputs.into_iter());
+        std::thread::Builder::new()
+            .name("lexembed-tokenize".into())
+            .spawn(move || feed(&enc, inputs, &texts, &tx))
+            .map_err(|e| EncoderError::Inference(format!("starting the tokenizer thread: {e}")))?;
+        Ok(Self {
+            rx,
+            encoder,
+            dims,
+            ended: false,
+        })
+    }
+}
+
+fn feed<T>(
+    enc: &Encoder,
+    inputs: impl Iterator<Item = T>,
+    texts: &impl Fn(&T) -> Option<ArrayRef>,
+    tx: &SyncSender<Inflight<T>>,
+) {
+    for item in inputs {
+        let next = match texts(&item) {
+            None => Inflight::Pass(item),
+            Some(text) => match start(enc, &text) {
+                Ok(pending) => Inflight::Encoding {
+                    item,
+                    text,
+                    pending,
+                },
+                Err(e) => Inflight::Failed(item, e),
+            },
+        };
+        if tx.send(next).is_err() {
+            return; // the caller stopped reading
+        }
+    }
+    let _ = tx.send(Inflight::End);
+}
+
+fn start(enc: &Encoder, text: &ArrayRef) -> Result<Pending> {
+    let rows = text_rows(text.as_ref())?;
+    let present: Vec<&str> = rows.into_iter().flatten().collect();
+    enc.start_job(&present)
+}
+
+impl<T> Iterator for EncodeStage<T> {
+    type Item = Result<Staged<T>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let Ok(inflight) = self.rx.recv() else {
+            self.ended = true;
+            return Some(Err(EncoderError::Inference(
+                "the tokenizer thread stopped before the end of its input (it panicked)".into(),
+            )));
+        };
+        let staged = match inflight {
+            Inflight::End => {
+                self.ended = true;
+                return None;
+            }
+            Inflight::Pass(item) => Staged {
+                item,
+                vectors: None,
+            },
+            Inflight::Failed(item, e) => Staged {
+                item,
+                vectors: Some(Err(e)),
+            },
+            Inflight::Encoding {
+                item,
+                text,
+                pending,
+            } => {
+                let vectors = pending.wait().and_then(|v| {
+                    self.encoder
+                        .arrays_around_nulls(text.as_ref(), v, &self.dims)
+                });
+                Staged {
+                    item,
+                    vectors: Some(vectors),
+                }
+            }
+        };
+        Some(Ok(staged))
+    }
+}
