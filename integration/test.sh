@@ -12,6 +12,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "the product binary links no benchmark-only crate"
+if cargo tree -p lexembed -e normal --locked --prefix none 2>/dev/null | grep -E '^(lexembed-bench|tempfile) v'; then echo "bench-only crates above in lexembed's tree"; exit 1; fi
+step "build every binary (lexembed, lexembed-bench: the integration tests run them)"
+cargo build --workspace --locked
 step "one arrow version in the tree"
 if cargo tree --workspace -d --locked -e normal 2>/dev/null | grep -E '^arrow(-[a-z]+)? v' ; then echo "duplicate arrow crates above"; exit 1; fi
 step "Kafka broker (single-node KRaft on 127.0.0.1) for the streaming tests"

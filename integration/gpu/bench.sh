@@ -82,7 +82,7 @@ fi
 log "model ready after $(( $(date +%s) - started )) s"
 
 set -o pipefail
-LEXEMBED_LOG="${LEXEMBED_LOG:-info}" "$bench" encode --model "$model/model" --provider "$provider" \
+LEXEMBED_LOG="${LEXEMBED_LOG:-info,ort=warn}" "$bench" encode --model "$model/model" --provider "$provider" \
   --texts "$texts" --fields text --limit "$limit" --rounds "$rounds" --python "$python" \
   --json-out "$out/bench_encode.json" 2>&1 | tee -a "$out/bench.log"
 log "done in $(( $(date +%s) - started )) s; results in $out/bench_encode.json"
