@@ -41,11 +41,13 @@ pub(crate) struct RowFormat {
     pub pad_id: i64,
 }
 
-/// One submitted job: its tokens, where its rows go, and where its batches report.
+/// One submitted job: its tokens, where its rows go, and where its batches report. Only the queued
+/// work holds it (and so the reporting `Sender`): should the workers go away, the waiting caller sees
+/// the channel close instead of waiting for ever.
 struct Job {
     id: u64,
     tokens: Vec<TokenIds>,
-    out: Mutex<Vec<f32>>,
+    out: Arc<Mutex<Vec<f32>>>,
     done: Sender<Result<()>>,
 }
 
@@ -57,7 +59,7 @@ struct Work {
 
 /// A job in flight; `wait` returns its full-width rows in input order.
 pub(crate) struct Pending {
-    job: Arc<Job>,
+    out: Arc<Mutex<Vec<f32>>>,
     done: Receiver<Result<()>>,
     batches: usize,
     rows: usize,
@@ -75,7 +77,6 @@ impl Pending {
             }
         }
         let mut out = self
-            .job
             .out
             .lock()
             .map_err(|_| EncoderError::Inference("a job's output lock was poisoned".into()))?;
@@ -160,10 +161,11 @@ impl Workers {
         let full = self.format.full;
         let rows = tokens.len();
         let (done, done_rx) = mpsc::channel();
+        let out = Arc::new(Mutex::new(vec![0f32; rows * full]));
         let job = Arc::new(Job {
             id,
             tokens,
-            out: Mutex::new(vec![0f32; rows * full]),
+            out: out.clone(),
             done,
         });
         let batches = plans.len();
@@ -183,7 +185,7 @@ impl Workers {
         }
         self.stats.jobs.fetch_add(1, Ordering::Relaxed);
         Ok(Pending {
-            job,
+            out,
             done: done_rx,
             batches,
             rows,

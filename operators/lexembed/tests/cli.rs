@@ -437,7 +437,7 @@ fn a_sql_source_feeds_the_pipeline() {
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["rows_written"], 2, "{s}");
     assert_eq!(s["rows_read"], 3, "{s}");
-    assert_eq!(s["skipped"]["text field `text` is null"], 1, "{s}");
+    assert_eq!(s["skipped"]["missing_text"], 1, "{s}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("source.sql row") && err.contains("line=2"),

@@ -45,7 +45,8 @@ pub struct RunSummary {
     pub files_already_committed: usize,
     pub rows_read: usize,
     pub rows_embedded: usize,
-    /// Bad records skipped, by reason.
+    /// Bad records skipped, by kind (`not_json`, `missing_text`, `too_large`, …; each is logged with
+    /// its file, line and message).
     pub skipped: BTreeMap<String, usize>,
     pub rows_written: usize,
     /// Lance version of the commit; `None` when there was nothing to write.
@@ -437,14 +438,7 @@ impl EmbeddingReader {
         if let Ok(mut t) = self.tally.lock() {
             t.rows_read += n + skipped;
             for b in &doc.skipped {
-                let kind = b
-                    .reason
-                    .split([':', '('])
-                    .next()
-                    .unwrap_or(&b.reason)
-                    .trim()
-                    .to_string();
-                *t.skipped.entry(kind).or_default() += 1;
+                *t.skipped.entry(b.kind.to_string()).or_default() += 1;
             }
         }
         self.progress.add((n + skipped) as u64);

@@ -154,7 +154,7 @@ impl JsonlReader {
                 self.rows.push_doc(&doc);
                 Ok(())
             }
-            Err(refusal) => self.rows.bad(&self.path, self.line, refusal.message),
+            Err(refusal) => self.rows.bad(&self.path, self.line, refusal),
         }
     }
 }

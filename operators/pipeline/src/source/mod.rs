@@ -15,6 +15,8 @@ pub struct BadRecord {
     pub path: PathBuf,
     /// 1-based line (JSONL, CSV counting the header) or row (Parquet).
     pub line: usize,
+    /// Why, as a stable kind (`not_json`, `missing_text`, `too_large`, …): summaries count by it.
+    pub kind: &'static str,
     pub reason: String,
 }
 

@@ -147,7 +147,7 @@ impl RowBuilder {
                 self.rows += 1;
                 Ok(())
             }
-            Err(refusal) => self.bad(path, line, refusal.message),
+            Err(refusal) => self.bad(path, line, refusal),
         }
     }
 
@@ -162,13 +162,18 @@ impl RowBuilder {
     }
 
     /// Records a bad record (skip) or fails the run (fail).
-    pub fn bad(&mut self, path: &Path, line: usize, reason: String) -> Result<()> {
+    pub fn bad(&mut self, path: &Path, line: usize, refusal: Refusal) -> Result<()> {
+        let Refusal {
+            kind,
+            message: reason,
+        } = refusal;
         match self.on_bad {
             OnBadRecord::Skip => {
-                tracing::warn!(path = %path.display(), line, %reason, "skipped bad record");
+                tracing::warn!(path = %path.display(), line, kind, %reason, "skipped bad record");
                 self.skipped.push(BadRecord {
                     path: path.to_path_buf(),
                     line,
+                    kind,
                     reason,
                 });
                 Ok(())
