@@ -181,7 +181,11 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
     }
     let st_vectors = dir.path().join("st.f32");
     reference.ask(&format!("vectors {}", st_vectors.display()))?;
-    let min_cos = min_cosine(&ours.values, &std::fs::read(&st_vectors)?, ours.dim);
+    let min_cos = min_cosine(
+        &ours.values,
+        &f32s_from_le(&std::fs::read(&st_vectors)?),
+        ours.dim,
+    );
     let vs_fp32_cpu = if gpu {
         Some(min_cosine_vs_fp32_cpu(&args, &refs, &ours)?)
     } else {
@@ -242,12 +246,11 @@ fn min_cosine_vs_fp32_cpu(
     cpu.token_budget = None;
     let n = args.fp32_sample.min(texts.len());
     let reference = cpu.open(&[])?.encode(&texts[..n])?;
-    let bytes: Vec<u8> = reference
-        .values
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    Ok(min_cosine(&gpu.values[..n * gpu.dim], &bytes, gpu.dim))
+    Ok(min_cosine(
+        &gpu.values[..n * gpu.dim],
+        &reference.values,
+        gpu.dim,
+    ))
 }
 
 fn print_table(r: &serde_json::Value) {
@@ -294,11 +297,15 @@ fn print_table(r: &serde_json::Value) {
     }
 }
 
-fn min_cosine(ours: &[f32], theirs: &[u8], dim: usize) -> f64 {
-    let theirs: Vec<f32> = theirs
+/// Little-endian float32s, as numpy's `tofile` writes them.
+fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
+    bytes
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+        .collect()
+}
+
+fn min_cosine(ours: &[f32], theirs: &[f32], dim: usize) -> f64 {
     ours.chunks_exact(dim)
         .zip(theirs.chunks_exact(dim))
         .map(|(a, b)| {
