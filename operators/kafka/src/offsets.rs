@@ -16,15 +16,7 @@ use tracing::debug;
 
 use crate::error::{KafkaError, Result};
 
-/// Transaction property: the consumer group whose offsets a commit records.
-pub const GROUP_KEY: &str = "lexembed.kafka.group";
-/// Transaction property: `{"topic:partition": [start, next], …}`.
-pub const OFFSETS_KEY: &str = "lexembed.kafka.offsets";
-/// Transaction property: every partition's next offset as the committing replica saw the dataset at
-/// `CHECKPOINT_VERSION_KEY`, plus its own batch: a reader starting cold folds the newest checkpoint and
-/// the commits after its version instead of the whole history.
-pub const CHECKPOINT_KEY: &str = "lexembed.kafka.checkpoint";
-pub const CHECKPOINT_VERSION_KEY: &str = "lexembed.kafka.checkpoint_version";
+pub use lexembed_lance::keys::{CHECKPOINT_KEY, CHECKPOINT_VERSION_KEY, GROUP_KEY, OFFSETS_KEY};
 
 /// A topic-partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -37,7 +37,9 @@ use crate::offsets::{
     encode_ranges,
 };
 
-/// Test hook: abort the process right after the Nth Lance commit, before its Kafka offset commit.
+/// Test hook (feature `test-hooks` only): abort the process right after the Nth Lance commit, before
+/// its Kafka offset commit.
+#[cfg(feature = "test-hooks")]
 pub const CRASH_AFTER_COMMITS_ENV: &str = "LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS";
 
 /// Options of a run that are not part of the spec.
@@ -134,6 +136,7 @@ struct Operator<'a> {
     consumer: BaseConsumer<OperatorContext>,
     dead_letters: Option<DeadLetterSink>,
     metrics: Arc<Metrics>,
+    #[cfg(feature = "test-hooks")]
     crash_after: Option<u64>,
 }
 
@@ -231,10 +234,24 @@ impl<'a> Operator<'a> {
             consumer,
             dead_letters,
             metrics,
+            #[cfg(feature = "test-hooks")]
             crash_after: std::env::var(CRASH_AFTER_COMMITS_ENV)
                 .ok()
                 .and_then(|v| v.parse().ok()),
         })
+    }
+
+    /// The test-only crash between the Lance and the Kafka commit.
+    #[cfg(feature = "test-hooks")]
+    fn crash_hook(&self) {
+        if let Some(limit) = self.crash_after
+            && self.metrics.commits.load(Ordering::Relaxed) >= limit
+        {
+            warn!(
+                "{CRASH_AFTER_COMMITS_ENV} reached: aborting between the Lance and the Kafka commit"
+            );
+            std::process::abort();
+        }
     }
 
     fn run(&self, stop: &AtomicBool, exit_when_idle: Option<Duration>) -> Result<()> {
@@ -397,14 +414,8 @@ impl<'a> Operator<'a> {
             Metrics::add(&self.metrics.written, n);
             Metrics::add(&self.metrics.commits, 1);
             tracing::debug!(rows = n, version, "committed batch");
-            if let Some(limit) = self.crash_after
-                && self.metrics.commits.load(Ordering::Relaxed) >= limit
-            {
-                warn!(
-                    "{CRASH_AFTER_COMMITS_ENV} reached: aborting between the Lance and the Kafka commit"
-                );
-                std::process::abort();
-            }
+            #[cfg(feature = "test-hooks")]
+            self.crash_hook();
         }
         self.commit_kafka(&closed);
         let lag = closed.oldest_timestamp_ms.map(|t| now_ms() - t);

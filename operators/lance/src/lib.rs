@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod index;
+pub mod keys;
 pub mod schema;
 pub mod search;
 pub mod store;

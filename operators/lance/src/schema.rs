@@ -11,9 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Result, StoreError};
 
-pub const MODEL_ID_KEY: &str = "lexembed.model_id";
-pub const DIMS_KEY: &str = "lexembed.dims";
-pub const SCHEMA_KEY: &str = "lexembed.schema";
+pub use crate::keys::{DIMS_KEY, MODEL_ID_KEY, SCHEMA_KEY};
 pub const SCHEMA_VERSION: &str = "embedded_dataset/1";
 /// The documents' text column (`schemas/documents.json`), the one the encoder embeds.
 pub const TEXT_COLUMN: &str = "text";

@@ -31,9 +31,7 @@ use crate::source::DocBatch;
 use crate::source::file::{SourceFile, read_file, resolve_files};
 use crate::spec::{EncoderSpec, LoadedSpec, SinkModeSpec};
 
-pub const PIPELINE_KEY: &str = "lexembed.pipeline";
-pub const SOURCES_KEY: &str = "lexembed.sources";
-pub const ROWS_KEY: &str = "lexembed.rows";
+pub use lexembed_lance::keys::{PIPELINE_KEY, ROWS_KEY, SOURCES_KEY};
 
 /// What a run did.
 #[derive(Debug, Clone, Default, Serialize)]
