@@ -145,6 +145,24 @@ impl Setup {
         cmd.spawn().unwrap()
     }
 
+    /// `wait`, but a replica that does not finish in time has its log's tail printed first.
+    fn wait_logged(
+        &self,
+        child: Child,
+        tag: &str,
+        secs: u64,
+    ) -> (std::process::ExitStatus, String) {
+        let dir = self.dir.path().to_path_buf();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait(child, secs)));
+        result.unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(dir.join(format!("{tag}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("--- last lines of {tag}'s log:");
+            tail.iter().rev().for_each(|l| eprintln!("{l}"));
+            std::panic::resume_unwind(e)
+        })
+    }
+
     fn log(&self, tag: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{tag}.log"))).unwrap_or_default()
     }
@@ -403,7 +421,7 @@ fn broker_restart_mid_stream_reconnects_and_finishes() {
         "restart: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (st, _) = wait(a, 600);
+    let (st, _) = s.wait_logged(a, "a", 600);
     assert!(st.success(), "{}", s.log("a"));
     // If the operator stopped early (idle while the broker was down), a second run finishes the
     // topic; either way nothing is lost or duplicated.
