@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::error::{EncoderError, Result};
 use crate::runtime::default_model_dir;
-use crate::{Encoder, EncoderOptions, Precision, Provider, TensorRtOptions, TokenBudget};
+use crate::{Encoder, EncoderOptions, Precision, Provider, TokenBudget};
 
 #[derive(Args, Debug, Clone)]
 pub struct EncoderArgs {
@@ -55,13 +55,9 @@ impl EncoderArgs {
     }
 
     pub fn options(&self, extra_dims: &[u32]) -> Result<EncoderOptions> {
-        let provider = match Provider::parse(&self.provider)?.on_device(self.device_id) {
-            Provider::TensorRt(t) => Provider::TensorRt(TensorRtOptions {
-                engine_cache_dir: self.trt_cache.clone(),
-                ..t
-            }),
-            p => p,
-        };
+        let provider = Provider::parse(&self.provider)?
+            .on_device(self.device_id)
+            .with_engine_cache(self.trt_cache.clone());
         Ok(EncoderOptions {
             provider,
             precision: Precision::parse(&self.precision)?,

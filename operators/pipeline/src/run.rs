@@ -15,9 +15,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 use indicatif::{ProgressBar, ProgressStyle};
 use lexembed_encoder::runtime::default_model_dir;
 use lexembed_encoder::stage::DEFAULT_AHEAD;
-use lexembed_encoder::{
-    Dim, Encoder, EncoderOptions, Precision, Provider, TensorRtOptions, TokenBudget,
-};
+use lexembed_encoder::{Dim, Encoder, EncoderOptions, Precision, Provider, TokenBudget};
 use lexembed_encoder::{EncodeStage, Staged};
 use lexembed_lance::schema::{TEXT_COLUMN, embedded_dataset, format_dims};
 use lexembed_lance::{
@@ -72,15 +70,9 @@ pub fn open_encoder(spec: &EncoderSpec, resolve: impl Fn(&str) -> String) -> Res
         Some(m) => PathBuf::from(resolve(m)),
         None => default_model_dir(),
     };
-    let provider = match Provider::parse(spec.provider.as_deref().unwrap_or("cpu"))?
+    let provider = Provider::parse(spec.provider.as_deref().unwrap_or("cpu"))?
         .on_device(spec.device_id.unwrap_or(0))
-    {
-        Provider::TensorRt(t) => Provider::TensorRt(TensorRtOptions {
-            engine_cache_dir: spec.trt_cache.as_deref().map(|p| PathBuf::from(resolve(p))),
-            ..t
-        }),
-        p => p,
-    };
+        .with_engine_cache(spec.trt_cache.as_deref().map(|p| PathBuf::from(resolve(p))));
     let opts = EncoderOptions {
         provider,
         precision: Precision::parse(spec.precision.as_deref().unwrap_or("auto"))?,

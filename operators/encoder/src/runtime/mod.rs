@@ -68,6 +68,17 @@ impl Provider {
         }
     }
 
+    /// The same provider with TensorRT's engine and timing cache in `dir` (no effect on others).
+    pub fn with_engine_cache(self, dir: Option<PathBuf>) -> Self {
+        match self {
+            Self::TensorRt(t) => Self::TensorRt(TensorRtOptions {
+                engine_cache_dir: dir,
+                ..t
+            }),
+            p => p,
+        }
+    }
+
     /// CUDA or TensorRT.
     pub fn is_gpu(&self) -> bool {
         !matches!(self, Self::Cpu)
