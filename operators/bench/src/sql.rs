@@ -176,7 +176,7 @@ async fn search_latency(n: usize) -> anyhow::Result<serde_json::Value> {
     loc.commit(
         SinkMode::Create,
         Box::new(RecordBatchIterator::new(batches, schema)),
-        Default::default(),
+        &lexembed_lance::CommitRecord::default(),
     )
     .await?;
     let queries = random_vectors(100, dim, 0x1234_5678);

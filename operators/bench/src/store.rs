@@ -86,7 +86,7 @@ async fn appends(
         for s in order {
             let t = Instant::now();
             let ds = stores[s]
-                .append(bases[s].take(), batch.clone(), Default::default())
+                .append(bases[s].take(), batch.clone(), &Default::default())
                 .await?;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             if i == 0 {

@@ -10,7 +10,7 @@ use arrow_array::{
     TimestampMicrosecondArray, UInt32Array, UInt64Array,
 };
 use futures::TryStreamExt;
-use lexembed_lance::{DatasetLocation, SinkMode, StoreError};
+use lexembed_lance::{CommitRecord, DatasetLocation, SinkMode, StoreError};
 
 use crate::error::Result;
 use crate::evaluate::EvalResult;
@@ -87,9 +87,12 @@ pub async fn append(location: &DatasetLocation, rows: &[HistoryRow]) -> Result<u
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols)?;
     let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
-    let props = std::collections::HashMap::from([("lexembed.eval".to_string(), "run".to_string())]);
+    let record = CommitRecord {
+        job: Some("eval".into()),
+        ..CommitRecord::default()
+    };
     Ok(location
-        .commit(SinkMode::Append, Box::new(reader), props)
+        .commit(SinkMode::Append, reader, &record)
         .await?
         .version)
 }

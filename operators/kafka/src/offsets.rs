@@ -7,65 +7,20 @@
 //! Commits also carry a checkpoint of every partition's next offset, so a cold start reads back from
 //! the newest version only to the newest checkpoint, not through the whole history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use lance::Dataset;
-use lexembed_lance::DatasetLocation;
+use lexembed_lance::{Checkpoint, CommitRecord, DatasetLocation, KafkaCommit, OffsetRanges};
 use tracing::debug;
 
 use crate::error::{KafkaError, Result};
 
-pub use lexembed_lance::keys::{CHECKPOINT_KEY, CHECKPOINT_VERSION_KEY, GROUP_KEY, OFFSETS_KEY};
-
-/// A topic-partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Partition {
-    pub topic: String,
-    pub partition: i32,
-}
-
-impl Partition {
-    pub fn new(topic: &str, partition: i32) -> Self {
-        Self {
-            topic: topic.to_string(),
-            partition,
-        }
-    }
-}
-
-impl std::fmt::Display for Partition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.topic, self.partition)
-    }
-}
+/// A topic-partition (the commit record's type: Lance records offsets per partition).
+pub type Partition = lexembed_lance::TopicPartition;
 
 /// Offset ranges `[start, next)` per partition, as one commit records them.
-pub type Ranges = BTreeMap<Partition, (i64, i64)>;
-
-pub fn encode_ranges(ranges: &Ranges) -> String {
-    let map: BTreeMap<String, [i64; 2]> = ranges
-        .iter()
-        .map(|(p, &(s, n))| (p.to_string(), [s, n]))
-        .collect();
-    serde_json::to_string(&map).unwrap_or_default()
-}
-
-pub fn decode_ranges(text: &str) -> std::result::Result<Ranges, String> {
-    let map: BTreeMap<String, [i64; 2]> =
-        serde_json::from_str(text).map_err(|e| format!("{OFFSETS_KEY} is not valid: {e}"))?;
-    map.into_iter()
-        .map(|(k, [s, n])| {
-            let (topic, part) = k
-                .rsplit_once(':')
-                .ok_or_else(|| format!("{OFFSETS_KEY}: key {k} is not topic:partition"))?;
-            let partition = part
-                .parse()
-                .map_err(|_| format!("{OFFSETS_KEY}: key {k} has no partition number"))?;
-            Ok((Partition::new(topic, partition), (s, n)))
-        })
-        .collect()
-}
+pub type Ranges = OffsetRanges;
 
 /// The next offset per partition that the dataset's commits of one consumer group cover.
 pub struct LanceOffsets {
@@ -131,7 +86,7 @@ impl LanceOffsets {
 
     /// Every partition's next offset as known now, with `ranges` (a batch about to be committed) folded
     /// in: the checkpoint that batch's commit carries.
-    pub fn checkpoint_with(&self, ranges: &Ranges) -> (String, u64) {
+    pub fn checkpoint_with(&self, ranges: &Ranges) -> Checkpoint {
         let mut all: Ranges = self
             .next
             .iter()
@@ -141,7 +96,10 @@ impl LanceOffsets {
             let e = all.entry(p.clone()).or_insert((s, n));
             e.1 = e.1.max(n);
         }
-        (encode_ranges(&all), self.seen)
+        Checkpoint {
+            ranges: all,
+            at_version: self.seen,
+        }
     }
 
     /// Folds versions (seen, latest], newest first; on a cold start the newest checkpoint ends the walk
@@ -152,21 +110,11 @@ impl LanceOffsets {
         let mut floor = self.seen;
         let mut v = latest;
         while v > floor {
-            if let Some(props) = self.group_props(ds, v).await? {
-                if let Some(text) = props.get(OFFSETS_KEY) {
-                    let ranges = decode_ranges(text).map_err(|m| self.err(v, m))?;
-                    self.fold(ranges);
-                }
-                if cold
-                    && let (Some(cp), Some(at)) =
-                        (props.get(CHECKPOINT_KEY), props.get(CHECKPOINT_VERSION_KEY))
-                {
-                    let ranges = decode_ranges(cp).map_err(|m| self.err(v, m))?;
-                    self.fold(ranges);
-                    let at: u64 = at.parse().map_err(|_| {
-                        self.err(v, format!("{CHECKPOINT_VERSION_KEY} is not a number"))
-                    })?;
-                    floor = floor.max(at);
+            if let Some(kafka) = self.group_commit(ds, v).await? {
+                self.fold(kafka.ranges);
+                if cold && let Some(cp) = kafka.checkpoint {
+                    self.fold(cp.ranges);
+                    floor = floor.max(cp.at_version);
                 }
             }
             v -= 1;
@@ -187,19 +135,18 @@ impl LanceOffsets {
         }
     }
 
-    /// The transaction properties of version `v` if a commit of this group made it.
-    async fn group_props(
-        &self,
-        ds: &Dataset,
-        v: u64,
-    ) -> Result<Option<Arc<HashMap<String, String>>>> {
+    /// What version `v`'s commit covers if a commit of this group made it.
+    async fn group_commit(&self, ds: &Dataset, v: u64) -> Result<Option<KafkaCommit>> {
         let tx = ds
             .read_transaction_by_version(v)
             .await
             .map_err(|e| self.err(v, e.to_string()))?;
-        Ok(tx
-            .and_then(|t| t.transaction_properties)
-            .filter(|p| p.get(GROUP_KEY) == Some(&self.group)))
+        let Some(props) = tx.and_then(|t| t.transaction_properties) else {
+            return Ok(None);
+        };
+        let record =
+            CommitRecord::from_properties(&props).map_err(|e| self.err(v, e.to_string()))?;
+        Ok(record.kafka.filter(|k| k.group == self.group))
     }
 
     fn err(&self, version: u64, message: String) -> KafkaError {
@@ -208,29 +155,5 @@ impl LanceOffsets {
             version,
             message,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_round_trip_and_bad_text_is_an_error() {
-        let mut r = Ranges::new();
-        r.insert(Partition::new("boe.articles-v1", 3), (10, 42));
-        r.insert(Partition::new("t", 0), (0, 1));
-        assert_eq!(decode_ranges(&encode_ranges(&r)).unwrap(), r);
-        assert!(
-            decode_ranges("{\"t\": [1, 2]}")
-                .unwrap_err()
-                .contains("topic:partition")
-        );
-        assert!(
-            decode_ranges("{\"t:x\": [1, 2]}")
-                .unwrap_err()
-                .contains("partition number")
-        );
-        assert!(decode_ranges("nope").is_err());
     }
 }

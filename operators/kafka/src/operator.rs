@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use lexembed_encoder::{Dim, Encoder};
-use lexembed_lance::schema::{DIMS_KEY, MODEL_ID_KEY, embedded_dataset, format_dims};
-use lexembed_lance::{DatasetLocation, SinkMode};
-use lexembed_pipeline::run::PIPELINE_KEY;
+use lexembed_lance::schema::{WrittenBy, embedded_dataset};
+use lexembed_lance::{CommitRecord, DatasetLocation, KafkaCommit, SinkMode};
 use lexembed_pipeline::spec::{KafkaSourceSpec, LoadedSpec, OnBadRecord, StartPosition};
 use lexembed_pipeline::{embed_batch, open_encoder, output_dims, sink_location};
 use rdkafka::Message;
@@ -32,10 +31,7 @@ use crate::dead_letter::DeadLetterSink;
 use crate::error::{KafkaError, Result, client_err};
 use crate::message::message_doc;
 use crate::metrics::Metrics;
-use crate::offsets::{
-    CHECKPOINT_KEY, CHECKPOINT_VERSION_KEY, GROUP_KEY, LanceOffsets, OFFSETS_KEY, Partition,
-    encode_ranges,
-};
+use crate::offsets::{LanceOffsets, Partition};
 
 /// Test hook (feature `test-hooks` only): abort the process right after the Nth Lance commit, before
 /// its Kafka offset commit.
@@ -407,8 +403,10 @@ impl<'a> Operator<'a> {
             // only (after a crash those records may be dead-lettered again).
             let n = rows.num_rows();
             let base = self.shared.offsets().dataset();
-            let props = self.commit_properties(&closed);
-            let ds = self.rt.block_on(self.location.append(base, rows, props))?;
+            let record = self.commit_record(&closed);
+            let ds = self
+                .rt
+                .block_on(self.location.append(base, rows, &record))?;
             let version = ds.version().version;
             self.rt.block_on(self.shared.offsets().committed(ds))?;
             Metrics::add(&self.metrics.written, n);
@@ -442,20 +440,17 @@ impl<'a> Operator<'a> {
         Ok(())
     }
 
-    fn commit_properties(&self, closed: &ClosedBatch) -> HashMap<String, String> {
-        let (checkpoint, at) = self.shared.offsets().checkpoint_with(&closed.ranges);
-        HashMap::from([
-            (CHECKPOINT_KEY.to_string(), checkpoint),
-            (CHECKPOINT_VERSION_KEY.to_string(), at.to_string()),
-            (PIPELINE_KEY.to_string(), self.loaded.spec.name.clone()),
-            (GROUP_KEY.to_string(), self.kafka.group_id.clone()),
-            (OFFSETS_KEY.to_string(), encode_ranges(&closed.ranges)),
-            (
-                MODEL_ID_KEY.to_string(),
-                self.encoder.model().model_id.clone(),
-            ),
-            (DIMS_KEY.to_string(), format_dims(&self.dims)),
-        ])
+    fn commit_record(&self, closed: &ClosedBatch) -> CommitRecord {
+        CommitRecord {
+            pipeline: Some(self.loaded.spec.name.clone()),
+            written_by: Some(WrittenBy::new(&self.encoder.model().model_id, &self.dims)),
+            kafka: Some(KafkaCommit {
+                group: self.kafka.group_id.clone(),
+                ranges: closed.ranges.clone(),
+                checkpoint: Some(self.shared.offsets().checkpoint_with(&closed.ranges)),
+            }),
+            ..CommitRecord::default()
+        }
     }
 
     /// Commits the batch's next offsets to the group (for lag tools; Lance stays the source of truth,

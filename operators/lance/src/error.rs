@@ -41,6 +41,8 @@ pub enum StoreError {
     SchemaFile { file: &'static str, message: String },
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    #[error("commit property {key} is not valid: {message}")]
+    BadCommitRecord { key: &'static str, message: String },
     #[error("{0}")]
     Invalid(String),
 }

@@ -11,10 +11,10 @@ pub const SCHEMA_KEY: &str = "lexembed.schema";
 
 /// Transaction property: the pipeline that made a commit.
 pub const PIPELINE_KEY: &str = "lexembed.pipeline";
+/// Transaction property: the job that made a commit when it is not a pipeline (`eval`).
+pub const JOB_KEY: &str = "lexembed.job";
 /// Transaction property: the source keys (files) a file/SQL commit holds, as a JSON list.
 pub const SOURCES_KEY: &str = "lexembed.sources";
-/// Transaction property: rows in the commit.
-pub const ROWS_KEY: &str = "lexembed.rows";
 
 /// Transaction property: the consumer group whose offsets a commit records.
 pub const GROUP_KEY: &str = "lexembed.kafka.group";

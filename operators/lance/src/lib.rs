@@ -3,13 +3,15 @@
 //! and compaction. Knows nothing of where rows come from (sources) or how they were embedded beyond
 //! the model id and dims it records.
 
+pub mod commit;
 pub mod error;
 pub mod index;
-pub mod keys;
+pub(crate) mod keys;
 pub mod schema;
 pub mod search;
 pub mod store;
 
+pub use commit::{Checkpoint, CommitRecord, KafkaCommit, OffsetRanges, TopicPartition};
 pub use error::{Result, StoreError};
 pub use index::{IndexKind, IndexParams, build_index, compact, vector_columns};
 pub use search::{Hit, SearchOptions, hits, nearest};

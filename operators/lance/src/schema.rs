@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Result, StoreError};
 
-pub use crate::keys::{DIMS_KEY, MODEL_ID_KEY, SCHEMA_KEY};
+use crate::keys::{DIMS_KEY, MODEL_ID_KEY, SCHEMA_KEY};
 pub const SCHEMA_VERSION: &str = "embedded_dataset/1";
 /// The documents' text column (`schemas/documents.json`), the one the encoder embeds.
 pub const TEXT_COLUMN: &str = "text";
@@ -108,6 +108,26 @@ pub fn embedded_dataset(model_id: &str, dims: &[Dim], metadata: &[String]) -> Re
     Ok(Arc::new(Schema::new_with_metadata(fields, meta)))
 }
 
+/// `schema` with `model_id` and the dims of its `emb_<dim>` columns in the metadata, as a pipeline
+/// writes them (for rows embedded elsewhere, e.g. by SQL `embed()`); unchanged, and `None`, when it has
+/// no vector column.
+pub fn stamp_written_by(schema: &Schema, model_id: &str) -> (Schema, Option<WrittenBy>) {
+    let mut dims: Vec<Dim> = schema
+        .fields()
+        .iter()
+        .filter_map(|f| column_dim(f.name()))
+        .collect();
+    if dims.is_empty() {
+        return (schema.clone(), None);
+    }
+    dims.sort_by(|a, b| b.cmp(a));
+    let mut meta = schema.metadata().clone();
+    meta.insert(MODEL_ID_KEY.into(), model_id.into());
+    meta.insert(DIMS_KEY.into(), format_dims(&dims));
+    let stamped = schema.clone().with_metadata(meta);
+    (stamped, Some(WrittenBy::new(model_id, &dims)))
+}
+
 pub fn format_dims(dims: &[Dim]) -> String {
     dims.iter()
         .map(|d| d.to_string())
@@ -124,6 +144,15 @@ pub fn parse_dims(s: &str) -> Vec<u32> {
 pub struct WrittenBy {
     pub model_id: String,
     pub dims: Vec<u32>,
+}
+
+impl WrittenBy {
+    pub fn new(model_id: &str, dims: &[Dim]) -> Self {
+        Self {
+            model_id: model_id.to_string(),
+            dims: dims.iter().map(|d| d.0).collect(),
+        }
+    }
 }
 
 pub fn written_by(metadata: &HashMap<String, String>) -> Option<WrittenBy> {

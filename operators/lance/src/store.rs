@@ -8,15 +8,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::RecordBatchReader;
 use arrow_schema::Schema;
 use lance::Dataset;
 use lance::dataset::builder::DatasetBuilder;
 use lance::dataset::transaction::{Operation, Transaction};
 use lance::dataset::{CommitBuilder, InsertBuilder, WriteMode, WriteParams};
 use lance::io::{ObjectStoreParams, StorageOptionsAccessor};
+use lance_datafusion::utils::StreamingWriteSource;
 use tracing::info;
 
+use crate::commit::CommitRecord;
 use crate::error::{Result, StoreError, lance_err};
 use crate::schema::{difference, written_by};
 
@@ -98,58 +99,70 @@ impl DatasetLocation {
             SinkMode::Create => Err(StoreError::AlreadyExists(self.uri.clone())),
             SinkMode::Overwrite => Ok(Some(ds)),
             SinkMode::Append => {
-                let found = Schema::from(ds.schema());
-                if let (Some(have), Some(want)) =
-                    (written_by(found.metadata()), written_by(schema.metadata()))
-                    && have != want
-                {
-                    return Err(StoreError::ModelMismatch {
-                        uri: self.uri.clone(),
-                        found_model: have.model_id,
-                        found_dims: have.dims,
-                        model: want.model_id,
-                        dims: want.dims,
-                    });
-                }
-                if let Some(d) = difference(schema, &found) {
-                    return Err(StoreError::SchemaMismatch {
-                        uri: self.uri.clone(),
-                        difference: d,
-                    });
-                }
+                self.check_appendable(&ds, schema)?;
                 Ok(Some(ds))
             }
         }
     }
 
-    /// Writes every batch of `reader` as one commit carrying `properties`. Streams: memory stays bounded
-    /// whatever the input size; an error from the reader aborts the write and commits nothing.
+    /// Refuses rows of `schema` for `ds` when the model, dims or columns differ.
+    fn check_appendable(&self, ds: &Dataset, schema: &Schema) -> Result<()> {
+        let found = Schema::from(ds.schema());
+        if let (Some(have), Some(want)) =
+            (written_by(found.metadata()), written_by(schema.metadata()))
+            && have != want
+        {
+            return Err(StoreError::ModelMismatch {
+                uri: self.uri.clone(),
+                found_model: have.model_id,
+                found_dims: have.dims,
+                model: want.model_id,
+                dims: want.dims,
+            });
+        }
+        match difference(schema, &found) {
+            Some(d) => Err(StoreError::SchemaMismatch {
+                uri: self.uri.clone(),
+                difference: d,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes every batch of `source` (a record-batch reader or stream) as one commit that records
+    /// `record`. Streams: memory stays bounded whatever the input size; an error from the source aborts
+    /// the write and commits nothing. A new dataset is created strictly (see `create_or_append`).
     pub async fn commit(
         &self,
         mode: SinkMode,
-        reader: Box<dyn RecordBatchReader + Send>,
-        properties: HashMap<String, String>,
+        source: impl StreamingWriteSource + 'static,
+        record: &CommitRecord,
     ) -> Result<CommitSummary> {
         let exists = self.open_if_exists().await?.is_some();
-        let write_mode = match (mode, exists) {
-            (SinkMode::Create, true) => return Err(StoreError::AlreadyExists(self.uri.clone())),
-            (SinkMode::Append, true) => WriteMode::Append,
-            (SinkMode::Overwrite, true) => WriteMode::Overwrite,
-            (_, false) => WriteMode::Create,
+        let write_mode = match mode {
+            SinkMode::Create if exists => return Err(StoreError::AlreadyExists(self.uri.clone())),
+            SinkMode::Create => WriteMode::Create,
+            SinkMode::Append => WriteMode::Append,
+            SinkMode::Overwrite => WriteMode::Overwrite,
         };
-        let params = self.write_params(write_mode, properties);
+        let schema = source.arrow_schema();
+        let params = self.write_params(write_mode, record);
         let builder = InsertBuilder::new(self.uri.as_str()).with_params(&params);
         let ds = if exists {
             builder
-                .execute_stream(reader)
+                .execute_stream(source)
                 .await
                 .map_err(lance_err(&self.uri))?
         } else {
-            let tx = builder
-                .execute_uncommitted_stream(reader)
-                .await
-                .map_err(lance_err(&self.uri))?;
-            self.create_or_append(tx, mode == SinkMode::Create).await?
+            // Lance looks for the dataset again: with another writer's create in between, a strict
+            // create fails here, and an append or overwrite goes on that writer's dataset.
+            let tx = match builder.execute_uncommitted_stream(source).await {
+                Err(lance::Error::DatasetAlreadyExists { .. }) => {
+                    return Err(StoreError::AlreadyExists(self.uri.clone()));
+                }
+                written => written.map_err(lance_err(&self.uri))?,
+            };
+            self.commit_written(tx, &schema, mode).await?
         };
         let rows_total = ds.count_rows(None).await.map_err(lance_err(&self.uri))?;
         let version = ds.version().version;
@@ -160,21 +173,44 @@ impl DatasetLocation {
         })
     }
 
-    /// Appends `batch` as one commit carrying `properties`, on top of `base` (the caller's latest view;
+    /// Commits files written for a dataset that did not exist when the write began.
+    async fn commit_written(
+        &self,
+        tx: Transaction,
+        schema: &Schema,
+        mode: SinkMode,
+    ) -> Result<Dataset> {
+        if tx.read_version == 0 {
+            return self
+                .create_or_append(tx, schema, mode == SinkMode::Create)
+                .await;
+        }
+        let ds = self.open().await?;
+        if mode == SinkMode::Append {
+            self.check_appendable(&ds, schema)?;
+        }
+        CommitBuilder::new(Arc::new(ds))
+            .execute(tx)
+            .await
+            .map_err(lance_err(&self.uri))
+    }
+
+    /// Appends `batch` as one commit that records `record`, on top of `base` (the caller's latest view;
     /// `None` when there was no dataset). Concurrent appenders all succeed: Lance rebases an append on
     /// versions committed meanwhile. When two writers race to create the dataset, the loser appends.
+    /// Rows of another model, dims or schema than the dataset's are refused.
     pub async fn append(
         &self,
         base: Option<Arc<Dataset>>,
         batch: arrow_array::RecordBatch,
-        properties: HashMap<String, String>,
+        record: &CommitRecord,
     ) -> Result<Dataset> {
         let base = match base {
             Some(ds) => Some(ds),
             None => self.open_if_exists().await?.map(Arc::new),
         };
         let append = |ds: Arc<Dataset>, batch: arrow_array::RecordBatch| {
-            let params = self.write_params(WriteMode::Append, properties.clone());
+            let params = self.write_params(WriteMode::Append, record);
             async move {
                 InsertBuilder::new(ds)
                     .with_params(&params)
@@ -184,27 +220,30 @@ impl DatasetLocation {
             }
         };
         if let Some(ds) = base {
+            self.check_appendable(&ds, &batch.schema())?;
             return append(ds, batch).await;
         }
         let created = InsertBuilder::new(self.uri.as_str())
-            .with_params(&self.write_params(WriteMode::Create, properties.clone()))
+            .with_params(&self.write_params(WriteMode::Create, record))
             .execute_uncommitted(vec![batch.clone()])
             .await;
         match created {
-            Ok(tx) => self.create_or_append(tx, false).await,
+            Ok(tx) => self.create_or_append(tx, &batch.schema(), false).await,
             // Created by another writer since we looked.
             Err(lance::Error::DatasetAlreadyExists { .. }) => {
-                append(Arc::new(self.open().await?), batch).await
+                let ds = self.open().await?;
+                self.check_appendable(&ds, &batch.schema())?;
+                append(Arc::new(ds), batch).await
             }
             Err(e) => Err(lance_err(&self.uri)(e)),
         }
     }
 
-    fn write_params(&self, mode: WriteMode, properties: HashMap<String, String>) -> WriteParams {
+    fn write_params(&self, mode: WriteMode, record: &CommitRecord) -> WriteParams {
         WriteParams {
             mode,
             store_params: self.store_params(),
-            transaction_properties: Some(Arc::new(properties)),
+            transaction_properties: Some(Arc::new(record.to_properties())),
             ..WriteParams::default()
         }
     }
@@ -212,8 +251,14 @@ impl DatasetLocation {
     /// Commits a create transaction (files already written) strictly. A plain commit is not safe: if
     /// another writer created the dataset while this one wrote its files, Lance would commit this
     /// Create as an Overwrite on top, dropping the other writer's rows. Strictly, the loser fails;
-    /// unless `exclusive`, its files are then committed as an Append on the dataset the winner made.
-    async fn create_or_append(&self, tx: Transaction, exclusive: bool) -> Result<Dataset> {
+    /// unless `exclusive`, its files are then committed as an Append on the dataset the winner made,
+    /// after the same model, dims and schema checks as any append (its rows are of `schema`).
+    async fn create_or_append(
+        &self,
+        tx: Transaction,
+        schema: &Schema,
+        exclusive: bool,
+    ) -> Result<Dataset> {
         let mut commit = CommitBuilder::new(self.uri.as_str()).with_max_retries(0);
         if let Some(sp) = self.store_params() {
             commit = commit.with_store_params(sp);
@@ -235,6 +280,7 @@ impl DatasetLocation {
         if exclusive {
             return Err(StoreError::AlreadyExists(self.uri.clone()));
         }
+        self.check_appendable(&ds, schema)?;
         let Operation::Overwrite { fragments, .. } = tx.operation else {
             return Err(lance_err(&self.uri)(lost));
         };
@@ -249,9 +295,9 @@ impl DatasetLocation {
     }
 }
 
-/// The transaction properties of every version, oldest first (versions without a transaction file or
+/// What every version's commit holds, oldest first (versions without a transaction file or
 /// properties are skipped).
-pub async fn commit_history(ds: &Dataset) -> Result<Vec<(u64, HashMap<String, String>)>> {
+pub async fn commit_history(ds: &Dataset) -> Result<Vec<(u64, CommitRecord)>> {
     let versions = ds.versions().await.map_err(lance_err(ds.uri()))?;
     let mut out = Vec::with_capacity(versions.len());
     for v in versions {
@@ -260,7 +306,7 @@ pub async fn commit_history(ds: &Dataset) -> Result<Vec<(u64, HashMap<String, St
             .await
             .map_err(lance_err(ds.uri()))?;
         if let Some(props) = tx.and_then(|t| t.transaction_properties) {
-            out.push((v.version, props.as_ref().clone()));
+            out.push((v.version, CommitRecord::from_properties(&props)?));
         }
     }
     Ok(out)
@@ -296,19 +342,81 @@ mod tests {
                 .unwrap()
         };
         let (a, a_again) = (write_a().await, write_a().await);
-        loc.append(None, batch(&[3]), HashMap::new()).await.unwrap(); // B wins
+        let none = CommitRecord::default();
+        loc.append(None, batch(&[3]), &none).await.unwrap(); // B wins
         let strict = CommitBuilder::new(loc.uri.as_str())
             .with_max_retries(0)
             .execute(a)
             .await;
         assert!(strict.is_err(), "the losing create was committed");
         // What `append` does with the loser's files: commit them as an Append on the winner's dataset.
-        let ds = loc.create_or_append(a_again, false).await.unwrap();
+        let ds = loc
+            .create_or_append(a_again, &batch(&[]).schema(), false)
+            .await
+            .unwrap();
         assert_eq!(
             ds.count_rows(None).await.unwrap(),
             3,
             "rows of both writers"
         );
         assert_eq!(ds.version().version, 2);
+    }
+
+    /// Two pipelines with different models race to create one new URI: the loser's files must not be
+    /// appended to the winner's dataset (a silent mix of models); it fails with the model mismatch.
+    #[tokio::test]
+    async fn the_create_race_loser_is_checked_like_any_append() {
+        use crate::schema::embedded_dataset;
+        use lexembed_encoder::Dim;
+        let dir = tempfile::tempdir().unwrap();
+        let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
+        let rows = |model: &str| {
+            let schema = embedded_dataset(model, &[Dim(2)], &[]).unwrap();
+            let list = arrow_array::FixedSizeListArray::try_new(
+                Arc::new(Field::new("item", DataType::Float32, true)),
+                2,
+                Arc::new(arrow_array::Float32Array::from(vec![0.6, 0.8])),
+                None,
+            )
+            .unwrap();
+            RecordBatch::try_new(
+                schema,
+                vec![
+                    Arc::new(arrow_array::StringArray::from(vec![model])),
+                    Arc::new(arrow_array::StringArray::from(vec!["t"])),
+                    Arc::new(list),
+                ],
+            )
+            .unwrap()
+        };
+        let m1 = rows("m1");
+        let params = WriteParams {
+            mode: WriteMode::Create,
+            ..WriteParams::default()
+        };
+        let a = InsertBuilder::new(loc.uri.as_str())
+            .with_params(&params)
+            .execute_uncommitted(vec![m1.clone()])
+            .await
+            .unwrap();
+        let none = CommitRecord::default();
+        loc.append(None, rows("m2"), &none).await.unwrap(); // m2 wins
+        let lost = loc.create_or_append(a, &m1.schema(), false).await;
+        assert!(
+            matches!(lost, Err(StoreError::ModelMismatch { .. })),
+            "{lost:?}"
+        );
+        let ds = loc.open().await.unwrap();
+        assert_eq!(
+            ds.count_rows(None).await.unwrap(),
+            1,
+            "only the winner's row"
+        );
+        // The same through `append`, which finds the dataset already there.
+        let again = loc.append(None, m1, &none).await;
+        assert!(
+            matches!(again, Err(StoreError::ModelMismatch { .. })),
+            "{again:?}"
+        );
     }
 }

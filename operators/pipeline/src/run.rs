@@ -5,7 +5,7 @@
 //! failure anywhere aborts the write: nothing of the run is committed. The commit records the
 //! pipeline, its source files, model and dims; `resume` skips files an earlier commit holds.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,9 +17,9 @@ use lexembed_encoder::runtime::default_model_dir;
 use lexembed_encoder::stage::DEFAULT_AHEAD;
 use lexembed_encoder::{Dim, Encoder, EncoderOptions, Precision, Provider, TokenBudget};
 use lexembed_encoder::{EncodeStage, Staged};
-use lexembed_lance::schema::{TEXT_COLUMN, embedded_dataset, format_dims};
+use lexembed_lance::schema::{TEXT_COLUMN, WrittenBy, embedded_dataset};
 use lexembed_lance::{
-    DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history,
+    CommitRecord, DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history,
 };
 use serde::Serialize;
 use tracing::info;
@@ -28,8 +28,6 @@ use crate::error::{PipelineError, Result};
 use crate::source::DocBatch;
 use crate::source::file::{SourceFile, read_file, resolve_files};
 use crate::spec::{EncoderSpec, LoadedSpec, SinkModeSpec};
-
-pub use lexembed_lance::keys::{PIPELINE_KEY, ROWS_KEY, SOURCES_KEY};
 
 /// What a run did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -243,8 +241,14 @@ pub fn run_pipeline_from(
         Some(Err(_)) => return Err(take_error(&first_error)),
         Some(Ok(first)) => {
             reader.pending = Some(first);
-            let props = commit_properties(&spec.name, &source.keys, &model_id, &dims);
-            let result = rt.block_on(location.commit(mode, Box::new(reader), props));
+            let record = CommitRecord {
+                pipeline: Some(spec.name.clone()),
+                written_by: Some(WrittenBy::new(&model_id, &dims)),
+                sources: source.keys.clone(),
+                ..CommitRecord::default()
+            };
+            let reader: Box<dyn RecordBatchReader + Send> = Box::new(reader);
+            let result = rt.block_on(location.commit(mode, reader, &record));
             // A source or encoder error reaches Lance as an opaque Arrow error: report the original.
             if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
                 return Err(take_error(&first_error));
@@ -291,34 +295,12 @@ fn take_error(slot: &Mutex<Option<PipelineError>>) -> PipelineError {
         .unwrap_or_else(|| PipelineError::Runtime("the pipeline failed".into()))
 }
 
-fn commit_properties(
-    name: &str,
-    keys: &[String],
-    model_id: &str,
-    dims: &[Dim],
-) -> HashMap<String, String> {
-    HashMap::from([
-        (PIPELINE_KEY.into(), name.to_string()),
-        (
-            SOURCES_KEY.into(),
-            serde_json::to_string(keys).unwrap_or_default(),
-        ),
-        (
-            lexembed_lance::schema::MODEL_ID_KEY.into(),
-            model_id.to_string(),
-        ),
-        (lexembed_lance::schema::DIMS_KEY.into(), format_dims(dims)),
-    ])
-}
-
 /// Source keys that commits of pipeline `name` hold.
 pub async fn committed_sources(ds: &lance::Dataset, name: &str) -> Result<HashSet<String>> {
     let mut done = HashSet::new();
-    for (_, props) in commit_history(ds).await? {
-        if props.get(PIPELINE_KEY).map(String::as_str) == Some(name)
-            && let Some(list) = props.get(SOURCES_KEY)
-        {
-            done.extend(serde_json::from_str::<Vec<String>>(list).unwrap_or_default());
+    for (_, record) in commit_history(ds).await? {
+        if record.pipeline.as_deref() == Some(name) {
+            done.extend(record.sources);
         }
     }
     Ok(done)

@@ -122,9 +122,12 @@ fn writes_one_vector_column_per_dim_equal_to_the_encoder() {
     let ds = rt.block_on(DatasetLocation::new(&uri).open()).unwrap();
     let history = rt.block_on(commit_history(&ds)).unwrap();
     assert_eq!(history.len(), 1);
-    let props = &history[0].1;
-    assert_eq!(props["lexembed.pipeline"], "test");
-    assert!(props["lexembed.sources"].contains("docs.jsonl"));
+    let record = &history[0].1;
+    assert_eq!(record.pipeline.as_deref(), Some("test"));
+    assert!(record.sources.iter().any(|s| s.contains("docs.jsonl")));
+    let written_by = record.written_by.as_ref().unwrap();
+    assert_eq!(written_by.model_id, "lexembed/tiny-xlmr");
+    assert_eq!(written_by.dims, [64, 32, 16, 8]);
 }
 
 #[test]

@@ -169,7 +169,7 @@ async fn lance_datasets_are_tables_with_filters() {
     loc.commit(
         SinkMode::Create,
         Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema)),
-        Default::default(),
+        &lexembed_lance::CommitRecord::default(),
     )
     .await
     .unwrap();
@@ -239,4 +239,124 @@ async fn lance_datasets_are_tables_with_filters() {
         let e = collect(&ctx, sql).await.unwrap_err().to_string();
         assert!(e.contains(expect), "{sql}: {e}");
     }
+}
+
+/// `COPY … TO 'x.lance'` goes through the one Lance writer: it creates strictly, so racing another
+/// writer (an appender, as the Kafka operator is) to create the same new dataset never overwrites the
+/// other's rows. Each round starts the appender a little later into the COPY's write; whoever creates
+/// first, every row of every writer that reported success is in the dataset once, and the COPY's
+/// output carries the model and dims like a pipeline's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copy_racing_another_writer_to_create_a_dataset_lands_every_row_once() {
+    use lexembed_lance::schema::{WrittenBy, stamp_written_by, written_by};
+    let written_by_copy = |m: &str| {
+        Some(WrittenBy {
+            model_id: m.to_string(),
+            dims: vec![16],
+        })
+    };
+    use lexembed_lance::{CommitRecord, StoreError, commit_history};
+    use lexembed_sql::copy_to_lance;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = SessionContext::new();
+    let funcs = register_functions(&ctx, encoder(), BatchPolicy::default());
+    ctx.register_table("d", Arc::new(table(&sentences(), 2, 16)))
+        .unwrap();
+    let model = funcs.batcher.encoder().model().model_id.clone();
+    // The appender's rows: the same columns, ids the COPY does not write.
+    let theirs = collect(
+        &ctx,
+        "SELECT id, text, embed(text, 16) AS emb_16 FROM d WHERE id < 8",
+    )
+    .await
+    .unwrap();
+    let (schema, _) = stamp_written_by(theirs[0].schema().as_ref(), &model);
+    let theirs = arrow_select_concat(&theirs, Arc::new(schema));
+    // The COPY's rows: the other 42 texts, 40 times each, so its write lasts while the appender starts.
+    let copied_query = "SELECT d.id * 100 + r.value AS id, text, embed(text, 16) AS emb_16 FROM d CROSS JOIN range(0, 40) AS r WHERE d.id >= 8";
+    let n_copy = (sentences().len() - 8) * 40;
+    let (mut copy_won, mut copy_lost) = (0, 0);
+    for round in 0..10u64 {
+        let loc = DatasetLocation::new(
+            dir.path()
+                .join(format!("r{round}.lance"))
+                .display()
+                .to_string(),
+        );
+        let copy = async {
+            let started = std::time::Instant::now();
+            let copied = copy_to_lance(&ctx, copied_query, &loc, &model).await;
+            eprintln!("round {round}: COPY took {:?}", started.elapsed());
+            copied
+        };
+        let append = async {
+            tokio::time::sleep(std::time::Duration::from_millis(round * 35)).await;
+            loc.append(None, theirs.clone(), &CommitRecord::default())
+                .await
+        };
+        let (copied, appended) = tokio::join!(copy, append);
+        appended.unwrap();
+        let ds = loc.open().await.unwrap();
+        let rows = ds.count_rows(None).await.unwrap();
+        match copied {
+            Ok(n) => {
+                assert_eq!(n, n_copy, "round {round}: rows the COPY reports");
+                assert_eq!(rows, n_copy + 8, "round {round}: both writers' rows, once");
+                let history = commit_history(&ds).await.unwrap();
+                let copy_commit = history.iter().find(|(_, r)| r.written_by.is_some());
+                let recorded = copy_commit.and_then(|(_, r)| r.written_by.clone());
+                assert_eq!(recorded, written_by_copy(&model), "round {round}");
+                let schema = Schema::from(ds.schema());
+                assert_eq!(
+                    written_by(schema.metadata()),
+                    written_by_copy(&model),
+                    "round {round}"
+                );
+                copy_won += 1;
+            }
+            Err(lexembed_sql::SqlError::Store(StoreError::AlreadyExists(_))) => {
+                assert_eq!(rows, 8, "round {round}: the losing COPY wrote nothing");
+                copy_lost += 1;
+            }
+            Err(e) => panic!("round {round}: {e}"),
+        }
+        let ids = collect_ids(&loc).await;
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "round {round}: an id landed twice");
+    }
+    eprintln!("COPY created the dataset in {copy_won} rounds, lost the race in {copy_lost}");
+}
+
+fn arrow_select_concat(batches: &[RecordBatch], schema: arrow_schema::SchemaRef) -> RecordBatch {
+    let batches: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| b.clone().with_schema(schema.clone()).unwrap())
+        .collect();
+    arrow_select::concat::concat_batches(&schema, &batches).unwrap()
+}
+
+async fn collect_ids(loc: &DatasetLocation) -> Vec<i64> {
+    use futures::TryStreamExt;
+    let ds = loc.open().await.unwrap();
+    let mut scan = ds.scan();
+    scan.project(&["id"]).unwrap();
+    let batches: Vec<RecordBatch> = scan
+        .try_into_stream()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
 }
