@@ -15,7 +15,20 @@ out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 "$HELM" template t "$chart" --set backfill.enabled=true --set maintenance.enabled=true \
   --set model.source=initContainer --set secretEnv.create=true --set secretEnv.data.AWS_SECRET_ACCESS_KEY=x > "$out/all.yaml"
 python "$ROOT/integration/python/check_chart.py" "$out/default.yaml" "$out/gpu.yaml"
-for bad in "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
+# A sharded backfill: an Indexed Job whose pod i runs shard i of 4.
+"$HELM" template t "$chart" --set backfill.enabled=true --set backfill.shards=4 > "$out/sharded.yaml"
+python - "$out/sharded.yaml" <<'PY'
+import sys, yaml
+cron = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "CronJob" and d["metadata"]["name"].endswith("-backfill"))
+job = cron["spec"]["jobTemplate"]["spec"]
+want = {"completionMode": "Indexed", "completions": 4, "parallelism": 4}
+got = {k: job.get(k) for k in want}
+assert got == want, f"sharded backfill job: {got}"
+args = job["template"]["spec"]["containers"][0]["args"]
+assert args[-2:] == ["--shard", "$(JOB_COMPLETION_INDEX)/4"], f"sharded backfill args: {args}"
+print("chart: sharded backfill is an Indexed Job of 4 shards")
+PY
+for bad in "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
   if "$HELM" template t "$chart" --set "$bad" > /dev/null 2>&1; then
     echo "chart: values schema accepted $bad"; exit 1
   fi

@@ -8,6 +8,8 @@
 #    One takes its options from the spec's storage_options (and no AWS_* environment), the other only
 #    from the AWS_* environment. Meanwhile pylance polls the dataset. Every row lands once, every read
 #    sees a committed version whole, and the vectors equal a local run's.
+# 2b. Four `--shard i/4` runs of one file backfill (a Kubernetes Indexed Job's pods) append to one new
+#    dataset at once: every row once, the vectors equal the local run's.
 # 3. Two Kafka consumer-group replicas stream one topic into a dataset on S3: every message lands
 #    once (offsets live in the Lance commits there).
 # 4. `lexembed search` and `lexembed sql` read the S3 dataset with the environment's credentials.
@@ -90,6 +92,31 @@ sink: {uri: local.lance}
 YAML
 lexembed run "$work/local.yaml" > "$work/local.out" 2>&1 || { cat "$work/local.out"; fail "local reference run"; }
 python "$check" same-vectors "$docs" "$work/local.lance" emb_64 || fail "vectors on S3"
+
+say "2b. four shards of one backfill append to one new dataset at once"
+mkdir -p "$work/parts"
+split -l 250 -d --additional-suffix=.jsonl "$work/a.jsonl" "$work/parts/a-"
+split -l 250 -d --additional-suffix=.jsonl "$work/b.jsonl" "$work/parts/b-"
+sharded="$prefix/sharded.lance"
+cat > "$work/sharded.yaml" <<YAML
+name: s3-sharded
+source: {kind: file, path: "parts/*.jsonl", metadata_fields: [law]}
+encoder: {model: $tiny}
+sink: {uri: $sharded, mode: append}
+YAML
+python "$check" watch "$sharded" "$work/seen-sharded.json" & reader=$!; pids+=("$reader")
+shard_pids=()
+for i in 0 1 2 3; do
+  lexembed run "$work/sharded.yaml" --shard "$i/4" > "$work/shard-$i.out" 2>&1 & shard_pids+=($!); pids+=($!)
+done
+status=0
+for i in 0 1 2 3; do
+  wait "${shard_pids[$i]}" || { say "shard $i/4 failed:"; cat "$work/shard-$i.out"; status=1; }
+done
+sleep 1; kill -TERM $reader; wait $reader || true
+[ $status = 0 ] || fail "a shard failed"
+python "$check" check "$sharded" "$work/seen-sharded.json" "$work/a.jsonl" "$work/b.jsonl" || fail "sharded rows on S3"
+python "$check" same-vectors "$sharded" "$work/local.lance" emb_64 || fail "sharded vectors on S3"
 
 say "3. two Kafka replicas stream one topic into a dataset on S3"
 brokers="${LEXEMBED_KAFKA_BROKERS:-$("$ROOT/integration/kafka.sh" start | tail -1)}"

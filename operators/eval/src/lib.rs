@@ -3,21 +3,22 @@
 //! dim; results kept as history in Lance, rendered as reports, checked by alerts.
 //!
 //! `metrics` (pure, per ranking) and `scoring` (exact ranking, every dim in one pass) are the core;
-//! `qa` and `corpus` load inputs; `history`, `report` and `alerts` are what a scheduled job needs.
-//! Embedding the queries is the caller's job: this crate takes vectors.
+//! `qa` and `corpus` load inputs; `history`, `report` and `alerts` are what a scheduled job needs;
+//! `job` is one evaluation run end to end (model check, query embedding, metrics, history, alerts).
 
 pub mod alerts;
 pub mod corpus;
 pub mod error;
 pub mod evaluate;
 pub mod history;
+pub mod job;
 pub mod metrics;
 pub mod qa;
 pub mod report;
-pub mod schedule;
 pub mod scoring;
 
 pub use error::{EvalError, Result};
 pub use evaluate::{Corpus, EvalResult, evaluate};
+pub use job::{EvalJob, EvalRun};
 pub use metrics::MetricConfig;
 pub use qa::QaPair;

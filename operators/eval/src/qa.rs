@@ -19,15 +19,16 @@ pub struct QaPair {
     pub relevant_ids: BTreeSet<String>,
 }
 
-/// Reads QA pairs by extension: `.jsonl`/`.json`, `.parquet`, or a Lance dataset directory.
-pub fn load(path: &Path) -> Result<Vec<QaPair>> {
+/// Reads QA pairs by extension: `.jsonl`/`.json`, `.parquet`, or a Lance dataset (local or on object
+/// storage).
+pub async fn load(path: &Path) -> Result<Vec<QaPair>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or_default();
     let remote = path.to_str().is_some_and(|p| p.contains("://"));
     let pairs = match ext {
-        "lance" => load_lance(path)?,
+        "lance" => load_lance(path).await?,
         _ if remote => {
             return Err(EvalError::QaFile {
                 path: path.to_path_buf(),
@@ -152,30 +153,16 @@ fn load_parquet(path: &Path) -> Result<Vec<QaPair>> {
     from_batches(path, &batches)
 }
 
-fn load_lance(path: &Path) -> Result<Vec<QaPair>> {
+async fn load_lance(path: &Path) -> Result<Vec<QaPair>> {
+    use futures::TryStreamExt;
     let uri = path.display().to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| EvalError::Runtime(e.to_string()))?;
-    let batches =
-        rt.block_on(async {
-            use futures::TryStreamExt;
-            let ds = lexembed_lance::DatasetLocation::new(&uri).open().await?;
-            let stream = ds.scan().try_into_stream().await.map_err(|e| {
-                lexembed_lance::StoreError::Lance {
-                    uri: uri.clone(),
-                    source: e,
-                }
-            })?;
-            stream
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|e| lexembed_lance::StoreError::Lance {
-                    uri: uri.clone(),
-                    source: e,
-                })
-        })?;
+    let lance_err = |e| lexembed_lance::StoreError::Lance {
+        uri: uri.clone(),
+        source: e,
+    };
+    let ds = lexembed_lance::DatasetLocation::new(&uri).open().await?;
+    let stream = ds.scan().try_into_stream().await.map_err(lance_err)?;
+    let batches: Vec<_> = stream.try_collect().await.map_err(lance_err)?;
     from_batches(path, &batches)
 }
 
@@ -202,10 +189,10 @@ pub fn digest(pairs: &[QaPair]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn qa_pairs_on_object_storage_must_be_lance() {
+    #[tokio::test]
+    async fn qa_pairs_on_object_storage_must_be_lance() {
         for uri in ["s3://bucket/qa.parquet", "s3://bucket/qa.jsonl"] {
-            let err = load(Path::new(uri)).unwrap_err().to_string();
+            let err = load(Path::new(uri)).await.unwrap_err().to_string();
             assert!(err.contains(uri), "{err}");
             assert!(err.contains("must be a Lance dataset"), "{err}");
         }

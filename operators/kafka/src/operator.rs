@@ -46,7 +46,7 @@ pub struct OperatorOptions {
     /// Stop (flush, commit, leave the group) after this long without messages once partitions are
     /// assigned: for backfills from a topic and for tests. `None`: run until SIGTERM/SIGINT.
     pub exit_when_idle: Option<Duration>,
-    /// Set to stop from another thread (signals set it too).
+    /// Set to stop from another thread (the binary's SIGTERM/SIGINT handlers set it).
     pub stop: Option<Arc<AtomicBool>>,
 }
 
@@ -136,16 +136,10 @@ struct Operator<'a> {
     crash_after: Option<u64>,
 }
 
-/// Runs the Kafka operator of `loaded` until a signal, `opts.stop`, or `opts.exit_when_idle`.
+/// Runs the Kafka operator of `loaded` until `opts.stop` is set or `opts.exit_when_idle`.
 pub fn run_operator(loaded: &LoadedSpec, opts: &OperatorOptions) -> Result<OperatorSummary> {
     let started = Instant::now();
     let stop = opts.stop.clone().unwrap_or_default();
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| KafkaError::Io {
-            context: "installing signal handlers".into(),
-            source: e,
-        })?;
-    }
     let op = Operator::open(loaded)?;
     if let Some(addr) = &opts.http_addr {
         crate::http::serve(addr, op.metrics.clone(), Duration::from_secs(300))?;

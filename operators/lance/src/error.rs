@@ -31,6 +31,14 @@ pub enum StoreError {
         column: String,
         available: String,
     },
+    #[error(
+        "dataset {uri} was embedded with model {dataset_model}, but the queries are embedded with {query_model}: queries must use the dataset's model (--model)"
+    )]
+    QueryModel {
+        uri: String,
+        dataset_model: String,
+        query_model: String,
+    },
     #[error("query vector has {got} values, column {column} holds {want}")]
     QueryWidth {
         column: String,

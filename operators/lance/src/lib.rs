@@ -14,5 +14,5 @@ pub mod store;
 pub use commit::{Checkpoint, CommitRecord, KafkaCommit, OffsetRanges, TopicPartition};
 pub use error::{Result, StoreError};
 pub use index::{IndexKind, IndexParams, build_index, compact, vector_columns};
-pub use search::{Hit, SearchOptions, hits, nearest};
+pub use search::{Hit, SearchOptions, check_query_model, hits, nearest};
 pub use store::{CommitSummary, DatasetLocation, SinkMode, commit_history};

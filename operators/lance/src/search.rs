@@ -8,6 +8,22 @@ use lance_linalg::distance::MetricType;
 
 use crate::error::{Result, StoreError, lance_err};
 use crate::index::vector_column_dim;
+use crate::schema::written_by;
+
+/// Queries must be embedded by the model that wrote the dataset's vectors (another model's vectors
+/// live in another space: the ranking would be noise, not an error). A dataset that records no model
+/// takes any.
+pub fn check_query_model(ds: &Dataset, query_model: &str) -> Result<()> {
+    let schema = arrow_schema::Schema::from(ds.schema());
+    match written_by(schema.metadata()) {
+        Some(w) if w.model_id != query_model => Err(StoreError::QueryModel {
+            uri: ds.uri().to_string(),
+            dataset_model: w.model_id,
+            query_model: query_model.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// One hit.
 #[derive(Debug, Clone, PartialEq)]

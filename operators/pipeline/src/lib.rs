@@ -4,6 +4,8 @@
 
 pub mod error;
 pub mod run;
+pub mod schedule;
+pub mod shard;
 pub mod source;
 pub mod spec;
 
@@ -12,4 +14,5 @@ pub use run::{
     ExternalDocs, RunOptions, RunSummary, embed_batch, open_encoder, output_dims, run_pipeline,
     run_pipeline_from, sink_location,
 };
+pub use shard::Shard;
 pub use spec::{LoadedSpec, PipelineSpec, json_schema};

@@ -25,6 +25,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::error::{PipelineError, Result};
+use crate::shard::Shard;
 use crate::source::DocBatch;
 use crate::source::file::{SourceFile, read_file, resolve_files};
 use crate::spec::{EncoderSpec, LoadedSpec, SinkModeSpec};
@@ -60,6 +61,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Override the spec's sink.resume.
     pub resume: Option<bool>,
+    /// Run only this shard of the sources (`--shard INDEX/COUNT`).
+    pub shard: Option<Shard>,
 }
 
 /// Opens the encoder a spec describes.
@@ -156,8 +159,12 @@ fn file_source(
         ))
     })?;
     let mut files = resolve_files(&loaded.resolve(path), spec.source.format)?;
+    if let Some(shard) = opts.shard {
+        files.retain(|f| shard.owns(&f.path.display().to_string()));
+        info!(%shard, files = files.len(), "this shard's files");
+    }
     summary.files = files.len();
-    if opts.resume.unwrap_or(spec.sink.resume)
+    if resuming(spec, opts)
         && let Some(ds) = existing
     {
         let done = rt.block_on(committed_sources(ds, &spec.name))?;
@@ -165,7 +172,7 @@ fn file_source(
         summary.files_already_committed = summary.files - files.len();
     }
     if files.is_empty() {
-        info!("every source file is already committed: nothing to do");
+        info!("every source file (of this shard) is already committed: nothing to do");
         return Ok(None);
     }
     Ok(Some(ExternalDocs {
@@ -192,16 +199,13 @@ pub fn run_pipeline_from(
 ) -> Result<RunSummary> {
     let started = Instant::now();
     let spec = &loaded.spec;
+    check_resume(loaded, opts)?;
     let encoder = Arc::new(open_encoder(&spec.encoder, |p| loaded.resolve(p))?);
     let dims = output_dims(&spec.encoder, &encoder);
     let model_id = encoder.model().model_id.clone();
     let schema = embedded_dataset(&model_id, &dims, &spec.source.metadata_fields)?;
     let location = sink_location(loaded);
-    let mode = match spec.sink.mode {
-        SinkModeSpec::Create => SinkMode::Create,
-        SinkModeSpec::Append => SinkMode::Append,
-        SinkModeSpec::Overwrite => SinkMode::Overwrite,
-    };
+    let mode = SinkMode::from(spec.sink.mode);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -214,6 +218,13 @@ pub fn run_pipeline_from(
         ..RunSummary::default()
     };
     let source = match external {
+        Some(docs)
+            if resuming(spec, opts) && all_committed(&rt, existing.as_ref(), spec, &docs)? =>
+        {
+            info!("this source is already committed (resume): nothing to do");
+            summary.seconds = started.elapsed().as_secs_f64();
+            return Ok(summary);
+        }
         Some(docs) => docs,
         None => {
             let Some(files) = file_source(loaded, opts, &rt, existing.as_ref(), &mut summary)?
@@ -272,7 +283,11 @@ pub fn run_pipeline_from(
     summary.skipped = tally.skipped;
     summary.encoder_seconds = encoder.stats().model_seconds() - model_before;
 
-    if summary.version.is_some() {
+    if summary.version.is_some() && opts.shard.is_some_and(|s| s.count > 1) {
+        if !spec.sink.indexes.is_empty() {
+            info!("a shard builds no index: run `lexembed index` once every shard has finished");
+        }
+    } else if summary.version.is_some() {
         for ix in &spec.sink.indexes {
             let mut ds = rt.block_on(location.open())?;
             let params = IndexParams {
@@ -286,6 +301,42 @@ pub fn run_pipeline_from(
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+fn resuming(spec: &crate::spec::PipelineSpec, opts: &RunOptions) -> bool {
+    opts.resume.unwrap_or(spec.sink.resume)
+}
+
+/// Whether a commit of this pipeline holds every key of `docs` (a SQL source: its query, tables and
+/// shard), so a resumed run has nothing to do.
+fn all_committed(
+    rt: &tokio::runtime::Runtime,
+    existing: Option<&lance::Dataset>,
+    spec: &crate::spec::PipelineSpec,
+    docs: &ExternalDocs,
+) -> Result<bool> {
+    let Some(ds) = existing else {
+        return Ok(false);
+    };
+    let done = rt.block_on(committed_sources(ds, &spec.name))?;
+    Ok(!docs.keys.is_empty() && docs.keys.iter().all(|k| done.contains(k)))
+}
+
+/// Resuming skips committed sources and writes the rest: only an append keeps what was skipped
+/// (an overwrite would drop it, a create fails on the existing dataset anyway).
+fn check_resume(loaded: &LoadedSpec, opts: &RunOptions) -> Result<()> {
+    let mode = loaded.spec.sink.mode;
+    if opts.resume == Some(true) && mode != SinkModeSpec::Append {
+        return Err(PipelineError::Invalid {
+            file: loaded.file.clone(),
+            field: "sink.mode".into(),
+            message: format!(
+                "--resume skips sources already committed and appends the rest; with mode {} the dataset would keep only the rest: set mode: append",
+                mode.name()
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn take_error(slot: &Mutex<Option<PipelineError>>) -> PipelineError {

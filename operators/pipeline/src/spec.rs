@@ -229,6 +229,27 @@ pub enum SinkModeSpec {
     Overwrite,
 }
 
+impl SinkModeSpec {
+    /// As the spec spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Append => "append",
+            Self::Overwrite => "overwrite",
+        }
+    }
+}
+
+impl From<SinkModeSpec> for lexembed_lance::SinkMode {
+    fn from(mode: SinkModeSpec) -> Self {
+        match mode {
+            SinkModeSpec::Create => Self::Create,
+            SinkModeSpec::Append => Self::Append,
+            SinkModeSpec::Overwrite => Self::Overwrite,
+        }
+    }
+}
+
 /// Where vectors go.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -394,8 +415,7 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
     if let Some(ev) = &spec.eval
         && let Some(cron) = &ev.schedule
     {
-        lexembed_eval::schedule::Schedule::parse(cron)
-            .map_err(|e| bad("eval.schedule", e.to_string()))?;
+        crate::schedule::Schedule::parse(cron).map_err(|e| bad("eval.schedule", e))?;
     }
     let reserved = ["id", "text"];
     if let Some(m) = spec

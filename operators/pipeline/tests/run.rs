@@ -261,6 +261,32 @@ fn resume_skips_committed_files_so_each_row_lands_once() {
     assert_eq!(ids.len(), 12);
 }
 
+/// `--resume` on an overwrite spec would skip the committed files and overwrite the dataset with the
+/// rest: refused before anything is written.
+#[test]
+fn resume_with_mode_overwrite_is_refused_and_the_dataset_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    write_jsonl(&dir.path().join("in/a.jsonl"), &docs(7, 0));
+    write_jsonl(&dir.path().join("in/b.jsonl"), &docs(5, 7));
+    let body =
+        "source:\n  kind: file\n  path: in/*.jsonl\nsink:\n  uri: out.lance\n  mode: overwrite\n";
+    assert_eq!(run(dir.path(), body).unwrap().rows_written, 12);
+    write_jsonl(&dir.path().join("in/c.jsonl"), &docs(3, 12));
+    let resume = RunOptions {
+        resume: Some(true),
+        ..RunOptions::default()
+    };
+    let e = run_pipeline(&spec(dir.path(), body), &resume)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sink.mode") && e.contains("--resume"), "{e}");
+    assert_eq!(
+        read_all(&dir.path().join("out.lance").display().to_string()).num_rows(),
+        12
+    );
+}
+
 #[test]
 fn csv_and_parquet_sources_read_the_same_documents() {
     let dir = tempfile::tempdir().unwrap();

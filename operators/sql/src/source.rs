@@ -17,7 +17,7 @@ use lexembed_lance::DatasetLocation;
 use lexembed_pipeline::source::DocBatch;
 use lexembed_pipeline::source::rows::{RowBuilder, Value};
 use lexembed_pipeline::spec::{LoadedSpec, SourceSpec};
-use lexembed_pipeline::{ExternalDocs, PipelineError};
+use lexembed_pipeline::{ExternalDocs, PipelineError, Shard};
 
 use crate::error::{Result, SqlError};
 
@@ -64,8 +64,9 @@ pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -
     Ok(())
 }
 
-/// The documents of the spec's `source.sql` query, for `run_pipeline_from`.
-pub fn query_documents(loaded: &LoadedSpec) -> Result<ExternalDocs> {
+/// The documents of the spec's `source.sql` query, for `run_pipeline_from`; with a shard, only the rows
+/// whose id it owns (a row without an id goes to shard 0, which reports it).
+pub fn query_documents(loaded: &LoadedSpec, shard: Option<Shard>) -> Result<ExternalDocs> {
     let spec = loaded.spec.source.clone();
     let sql = spec
         .sql
@@ -78,10 +79,11 @@ pub fn query_documents(loaded: &LoadedSpec) -> Result<ExternalDocs> {
         .collect();
     let mut keys = vec![format!("sql:{}", sql.query)];
     keys.extend(tables.iter().map(|(n, p)| format!("table:{n}={p}")));
+    keys.extend(shard.map(|s| format!("shard:{s}")));
     let (tx, rx) = sync_channel::<lexembed_pipeline::Result<DocBatch>>(2);
     std::thread::Builder::new()
         .name("lexembed-sql-source".into())
-        .spawn(move || produce(tables, sql.query, spec, tx))
+        .spawn(move || produce(tables, sql.query, spec, shard, tx))
         .map_err(|e| SqlError::Source(format!("starting the SQL source thread: {e}")))?;
     Ok(ExternalDocs {
         docs: Box::new(Received(rx)),
@@ -111,6 +113,7 @@ fn produce(
     tables: Vec<(String, String)>,
     query: String,
     spec: SourceSpec,
+    shard: Option<Shard>,
     tx: SyncSender<lexembed_pipeline::Result<DocBatch>>,
 ) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -145,6 +148,11 @@ fn produce(
             let cols = Columns::of(&batch, &spec)?;
             for r in 0..batch.num_rows() {
                 row_number += 1;
+                if let Some(shard) = shard
+                    && !cols.id.owned_by(shard, r)
+                {
+                    continue;
+                }
                 rows.push(
                     Path::new("source.sql row"),
                     row_number,
@@ -179,6 +187,15 @@ struct TextColumn {
 }
 
 impl TextColumn {
+    /// Whether `shard` owns the row with this column as its id (rows without one: shard 0).
+    fn owned_by(&self, shard: Shard, row: usize) -> bool {
+        match self.get(row) {
+            Value::Str(id) => shard.owns(&id),
+            Value::Other(id) => shard.owns(&id),
+            _ => shard.index == 0,
+        }
+    }
+
     fn get(&self, row: usize) -> Value<'_> {
         let Some(a) = &self.values else {
             return Value::Missing;

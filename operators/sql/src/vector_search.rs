@@ -14,7 +14,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::expr::ScalarFunction;
 use lexembed_encoder::Encoder;
 use lexembed_lance::schema::column_dim;
-use lexembed_lance::{DatasetLocation, SearchOptions, nearest};
+use lexembed_lance::{DatasetLocation, SearchOptions, check_query_model, nearest};
 
 /// Lance tables registered in a session, by name.
 pub type TableRegistry = Arc<Mutex<HashMap<String, DatasetLocation>>>;
@@ -57,8 +57,9 @@ impl VectorSearchFunc {
         Self { encoder, tables }
     }
 
-    /// The query vector at `dim`: an `embed(...)` call embedded now, or a vector literal.
-    fn query_vector(&self, e: &Expr, dim: usize) -> Result<Vec<f32>> {
+    /// The query vector at `dim`: an `embed(...)` call embedded now (`true`: by this session's model),
+    /// or a vector literal.
+    fn query_vector(&self, e: &Expr, dim: usize) -> Result<(Vec<f32>, bool)> {
         match e {
             Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "embed" => {
                 let text = string_arg(
@@ -78,7 +79,7 @@ impl VectorSearchFunc {
                     .encoder
                     .encode(&[text.as_str()])
                     .map_err(|e| DataFusionError::Execution(e.to_string()))?;
-                Ok(emb.prefix(0, lexembed_encoder::Dim(dim as u32)))
+                Ok((emb.prefix(0, lexembed_encoder::Dim(dim as u32)), true))
             }
             Expr::Literal(ScalarValue::List(list), _) => {
                 let values = arrow_cast_f32(list.values())?;
@@ -88,7 +89,7 @@ impl VectorSearchFunc {
                         values.len()
                     );
                 }
-                Ok(values)
+                Ok((values, false))
             }
             other => plan_err!(
                 "{USAGE}: the query must be embed('text', dim) or a vector literal, got {other}"
@@ -132,13 +133,17 @@ impl TableFunctionImpl for VectorSearchFunc {
                 "vector_search: no Lance table named {table} (register it with --table {table}=PATH)"
             );
         };
-        let q = self.query_vector(&exprs[2], dim.get())?;
+        let (q, embedded) = self.query_vector(&exprs[2], dim.get())?;
         let opts = SearchOptions {
             k: usize::try_from(k).unwrap_or(10),
             ..SearchOptions::default()
         };
+        let model = self.encoder.model().model_id.clone();
         let run = async {
             let ds = location.open().await?;
+            if embedded {
+                check_query_model(&ds, &model)?;
+            }
             nearest(&ds, &column, &q, &opts).await
         };
         // Table functions are planned synchronously; the search runs on the session's runtime.

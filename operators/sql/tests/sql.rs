@@ -360,3 +360,54 @@ async fn collect_ids(loc: &DatasetLocation) -> Vec<i64> {
         })
         .collect()
 }
+
+/// `vector_search` with `embed()` refuses a dataset another model wrote (the same check `lexembed
+/// search` and `eval` make): its vectors live in another space, so a ranking would be noise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_search_refuses_a_dataset_of_another_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = DatasetLocation::new(dir.path().join("other.lance").display().to_string());
+    let schema =
+        lexembed_lance::schema::embedded_dataset("another/model", &[Dim(16)], &[]).unwrap();
+    let enc = encoder();
+    let texts: Vec<String> = sentences()[..4].to_vec();
+    let emb = enc
+        .encode_array(&StringArray::from_iter_values(&texts), &[Dim(16)])
+        .unwrap();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(["a", "b", "c", "d"])),
+            Arc::new(StringArray::from_iter_values(&texts)),
+            Arc::new(emb[0].clone()),
+        ],
+    )
+    .unwrap();
+    loc.commit(
+        SinkMode::Create,
+        RecordBatchIterator::new(vec![Ok(batch)], schema),
+        &lexembed_lance::CommitRecord::default(),
+    )
+    .await
+    .unwrap();
+    let ctx = SessionContext::new();
+    let funcs = register_functions(&ctx, enc, BatchPolicy::default());
+    register_lance_table(&ctx, &funcs, "docs", &loc)
+        .await
+        .unwrap();
+    let e = collect(
+        &ctx,
+        "SELECT id FROM vector_search('docs', 'emb_16', embed('plazo', 16), 3)",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("another/model") && e.contains("queries must use the dataset's model"),
+        "{e}"
+    );
+    // A vector literal is the caller's own: searched as given.
+    let literal = format!("[{}]", vec!["0.25"; 16].join(", "));
+    let q = format!("SELECT id FROM vector_search('docs', 'emb_16', {literal}, 3)");
+    assert_eq!(collect(&ctx, &q).await.unwrap()[0].num_rows(), 3);
+}

@@ -2,9 +2,10 @@
 
 use anyhow::Context;
 use clap::Args;
-use lexembed_lance::schema::{column_dim, written_by};
+use lexembed_lance::schema::column_dim;
 use lexembed_lance::{
-    DatasetLocation, IndexKind, IndexParams, SearchOptions, build_index, compact, hits,
+    DatasetLocation, IndexKind, IndexParams, SearchOptions, build_index, check_query_model,
+    compact, hits,
 };
 
 use lexembed_encoder::cli::EncoderArgs;
@@ -46,16 +47,7 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     let dim = column_dim(&args.column)
         .with_context(|| format!("{} is not a vector column (emb_<dim>)", args.column))?;
     let enc = args.encoder.open(&[dim.0])?;
-    let meta = arrow_schema::Schema::from(ds.schema()).metadata().clone();
-    if let Some(w) = written_by(&meta) {
-        anyhow::ensure!(
-            w.model_id == enc.model().model_id,
-            "dataset {} was embedded with model {}, but --model is {}: queries must use the dataset's model",
-            args.dataset,
-            w.model_id,
-            enc.model().model_id
-        );
-    }
+    check_query_model(&ds, &enc.model().model_id)?;
     let q = enc.encode(&[args.query.as_str()])?;
     let v = q.prefix(0, dim);
     let opts = SearchOptions {

@@ -3,16 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use lexembed_eval::alerts::{AlertRules, check, previous_run};
+use lexembed_eval::alerts::AlertRules;
 use lexembed_eval::history::{self, RunInfo};
 use lexembed_eval::report::{card_table, render};
-use lexembed_eval::schedule::Schedule;
-use lexembed_eval::{EvalResult, MetricConfig, evaluate, qa};
+use lexembed_eval::{EvalJob, EvalResult, EvalRun};
 use lexembed_lance::DatasetLocation;
+use lexembed_pipeline::schedule::Schedule;
 
 use lexembed_encoder::cli::EncoderArgs;
 
@@ -98,10 +99,61 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         args.dataset.is_some() && args.qa.is_some(),
         "lexembed eval needs --dataset and --qa (or the report subcommand); see --help"
     );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let job = eval_job(&args)?;
+    let encoder = args.encoder.open(&[])?;
+    let once = || -> anyhow::Result<()> {
+        let run = rt.block_on(job.run(&encoder))?;
+        print_result(&args, &run)?;
+        report_alerts(&run)
+    };
     match (&args.schedule, args.once) {
-        (Some(expr), false) => scheduled(&args, expr),
-        _ => once(&args),
+        (Some(expr), false) => {
+            let schedule = Schedule::parse(expr).map_err(anyhow::Error::msg)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, stop.clone())?;
+            }
+            schedule.run(&stop, || once().map_err(|e| format!("{e:#}")));
+            Ok(())
+        }
+        _ => once(),
     }
+}
+
+/// The job the flags (filled from the pipeline spec) describe.
+fn eval_job(args: &EvalArgs) -> anyhow::Result<EvalJob> {
+    let (Some(dataset), Some(qa)) = (&args.dataset, &args.qa) else {
+        anyhow::bail!("--dataset and --qa are required");
+    };
+    Ok(EvalJob {
+        dataset: DatasetLocation::new(dataset),
+        qa: qa.clone(),
+        dims: args.dims.clone(),
+        history: args.history.as_deref().map(DatasetLocation::new),
+        rules: AlertRules {
+            max_drop: args.max_drop,
+            watched: args.watched.clone(),
+            min: args.min.clone(),
+        },
+        rankings: args.rankings.clone(),
+    })
+}
+
+/// Alerts are logged, printed and make the run fail (a CronJob shows it).
+fn report_alerts(run: &EvalRun) -> anyhow::Result<()> {
+    for a in &run.alerts {
+        tracing::error!(dim = a.dim, metric = %a.metric, value = a.value, reference = a.reference, kind = a.kind, "retrieval alert");
+        eprintln!("ALERT: {a}");
+    }
+    anyhow::ensure!(
+        run.alerts.is_empty(),
+        "{} metric alert(s)",
+        run.alerts.len()
+    );
+    Ok(())
 }
 
 /// Fills what the flags left out from the pipeline spec's sink, encoder and `eval:` block.
@@ -142,146 +194,8 @@ fn from_pipeline(args: &mut EvalArgs, file: &std::path::Path) -> anyhow::Result<
     Ok(())
 }
 
-fn scheduled(args: &EvalArgs, expr: &str) -> anyhow::Result<()> {
-    let schedule = Schedule::parse(expr)?;
-    loop {
-        let now = unix_now_secs();
-        let next = schedule
-            .next_after(now)
-            .context("the schedule never fires")?;
-        tracing::info!(
-            next_in_s = next - now,
-            "waiting for the next scheduled evaluation"
-        );
-        std::thread::sleep(std::time::Duration::from_secs((next - now).max(0) as u64));
-        if let Err(e) = once(args) {
-            // A scheduled runner keeps going; the failure is logged (and visible in the history).
-            tracing::error!("evaluation failed: {e:#}");
-        }
-    }
-}
-
-fn unix_now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn once(args: &EvalArgs) -> anyhow::Result<()> {
-    let started_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let (dataset, qa_path) = match (&args.dataset, &args.qa) {
-        (Some(d), Some(q)) => (d.clone(), q.clone()),
-        _ => anyhow::bail!("--dataset and --qa are required"),
-    };
-    let location = DatasetLocation::new(&dataset);
-    let loaded = rt.block_on(lexembed_eval::corpus::load(&location))?;
-    let enc = args.encoder.open(&[])?;
-    if let Some(m) = &loaded.model_id {
-        anyhow::ensure!(
-            m == &enc.model().model_id,
-            "dataset {} was embedded with model {m}, but --model is {}: queries must use the dataset's model",
-            dataset,
-            enc.model().model_id
-        );
-    }
-    let pairs = qa::load(&qa_path)?;
-    let texts: Vec<&str> = pairs.iter().map(|p| p.query.as_str()).collect();
-    let emb = enc.encode(&texts)?;
-    let width = loaded.corpus.width;
-    anyhow::ensure!(
-        width <= emb.dim,
-        "the dataset's vectors ({width}) are wider than the model's ({})",
-        emb.dim
-    );
-    let queries: Vec<f32> = emb
-        .values
-        .chunks_exact(emb.dim)
-        .flat_map(|r| r[..width].iter().copied())
-        .collect();
-    let dims = if args.dims.is_empty() {
-        loaded.dims.clone()
-    } else {
-        args.dims.clone()
-    };
-    let result = evaluate(
-        &loaded.corpus,
-        &queries,
-        &pairs,
-        &dims,
-        &MetricConfig::default(),
-    )?;
-    if result.unknown_relevant_ids > 0 {
-        tracing::warn!(
-            count = result.unknown_relevant_ids,
-            "relevant ids of the QA set are not in the corpus (they count as misses)"
-        );
-    }
-    let info = RunInfo {
-        run_time_us: started_us,
-        model_id: enc.model().model_id.clone(),
-        dataset_uri: dataset.clone(),
-        dataset_version: loaded.version,
-        qa_digest: qa::digest(&pairs),
-    };
-    let mut alerts = Vec::new();
-    if let Some(h) = &args.history {
-        let hloc = DatasetLocation::new(h);
-        let past = rt.block_on(history::read(&hloc))?;
-        let prev = previous_run(&past, &info.dataset_uri, &info.model_id, &info.qa_digest);
-        let rules = AlertRules {
-            max_drop: args.max_drop,
-            watched: args.watched.clone(),
-            min: args.min.clone(),
-        };
-        alerts = check(&result, prev.as_ref(), &rules);
-        rt.block_on(history::append(&hloc, &history::rows(&info, &result)))?;
-    } else if !args.min.is_empty() {
-        let rules = AlertRules {
-            max_drop: None,
-            watched: vec![],
-            min: args.min.clone(),
-        };
-        alerts = check(&result, None, &rules);
-    }
-    if let Some(path) = &args.rankings {
-        write_rankings(path, &result, &loaded.corpus.ids)?;
-    }
-    print_result(args, &info, &result)?;
-    for a in &alerts {
-        tracing::error!(dim = a.dim, metric = %a.metric, value = a.value, reference = a.reference, kind = a.kind, "retrieval alert");
-        eprintln!("ALERT: {a}");
-    }
-    anyhow::ensure!(alerts.is_empty(), "{} metric alert(s)", alerts.len());
-    Ok(())
-}
-
-fn write_rankings(path: &PathBuf, r: &EvalResult, corpus_ids: &[String]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-    );
-    for (dim, queries) in &r.rankings {
-        for (qid, ranked) in r.query_ids.iter().zip(queries) {
-            let ids: Vec<&str> = ranked
-                .iter()
-                .map(|&c| corpus_ids[c as usize].as_str())
-                .collect();
-            serde_json::to_writer(
-                &mut f,
-                &serde_json::json!({"query_id": qid, "dim": dim, "ids": ids}),
-            )?;
-            f.write_all(b"\n")?;
-        }
-    }
-    Ok(())
-}
-
-fn print_result(args: &EvalArgs, info: &RunInfo, r: &EvalResult) -> anyhow::Result<()> {
+fn print_result(args: &EvalArgs, run: &EvalRun) -> anyhow::Result<()> {
+    let (info, r): (&RunInfo, &EvalResult) = (&run.info, &run.result);
     if args.json {
         let out = serde_json::json!({
             "model_id": info.model_id, "dataset": info.dataset_uri, "dataset_version": info.dataset_version,

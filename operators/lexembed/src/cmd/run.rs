@@ -3,10 +3,12 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 use lexembed_pipeline::spec::SourceKind;
-use lexembed_pipeline::{LoadedSpec, RunOptions, run_pipeline, run_pipeline_from};
+use lexembed_pipeline::{LoadedSpec, RunOptions, Shard, run_pipeline, run_pipeline_from};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -15,6 +17,12 @@ pub struct RunArgs {
     /// Skip source files an earlier run of this pipeline committed (needs sink mode append).
     #[arg(long)]
     pub resume: bool,
+    /// File and SQL sources: run only shard INDEX of COUNT (files by a stable hash of their path, SQL
+    /// rows by a stable hash of their id), appending to the one dataset; COUNT runs with INDEX 0 …
+    /// COUNT-1 together write every row once (a Kubernetes Indexed Job: `--shard
+    /// $(JOB_COMPLETION_INDEX)/COUNT`). Shards build no index: run `lexembed index` after the last.
+    #[arg(long, value_name = "INDEX/COUNT", env = "LEXEMBED_SHARD")]
+    pub shard: Option<Shard>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -28,10 +36,15 @@ pub struct RunArgs {
 }
 
 fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
+    // SIGTERM (Kubernetes) and SIGINT stop the operator: it commits the batch in hand and leaves the group.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
     let opts = lexembed_kafka::OperatorOptions {
         http_addr: (!args.http_addr.is_empty()).then(|| args.http_addr.clone()),
         exit_when_idle: args.exit_when_idle.map(std::time::Duration::from_secs_f64),
-        stop: None,
+        stop: Some(stop),
     };
     let s = lexembed_kafka::run_operator(spec, &opts)?;
     if args.json {
@@ -58,15 +71,20 @@ fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load(&args.file)?;
     if spec.spec.source.kind == SourceKind::Kafka {
+        anyhow::ensure!(
+            args.shard.is_none(),
+            "--shard is for file and SQL sources: a Kafka source scales out by its consumer group (run more replicas)"
+        );
         return run_kafka(&spec, &args);
     }
     let opts = RunOptions {
         progress: std::io::stderr().is_terminal(),
         resume: args.resume.then_some(true),
+        shard: args.shard,
     };
     let s = match spec.spec.source.kind {
         SourceKind::Sql => {
-            let docs = lexembed_sql::query_documents(&spec)?;
+            let docs = lexembed_sql::query_documents(&spec, args.shard)?;
             run_pipeline_from(&spec, &opts, Some(docs))?
         }
         _ => run_pipeline(&spec, &opts)?,

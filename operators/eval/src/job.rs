@@ -1,0 +1,156 @@
+//! One evaluation run end to end, as `lexembed eval` and its schedule run it: load the dataset as a
+//! corpus, refuse queries of another model, embed the QA queries with the dataset's model, score every
+//! dim, compare with the previous comparable run, append to the history, write rankings. Printing and
+//! scheduling are the caller's.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lexembed_encoder::Encoder;
+use lexembed_lance::{DatasetLocation, check_query_model};
+use tracing::warn;
+
+use crate::alerts::{Alert, AlertRules, check, previous_run};
+use crate::error::{EvalError, Result};
+use crate::evaluate::{EvalResult, evaluate};
+use crate::history::{self, RunInfo};
+use crate::metrics::MetricConfig;
+use crate::{corpus, qa};
+
+/// What to evaluate and what to do with the results.
+#[derive(Debug, Clone)]
+pub struct EvalJob {
+    /// The corpus: a dataset a pipeline wrote.
+    pub dataset: DatasetLocation,
+    /// QA pairs: JSONL, Parquet or a Lance table.
+    pub qa: PathBuf,
+    /// Dims to evaluate; empty: every dim the dataset stores.
+    pub dims: Vec<u32>,
+    /// Lance table the results are appended to (and the previous run read from).
+    pub history: Option<DatasetLocation>,
+    pub rules: AlertRules,
+    /// JSONL file for each query's ranking (top 100 corpus ids per dim).
+    pub rankings: Option<PathBuf>,
+}
+
+/// What a run found.
+#[derive(Debug, Clone)]
+pub struct EvalRun {
+    pub info: RunInfo,
+    pub result: EvalResult,
+    /// Floors broken and drops against the previous comparable run: the run failed when not empty.
+    pub alerts: Vec<Alert>,
+}
+
+impl EvalJob {
+    /// Runs the evaluation once with `encoder` (the dataset's model) embedding the queries.
+    pub async fn run(&self, encoder: &Encoder) -> Result<EvalRun> {
+        let started_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let model_id = encoder.model().model_id.clone();
+        let ds = self.dataset.open().await?;
+        check_query_model(&ds, &model_id)?;
+        let loaded = corpus::load(&self.dataset).await?;
+        let pairs = qa::load(&self.qa).await?;
+        let queries = self.embed_queries(encoder, &pairs, loaded.corpus.width)?;
+        let dims = match self.dims.is_empty() {
+            true => loaded.dims.clone(),
+            false => self.dims.clone(),
+        };
+        let result = evaluate(
+            &loaded.corpus,
+            &queries,
+            &pairs,
+            &dims,
+            &MetricConfig::default(),
+        )?;
+        if result.unknown_relevant_ids > 0 {
+            warn!(
+                count = result.unknown_relevant_ids,
+                "relevant ids of the QA set are not in the corpus (they count as misses)"
+            );
+        }
+        let info = RunInfo {
+            run_time_us: started_us,
+            model_id,
+            dataset_uri: self.dataset.uri.clone(),
+            dataset_version: loaded.version,
+            qa_digest: qa::digest(&pairs),
+        };
+        let alerts = self.record(&info, &result).await?;
+        if let Some(path) = &self.rankings {
+            write_rankings(path, &result, &loaded.corpus.ids)?;
+        }
+        Ok(EvalRun {
+            info,
+            result,
+            alerts,
+        })
+    }
+
+    /// The queries' vectors, cut to the corpus's widest stored dim (Matryoshka prefixes).
+    fn embed_queries(
+        &self,
+        encoder: &Encoder,
+        pairs: &[qa::QaPair],
+        width: usize,
+    ) -> Result<Vec<f32>> {
+        let texts: Vec<&str> = pairs.iter().map(|p| p.query.as_str()).collect();
+        let emb = encoder
+            .encode(&texts)
+            .map_err(|e| EvalError::Runtime(format!("embedding the queries: {e}")))?;
+        if width > emb.dim {
+            return Err(EvalError::Dataset {
+                uri: self.dataset.uri.clone(),
+                message: format!(
+                    "its vectors ({width}) are wider than the model's ({})",
+                    emb.dim
+                ),
+            });
+        }
+        Ok(emb
+            .values
+            .chunks_exact(emb.dim)
+            .flat_map(|r| r[..width].iter().copied())
+            .collect())
+    }
+
+    /// Checks the alert rules (drops against the history's previous comparable run) and appends this
+    /// run to the history.
+    async fn record(&self, info: &RunInfo, result: &EvalResult) -> Result<Vec<Alert>> {
+        let Some(h) = &self.history else {
+            let floors_only = AlertRules {
+                max_drop: None,
+                watched: vec![],
+                min: self.rules.min.clone(),
+            };
+            return Ok(check(result, None, &floors_only));
+        };
+        let past = history::read(h).await?;
+        let prev = previous_run(&past, &info.dataset_uri, &info.model_id, &info.qa_digest);
+        let alerts = check(result, prev.as_ref(), &self.rules);
+        history::append(h, &history::rows(info, result)).await?;
+        Ok(alerts)
+    }
+}
+
+fn write_rankings(path: &PathBuf, r: &EvalResult, corpus_ids: &[String]) -> Result<()> {
+    let io = |source| EvalError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    for (dim, queries) in &r.rankings {
+        for (qid, ranked) in r.query_ids.iter().zip(queries) {
+            let ids: Vec<&str> = ranked
+                .iter()
+                .map(|&c| corpus_ids[c as usize].as_str())
+                .collect();
+            let line = serde_json::json!({"query_id": qid, "dim": dim, "ids": ids});
+            writeln!(f, "{line}").map_err(io)?;
+        }
+    }
+    f.flush().map_err(io)
+}
