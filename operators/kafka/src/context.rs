@@ -1,17 +1,18 @@
 //! The consumer's context: rdkafka calls it on every rebalance, inside `poll`, on the operator's
 //! thread. On assignment it reads the offsets recorded in Lance and assigns each partition at its
-//! Lance offset (or the spec's start position when Lance has none), never at the group's committed
-//! offset. On revocation it notes the partitions so the operator drops their uncommitted rows before
+//! Lance offset; only a partition Lance holds nothing of starts at the group's committed offset (or at
+//! the spec's start position, resolved and committed). On revocation it notes the partitions so the operator drops their uncommitted rows before
 //! its next commit. Errors here cannot be returned to rdkafka: they are kept and the operator stops.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use lexembed_pipeline::spec::StartPosition;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use tracing::{debug, error, info, warn};
@@ -95,25 +96,39 @@ impl Shared {
         lock(&self.failure).take()
     }
 
-    /// Sets each partition of `tpl` to the offset Lance records for it.
-    fn position_from_lance(&self, tpl: &mut TopicPartitionList) -> Result<()> {
+    /// Sets each partition of `tpl` to the offset Lance records for it. A partition Lance holds
+    /// nothing of starts at the group's committed offset (a batch of dead letters only commits there),
+    /// else at `start` resolved to a concrete offset and committed to the group at once, so a replica
+    /// that dies before its first Lance commit resumes there instead of resolving `latest` again.
+    fn position_from_lance(
+        &self,
+        consumer: &BaseConsumer<OperatorContext>,
+        tpl: &mut TopicPartitionList,
+    ) -> Result<()> {
         let mut offsets = self.offsets();
         self.rt.block_on(offsets.refresh())?;
-        let wanted: Vec<(Partition, Offset)> = tpl
+        let parts: Vec<Partition> = tpl
             .elements()
             .iter()
-            .map(|e| {
-                let p = Partition::new(e.topic(), e.partition());
-                let at = match (offsets.next_offset(&p), self.start) {
-                    (Some(o), _) => Offset::Offset(o),
-                    (None, StartPosition::Earliest) => Offset::Beginning,
-                    (None, StartPosition::Latest) => Offset::End,
-                };
-                (p, at)
-            })
+            .map(|e| Partition::new(e.topic(), e.partition()))
             .collect();
+        let unknown: Vec<Partition> = parts
+            .iter()
+            .filter(|p| offsets.next_offset(p).is_none())
+            .cloned()
+            .collect();
+        drop(offsets);
+        let mut fallback = self.group_or_start_offsets(consumer, &unknown);
+        let offsets = self.offsets();
         let mut starts = lock(&self.starts);
-        for (p, at) in wanted {
+        for p in parts {
+            let at = match offsets.next_offset(&p) {
+                Some(o) => Offset::Offset(o),
+                None => fallback.remove(&p).unwrap_or(match self.start {
+                    StartPosition::Earliest => Offset::Beginning,
+                    StartPosition::Latest => Offset::End,
+                }),
+            };
             tpl.set_partition_offset(&p.topic, p.partition, at)
                 .map_err(crate::error::client_err(format!("positioning {p}")))?;
             info!(partition = %p, offset = ?at, "assigned; resuming at the offset recorded in Lance");
@@ -122,6 +137,60 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Where partitions without a Lance offset start: the group's committed offset, else `start`
+    /// resolved from the partition's watermarks (committed to the group). Partitions the broker does
+    /// not answer for are left out (they start at `start` unresolved, as before).
+    fn group_or_start_offsets(
+        &self,
+        consumer: &BaseConsumer<OperatorContext>,
+        parts: &[Partition],
+    ) -> HashMap<Partition, Offset> {
+        let timeout = Duration::from_secs(10);
+        let mut found = HashMap::new();
+        if parts.is_empty() {
+            return found;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in parts {
+            tpl.add_partition(&p.topic, p.partition);
+        }
+        match consumer.committed_offsets(tpl, timeout) {
+            Ok(committed) => {
+                for e in committed.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        found.insert(Partition::new(e.topic(), e.partition()), Offset::Offset(o));
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "reading the group's committed offsets failed"),
+        }
+        let mut resolved = TopicPartitionList::new();
+        let uncommitted: Vec<&Partition> =
+            parts.iter().filter(|p| !found.contains_key(*p)).collect();
+        for p in uncommitted {
+            match consumer.fetch_watermarks(&p.topic, p.partition, timeout) {
+                Ok((low, high)) => {
+                    let at = match self.start {
+                        StartPosition::Earliest => low,
+                        StartPosition::Latest => high,
+                    };
+                    found.insert(p.clone(), Offset::Offset(at));
+                    let _ =
+                        resolved.add_partition_offset(&p.topic, p.partition, Offset::Offset(at));
+                }
+                Err(e) => {
+                    warn!(partition = %p, error = %e, "reading the partition's watermarks failed")
+                }
+            }
+        }
+        if resolved.count() > 0
+            && let Err(e) = consumer.commit(&resolved, CommitMode::Sync)
+        {
+            warn!(error = %e, "committing the resolved start offsets failed");
+        }
+        found
     }
 
     fn fail(&self, e: KafkaError) {
@@ -176,7 +245,7 @@ impl ConsumerContext for OperatorContext {
         Metrics::add(&shared.metrics.rebalances, 1);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                if let Err(e) = shared.position_from_lance(tpl) {
+                if let Err(e) = shared.position_from_lance(consumer, tpl) {
                     return shared.fail(e);
                 }
                 let assigned = if cooperative {

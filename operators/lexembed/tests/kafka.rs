@@ -592,3 +592,43 @@ fn sigterm_commits_the_batch_in_hand_and_exits_0_promptly_with_metrics_served() 
     s.drain("rest");
     assert_exactly_once(&s.dataset, n);
 }
+
+/// `start: latest` loses nothing: a partition whose only batch was dead letters has no offset in
+/// Lance, so a restart used to resolve `latest` again and skip what was produced meanwhile. It now
+/// resumes at the group's committed offset (the dead-letter batch committed there).
+#[test]
+fn start_latest_resumes_after_a_batch_of_only_dead_letters() {
+    let _turn = turn();
+    let dlq = unique("latest-dlq");
+    let s = setup(
+        "latest",
+        &format!("    start: latest\n    dead_letter_topic: {dlq}\n"),
+        64,
+    );
+    produce(s.dir.path(), &dlq, 1, &[]);
+    produce(s.dir.path(), &s.topic, 1, &[]);
+    let first = s.start("a", 4.0, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.log("a").contains("assigned; resuming") {
+        assert!(
+            Instant::now() < deadline,
+            "a was not assigned: {}",
+            s.log("a")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let poison: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("not json {i}").into_bytes())
+        .collect();
+    produce(s.dir.path(), &s.topic, 1, &poison);
+    let (status, out) = s.wait_logged(first, "a", 120);
+    assert!(status.success(), "a failed: {}", s.log("a"));
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["dead_lettered"], 3, "{summary}");
+    assert_eq!(count(&s.dataset), 0, "nothing good was produced yet");
+
+    produce(s.dir.path(), &s.topic, 1, &docs(5));
+    let summary = s.drain("b");
+    assert_eq!(summary["written"], 5, "{summary}: {}", s.log("b"));
+    assert_exactly_once(&s.dataset, 5);
+}
