@@ -8,6 +8,18 @@ cd "$ROOT"
 source "$ROOT/integration/env.sh"
 step() { printf '\n\033[1m[test %s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 
+step "workspace crates rebuilt when the target dir last built another checkout"
+# The target dir is shared by every clone on the machine (dependencies compile once), but cargo keeps
+# a test binary built in another checkout as fresh, with that checkout's CARGO_MANIFEST_DIR baked in:
+# its fixtures, or none when that checkout is gone. Our own crates are rebuilt instead (minutes).
+last_root="$CARGO_TARGET_DIR/.last-checkout"
+if [ -f "$last_root" ] && [ "$(cat "$last_root")" != "$ROOT" ]; then
+  echo "the target dir last built $(cat "$last_root"): cleaning the workspace crates"
+  cargo metadata --no-deps --format-version 1 \
+    | python3 -c 'import json,sys; print("\n".join(p["name"] for p in json.load(sys.stdin)["packages"]))' \
+    | sed 's/^/-p /' | xargs cargo clean --profile dev
+fi
+mkdir -p "$CARGO_TARGET_DIR" && echo "$ROOT" > "$last_root"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy -D warnings"

@@ -53,6 +53,9 @@ pub struct ClosedBatch {
     pub dead: Vec<DeadLetter>,
     pub ranges: Ranges,
     pub oldest_timestamp_ms: Option<i64>,
+    /// The revocation count when the batch closed: its rows of a partition revoked after that are
+    /// stale even if the partition came back (it was re-read from its Lance offset).
+    pub generation: u64,
 }
 
 impl MicroBatch {
@@ -115,8 +118,8 @@ impl MicroBatch {
             .map(|t| self.limits.linger.saturating_sub(t.elapsed()))
     }
 
-    /// Closes the batch and starts an empty one.
-    pub fn close(&mut self) -> Result<ClosedBatch> {
+    /// Closes the batch at revocation count `generation` and starts an empty one.
+    pub fn close(&mut self, generation: u64) -> Result<ClosedBatch> {
         let (docs, _) = self.rows.finish()?;
         self.bytes = 0;
         self.opened = None;
@@ -126,6 +129,7 @@ impl MicroBatch {
             dead: std::mem::take(&mut self.dead),
             ranges: std::mem::take(&mut self.ranges),
             oldest_timestamp_ms: self.oldest_timestamp_ms.take(),
+            generation,
         })
     }
 }
@@ -213,7 +217,7 @@ mod tests {
         );
         b.push_doc(&p0, 7, None, &doc("c"));
         assert!(b.is_ready());
-        let mut c = b.close().unwrap();
+        let mut c = b.close(0).unwrap();
         assert!(b.is_empty() && b.rows() == 0);
         assert_eq!(c.docs.num_rows(), 3);
         assert_eq!(c.ranges[&p0], (5, 8));

@@ -1,11 +1,12 @@
 //! The consumer's context: rdkafka calls it on every rebalance, inside `poll`, on the operator's
 //! thread. On assignment it reads the offsets recorded in Lance and assigns each partition at its
 //! Lance offset; only a partition Lance holds nothing of starts at the group's committed offset (or at
-//! the spec's start position, resolved and committed). On revocation it notes the partitions so the operator drops their uncommitted rows before
+//! the spec's start position, resolved and committed). On revocation it waits for a commit in flight (the commit gate), then notes the partitions so the
+//! writer drops their uncommitted rows before
 //! its next commit. Errors here cannot be returned to rdkafka: they are kept and the operator stops.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,6 +36,14 @@ pub struct Shared {
     starts: Mutex<HashMap<Partition, i64>>,
     changed: AtomicBool,
     failure: Mutex<Option<KafkaError>>,
+    /// Held by the writer from its fence to its Lance commit, and by a revocation before it gives its
+    /// partitions up: no commit lands rows of a partition after this replica let it go.
+    commit_gate: Mutex<()>,
+    /// Revocations so far, and the count at which each partition was last revoked: a batch closed
+    /// before a partition's revocation holds stale rows of it, even if the partition came back to this
+    /// replica (it then restarts at its Lance offset and reads them again).
+    revocations: AtomicU64,
+    revoked_at: Mutex<HashMap<Partition, u64>>,
 }
 
 /// What changed in the assignment since the operator last asked.
@@ -65,6 +74,35 @@ impl Shared {
             starts: Mutex::default(),
             changed: AtomicBool::new(false),
             failure: Mutex::new(None),
+            commit_gate: Mutex::new(()),
+            revocations: AtomicU64::new(0),
+            revoked_at: Mutex::default(),
+        }
+    }
+
+    /// See `commit_gate`: the writer holds it around each fence-and-commit.
+    pub fn commit_gate(&self) -> MutexGuard<'_, ()> {
+        lock(&self.commit_gate)
+    }
+
+    /// The revocation count now (a batch closes at it).
+    pub fn generation(&self) -> u64 {
+        self.revocations.load(Ordering::Acquire)
+    }
+
+    /// Whether `p` was revoked after revocation count `generation`.
+    pub fn revoked_since(&self, p: &Partition, generation: u64) -> bool {
+        lock(&self.revoked_at)
+            .get(p)
+            .is_some_and(|&at| at > generation)
+    }
+
+    /// Records a revocation of `parts` (under the commit gate).
+    fn note_revoked(&self, parts: impl IntoIterator<Item = Partition>) {
+        let at = self.revocations.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut revoked_at = lock(&self.revoked_at);
+        for p in parts {
+            revoked_at.insert(p, at);
         }
     }
 
@@ -261,6 +299,9 @@ impl ConsumerContext for OperatorContext {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 info!(partitions = parts.len(), "partitions revoked");
+                // A commit in flight (fenced while these were ours) lands before they are given up.
+                let _gate = shared.commit_gate();
+                shared.note_revoked(parts.iter().cloned());
                 {
                     let mut assigned = lock(&shared.assigned);
                     let mut revoked = lock(&shared.revoked);
@@ -283,8 +324,10 @@ impl ConsumerContext for OperatorContext {
             }
             other => {
                 warn!(error = ?other, "rebalance error: dropping the assignment");
+                let _gate = shared.commit_gate();
                 let _ = consumer.unassign();
                 let mut assigned = lock(&shared.assigned);
+                shared.note_revoked(assigned.iter().cloned());
                 lock(&shared.revoked).extend(assigned.drain());
             }
         }

@@ -1,9 +1,9 @@
 //! Kafka streaming ingestion for lexembed: a consumer-group operator that turns a topic into a Lance
 //! dataset of Matryoshka vectors exactly once.
 //!
-//! Data flows one way: Kafka messages → micro-batch (`batch`) → encoder → Matryoshka columns → one
-//! Lance commit per batch that records the offsets it covers (`offsets`), then the offsets are committed
-//! to Kafka for lag tools. Lance, not the group, is the source of truth for where each partition
+//! Data flows one way: Kafka messages → micro-batch (`batch`, on the polling thread of `operator`) →
+//! the encoder stage → Matryoshka columns → one Lance commit per batch that records the offsets it
+//! covers (`writer`, `offsets`), then the offsets are committed to Kafka for lag tools. Lance, not the group, is the source of truth for where each partition
 //! resumes (`context` seeks on every assignment). Records that cannot become rows go to a dead-letter
 //! topic (`dead_letter`). `metrics` and `http` serve Prometheus text, `/healthz` and `/readyz`;
 //! `produce` loads JSONL into a topic for demos, tests and benchmarks.
@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod operator;
 pub mod produce;
+mod writer;
 
 pub use error::{KafkaError, Result};
 pub use operator::{OperatorOptions, OperatorSummary, run_operator};

@@ -1,27 +1,31 @@
-//! The operator loop: poll → micro-batch → (on close) fence → dead letters → encoder → one Lance
-//! commit recording the batch's offset ranges → Kafka offset commit for lag tools.
+//! The operator: poll → micro-batch → encoder stage → writer (fence → dead letters → one Lance commit
+//! recording the batch's offset ranges → Kafka offset commit for lag tools).
 //!
-//! Everything runs on one thread, so a rebalance (which rdkafka runs inside `poll`) never overlaps a
-//! commit: before each commit the batch drops rows of partitions revoked meanwhile and rows another
-//! replica has already committed (read from Lance), which keeps the dataset exactly-once through
-//! crashes, restarts and rebalances. Backpressure is the loop itself: while a batch is embedded and
-//! committed nothing is polled, and librdkafka's prefetch is capped (`queued.max.messages.kbytes`),
-//! so memory stays bounded whatever the produce rate.
+//! Three threads, so the model never waits for Kafka or Lance: this one polls and builds micro-batches
+//! (rebalances run here, inside `poll`); the encoder stage tokenizes and embeds the next closed
+//! batches (at most `encoder.ahead`, default 2, so memory stays bounded); the writer (`writer.rs`)
+//! commits them in order. A commit never overlaps a revocation: the writer holds the commit gate from
+//! its fence to its Lance commit, and the revocation callback takes the gate before it gives the
+//! partitions up, so every commit drops the rows of partitions revoked before it and of offsets
+//! another replica committed (read from Lance), which keeps the dataset exactly-once through crashes,
+//! restarts and rebalances. Backpressure: when the stage is full, this thread waits to hand over the
+//! next batch and polls nothing; librdkafka's prefetch is capped (`queued.max.messages.kbytes`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use lexembed_encoder::{Dim, Encoder};
-use lexembed_lance::schema::{WrittenBy, embedded_dataset};
-use lexembed_lance::{CommitRecord, DatasetLocation, KafkaCommit, SinkMode};
+use lexembed_encoder::stage::DEFAULT_AHEAD;
+use lexembed_encoder::{Dim, EncodeStage, Encoder};
+use lexembed_lance::schema::{TEXT_COLUMN, embedded_dataset};
+use lexembed_lance::{DatasetLocation, SinkMode};
 use lexembed_pipeline::spec::{KafkaSourceSpec, LoadedSpec, OnBadRecord, StartPosition};
-use lexembed_pipeline::{embed_batch, open_encoder, output_dims, sink_location};
+use lexembed_pipeline::{open_encoder, output_dims, sink_location};
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -33,10 +37,8 @@ use crate::message::message_doc;
 use crate::metrics::Metrics;
 use crate::offsets::{LanceOffsets, Partition};
 
-/// Test hook (feature `test-hooks` only): abort the process right after the Nth Lance commit, before
-/// its Kafka offset commit.
 #[cfg(feature = "test-hooks")]
-pub const CRASH_AFTER_COMMITS_ENV: &str = "LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS";
+pub use crate::writer::CRASH_AFTER_COMMITS_ENV;
 
 /// Options of a run that are not part of the spec.
 #[derive(Debug, Clone, Default)]
@@ -120,20 +122,20 @@ pub fn producer_config(k: &KafkaSourceSpec) -> ClientConfig {
     cfg
 }
 
-struct Operator<'a> {
-    loaded: &'a LoadedSpec,
-    kafka: &'a KafkaSourceSpec,
-    encoder: Encoder,
-    dims: Vec<Dim>,
-    schema: arrow_schema::SchemaRef,
-    location: DatasetLocation,
-    rt: tokio::runtime::Runtime,
-    shared: Arc<Shared>,
-    consumer: BaseConsumer<OperatorContext>,
-    dead_letters: Option<DeadLetterSink>,
-    metrics: Arc<Metrics>,
+pub(crate) struct Operator<'a> {
+    pub(crate) loaded: &'a LoadedSpec,
+    pub(crate) kafka: &'a KafkaSourceSpec,
+    pub(crate) encoder: Arc<Encoder>,
+    pub(crate) dims: Vec<Dim>,
+    pub(crate) schema: arrow_schema::SchemaRef,
+    pub(crate) location: DatasetLocation,
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) consumer: BaseConsumer<OperatorContext>,
+    pub(crate) dead_letters: Option<DeadLetterSink>,
+    pub(crate) metrics: Arc<Metrics>,
     #[cfg(feature = "test-hooks")]
-    crash_after: Option<u64>,
+    pub(crate) crash_after: Option<u64>,
 }
 
 /// Runs the Kafka operator of `loaded` until `opts.stop` is set or `opts.exit_when_idle`.
@@ -171,7 +173,7 @@ impl<'a> Operator<'a> {
         let kafka = spec.source.kafka.as_ref().ok_or_else(|| {
             KafkaError::Runtime("this pipeline's source is not kafka (source.kafka)".into())
         })?;
-        let encoder = open_encoder(&spec.encoder, |p| loaded.resolve(p))?;
+        let encoder = Arc::new(open_encoder(&spec.encoder, |p| loaded.resolve(p))?);
         let dims = output_dims(&spec.encoder, &encoder);
         let schema = embedded_dataset(
             &encoder.model().model_id,
@@ -231,20 +233,52 @@ impl<'a> Operator<'a> {
         })
     }
 
-    /// The test-only crash between the Lance and the Kafka commit.
-    #[cfg(feature = "test-hooks")]
-    fn crash_hook(&self) {
-        if let Some(limit) = self.crash_after
-            && self.metrics.commits.load(Ordering::Relaxed) >= limit
-        {
-            warn!(
-                "{CRASH_AFTER_COMMITS_ENV} reached: aborting between the Lance and the Kafka commit"
-            );
-            std::process::abort();
-        }
+    /// Polls on this thread while the encoder stage and the writer run beside it; returns when the
+    /// writer has committed every batch handed over (or the first error of either side).
+    fn run(&self, stop: &AtomicBool, exit_when_idle: Option<Duration>) -> Result<()> {
+        let ahead = self.loaded.spec.encoder.ahead.unwrap_or(DEFAULT_AHEAD);
+        let (to_stage, closed) = sync_channel::<ClosedBatch>(ahead.max(1));
+        let texts = |c: &ClosedBatch| {
+            (c.docs.num_rows() > 0)
+                .then(|| c.docs.column_by_name(TEXT_COLUMN).cloned())
+                .flatten()
+        };
+        let stage = EncodeStage::spawn(
+            self.encoder.clone(),
+            self.dims.clone(),
+            ahead,
+            closed,
+            texts,
+        )?;
+        let writer_stopped = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let writer = std::thread::Builder::new()
+                .name("lexembed-writer".into())
+                .spawn_scoped(scope, || {
+                    let written = self.write_all(stage);
+                    writer_stopped.store(true, Ordering::Release);
+                    written
+                })
+                .map_err(|e| KafkaError::Runtime(format!("starting the writer thread: {e}")))?;
+            let polled = self.poll(stop, exit_when_idle, &to_stage, &writer_stopped);
+            drop(to_stage); // the stage ends, and the writer once it has committed what it has
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(KafkaError::Runtime("the writer thread panicked".into())));
+            // The writer's error is the cause when both failed (the poll loop stops because of it).
+            written.and(polled)
+        })
     }
 
-    fn run(&self, stop: &AtomicBool, exit_when_idle: Option<Duration>) -> Result<()> {
+    /// The poll loop: messages into micro-batches, closed batches to the encoder stage, until a stop,
+    /// idleness, a rebalance failure or the writer stopping.
+    fn poll(
+        &self,
+        stop: &AtomicBool,
+        exit_when_idle: Option<Duration>,
+        to_stage: &SyncSender<ClosedBatch>,
+        writer_stopped: &AtomicBool,
+    ) -> Result<()> {
         let source = &self.loaded.spec.source;
         let limits = BatchLimits {
             rows: source.batch_rows,
@@ -258,7 +292,12 @@ impl<'a> Operator<'a> {
         let mut idle_since: Option<Instant> = None;
         // Next offset expected per partition (duplicates after a seek are dropped).
         let mut positions: HashMap<Partition, i64> = HashMap::new();
-        while !stop.load(Ordering::Relaxed) {
+        let hand_over = |closed: ClosedBatch| {
+            to_stage
+                .send(closed)
+                .map_err(|_| KafkaError::Runtime("the encoder stage stopped".into()))
+        };
+        while !stop.load(Ordering::Relaxed) && !writer_stopped.load(Ordering::Acquire) {
             self.metrics.beat();
             let wait = batch
                 .time_left()
@@ -278,10 +317,10 @@ impl<'a> Operator<'a> {
                 positions.extend(change.starts);
                 if !batch.is_empty() && !change.revoked.is_empty() {
                     // Rows of revoked partitions are not ours to commit; commit the rest now.
-                    let mut closed = batch.close()?;
+                    let mut closed = batch.close(self.shared.generation())?;
                     let dropped = closed.retain(|p, _| !change.revoked.contains(p))?;
                     Metrics::add(&self.metrics.dropped_not_owned, dropped);
-                    self.flush(closed)?;
+                    hand_over(closed)?;
                 }
             }
             match polled {
@@ -295,9 +334,8 @@ impl<'a> Operator<'a> {
                 }
             }
             if batch.is_ready() {
-                let closed = batch.close()?;
-                self.flush(closed)?;
-                idle_since = None; // the time spent committing is not idleness
+                hand_over(batch.close(self.shared.generation())?)?;
+                idle_since = None; // the time spent handing over is not idleness
             }
             if let Some(idle) = exit_when_idle
                 && batch.is_empty()
@@ -311,13 +349,12 @@ impl<'a> Operator<'a> {
                 break;
             }
         }
-        if !batch.is_empty() {
+        if !batch.is_empty() && !writer_stopped.load(Ordering::Acquire) {
             info!(
                 rows = batch.rows(),
                 "stopping: committing the batch in hand"
             );
-            let closed = batch.close()?;
-            self.flush(closed)?;
+            hand_over(batch.close(self.shared.generation())?)?;
         }
         Ok(())
     }
@@ -374,102 +411,9 @@ impl<'a> Operator<'a> {
         Ok(())
     }
 
-    /// Fence, dead letters, embed, one Lance commit, then the Kafka offsets.
-    fn flush(&self, mut closed: ClosedBatch) -> Result<()> {
-        let started = Instant::now();
-        self.fence(&mut closed)?;
-        if closed.is_empty() {
-            return Ok(());
-        }
-        match &self.dead_letters {
-            Some(sink) => {
-                sink.deliver(&closed.dead)?;
-                Metrics::add(&self.metrics.dead_lettered, closed.dead.len());
-            }
-            None => Metrics::add(&self.metrics.skipped, closed.dead.len()),
-        }
-        let encoding = Instant::now();
-        let rows = embed_batch(&self.encoder, &self.dims, &self.schema, &closed.docs)?;
-        let encoder_seconds = encoding.elapsed().as_secs_f64();
-        Metrics::add(&self.metrics.embedded, rows.num_rows());
-        if rows.num_rows() > 0 {
-            // Nothing to append when every record was dead-lettered: the offsets then go to Kafka
-            // only (after a crash those records may be dead-lettered again).
-            let n = rows.num_rows();
-            let base = self.shared.offsets().dataset();
-            let record = self.commit_record(&closed);
-            let ds = self
-                .rt
-                .block_on(self.location.append(base, rows, &record))?;
-            let version = ds.version().version;
-            self.rt.block_on(self.shared.offsets().committed(ds))?;
-            Metrics::add(&self.metrics.written, n);
-            Metrics::add(&self.metrics.commits, 1);
-            tracing::debug!(rows = n, version, "committed batch");
-            #[cfg(feature = "test-hooks")]
-            self.crash_hook();
-        }
-        self.commit_kafka(&closed);
-        let lag = closed.oldest_timestamp_ms.map(|t| now_ms() - t);
-        self.metrics
-            .observe_batch(started.elapsed().as_secs_f64(), encoder_seconds, lag);
-        self.metrics.batch_done();
-        Ok(())
-    }
-
-    /// Drops rows of partitions revoked meanwhile and rows another replica committed already.
-    fn fence(&self, closed: &mut ClosedBatch) -> Result<()> {
-        let shared = self.shared.clone();
-        let mut offsets = shared.offsets();
-        self.rt.block_on(offsets.refresh())?;
-        let dropped = closed
-            .retain(|p, o| shared.owns(p) && offsets.next_offset(p).is_none_or(|next| o >= next))?;
-        if dropped > 0 {
-            warn!(
-                dropped,
-                "dropped rows committed elsewhere or no longer owned"
-            );
-            Metrics::add(&self.metrics.dropped_not_owned, dropped);
-        }
-        Ok(())
-    }
-
-    fn commit_record(&self, closed: &ClosedBatch) -> CommitRecord {
-        CommitRecord {
-            pipeline: Some(self.loaded.spec.name.clone()),
-            written_by: Some(WrittenBy::new(&self.encoder.model().model_id, &self.dims)),
-            kafka: Some(KafkaCommit {
-                group: self.kafka.group_id.clone(),
-                ranges: closed.ranges.clone(),
-                checkpoint: Some(self.shared.offsets().checkpoint_with(&closed.ranges)),
-            }),
-            ..CommitRecord::default()
-        }
-    }
-
-    /// Commits the batch's next offsets to the group (for lag tools; Lance stays the source of truth,
-    /// so a failure here is only logged).
-    fn commit_kafka(&self, closed: &ClosedBatch) {
-        let mut tpl = TopicPartitionList::new();
-        for (p, &(_, next)) in &closed.ranges {
-            if let Err(e) = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(next)) {
-                warn!(partition = %p, error = %e, "offset not added to the Kafka commit");
-            }
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            warn!(error = %e, "Kafka offset commit failed (Lance holds the offsets; lag tools may lag)");
-        }
-    }
-
     /// Leaves the group cleanly (revocation runs, the coordinator reassigns at once).
     fn close(&self) {
         self.consumer.unsubscribe();
         let _ = self.consumer.poll(Duration::from_millis(100));
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

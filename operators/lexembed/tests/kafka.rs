@@ -322,7 +322,10 @@ fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplic
     let _turn = turn();
     let n = 30_000;
     let s = setup("crash", "", 500);
-    produce(s.dir.path(), &s.topic, 4, &docs(n));
+    // Each trial first adds its share of the messages, so every trial has work to lose whatever the
+    // operator's speed (a crash trial needs up to three batches of it).
+    let all = docs(n);
+    let mut shares = all.chunks(n / 12);
     let mut seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -336,6 +339,7 @@ fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplic
     };
     let mut aborted_between = 0;
     for trial in 0..12 {
+        produce(s.dir.path(), &s.topic, 4, shares.next().unwrap());
         let tag = format!("trial{trial}");
         if trial % 3 == 2 {
             // Abort inside the window between the Lance commit and the Kafka offset commit.

@@ -1,0 +1,167 @@
+//! The operator's writer: embedded micro-batches from the encoder stage, committed in order. For each:
+//! under the commit gate, fence (drop rows of partitions revoked meanwhile and offsets another replica
+//! committed, read from Lance), deliver its dead letters, append its rows as one Lance commit that
+//! records the offsets it covers, then commit those offsets to Kafka for lag tools.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::ArrayRef;
+use lexembed_encoder::{EncodeStage, Staged};
+use lexembed_lance::schema::WrittenBy;
+use lexembed_lance::{CommitRecord, KafkaCommit};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tracing::warn;
+
+use crate::batch::ClosedBatch;
+use crate::error::Result;
+use crate::metrics::Metrics;
+use crate::operator::Operator;
+
+/// Test hook (feature `test-hooks` only): abort the process right after the Nth Lance commit, before
+/// its Kafka offset commit.
+#[cfg(feature = "test-hooks")]
+pub const CRASH_AFTER_COMMITS_ENV: &str = "LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS";
+
+impl Operator<'_> {
+    /// Commits every batch the stage yields, in order; stops at the first error.
+    pub(crate) fn write_all(&self, stage: EncodeStage<ClosedBatch>) -> Result<()> {
+        let mut model_seconds = self.encoder.stats().model_seconds();
+        for staged in stage {
+            let started = Instant::now();
+            let closed = self.join_vectors(staged?)?;
+            let now = self.encoder.stats().model_seconds();
+            let encoder_seconds = now - model_seconds;
+            model_seconds = now;
+            self.flush(closed, started, encoder_seconds)?;
+        }
+        Ok(())
+    }
+
+    /// The batch with its documents replaced by the embedded rows (documents plus one vector column
+    /// per dim), so the fence filters rows and vectors together.
+    fn join_vectors(&self, staged: Staged<ClosedBatch>) -> Result<ClosedBatch> {
+        let mut closed = staged.item;
+        // No vectors: no rows (a batch of dead letters only), so nothing to append.
+        let Some(vectors) = staged.vectors else {
+            return Ok(closed);
+        };
+        let vectors = vectors?;
+        let mut columns: Vec<ArrayRef> = closed.docs.columns().to_vec();
+        columns.extend(vectors.into_iter().map(|a| Arc::new(a) as ArrayRef));
+        closed.docs = arrow_array::RecordBatch::try_new(self.schema.clone(), columns)?;
+        Metrics::add(&self.metrics.embedded, closed.docs.num_rows());
+        Ok(closed)
+    }
+
+    /// Fence, dead letters, one Lance commit, then the Kafka offsets.
+    fn flush(&self, mut closed: ClosedBatch, started: Instant, encoder_seconds: f64) -> Result<()> {
+        let gate = self.shared.commit_gate();
+        self.fence(&mut closed)?;
+        if closed.is_empty() {
+            return Ok(());
+        }
+        match &self.dead_letters {
+            Some(sink) => {
+                sink.deliver(&closed.dead)?;
+                Metrics::add(&self.metrics.dead_lettered, closed.dead.len());
+            }
+            None => Metrics::add(&self.metrics.skipped, closed.dead.len()),
+        }
+        let n = closed.docs.num_rows();
+        if n > 0 {
+            // Nothing to append when every record was dead-lettered: the offsets then go to Kafka
+            // only (a restart resumes there when Lance holds no offset of the partition).
+            let base = self.shared.offsets().dataset();
+            let record = self.commit_record(&closed);
+            let rows = closed.docs.clone();
+            let ds = self
+                .rt
+                .block_on(self.location.append(base, rows, &record))?;
+            let version = ds.version().version;
+            self.rt.block_on(self.shared.offsets().committed(ds))?;
+            Metrics::add(&self.metrics.written, n);
+            Metrics::add(&self.metrics.commits, 1);
+            tracing::debug!(rows = n, version, "committed batch");
+            #[cfg(feature = "test-hooks")]
+            self.crash_hook();
+        }
+        drop(gate);
+        self.commit_kafka(&closed);
+        let lag = closed.oldest_timestamp_ms.map(|t| now_ms() - t);
+        self.metrics
+            .observe_batch(started.elapsed().as_secs_f64(), encoder_seconds, lag);
+        self.metrics.batch_done();
+        Ok(())
+    }
+
+    /// Drops rows of partitions revoked since the batch closed (even if they came back: they were
+    /// re-read from their Lance offset) and rows another replica committed already.
+    fn fence(&self, closed: &mut ClosedBatch) -> Result<()> {
+        let shared = self.shared.clone();
+        let mut offsets = shared.offsets();
+        self.rt.block_on(offsets.refresh())?;
+        let generation = closed.generation;
+        let dropped = closed.retain(|p, o| {
+            shared.owns(p)
+                && !shared.revoked_since(p, generation)
+                && offsets.next_offset(p).is_none_or(|next| o >= next)
+        })?;
+        if dropped > 0 {
+            warn!(
+                dropped,
+                "dropped rows committed elsewhere or no longer owned"
+            );
+            Metrics::add(&self.metrics.dropped_not_owned, dropped);
+        }
+        Ok(())
+    }
+
+    fn commit_record(&self, closed: &ClosedBatch) -> CommitRecord {
+        CommitRecord {
+            pipeline: Some(self.loaded.spec.name.clone()),
+            written_by: Some(WrittenBy::new(&self.encoder.model().model_id, &self.dims)),
+            kafka: Some(KafkaCommit {
+                group: self.kafka.group_id.clone(),
+                ranges: closed.ranges.clone(),
+                checkpoint: Some(self.shared.offsets().checkpoint_with(&closed.ranges)),
+            }),
+            ..CommitRecord::default()
+        }
+    }
+
+    /// Commits the batch's next offsets to the group (for lag tools, and where a partition without a
+    /// Lance offset resumes; Lance stays the source of truth, so a failure here is only logged).
+    fn commit_kafka(&self, closed: &ClosedBatch) {
+        let mut tpl = TopicPartitionList::new();
+        for (p, &(_, next)) in &closed.ranges {
+            if let Err(e) = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(next)) {
+                warn!(partition = %p, error = %e, "offset not added to the Kafka commit");
+            }
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            warn!(error = %e, "Kafka offset commit failed (Lance holds the offsets; lag tools may lag)");
+        }
+    }
+
+    /// The test-only crash between the Lance and the Kafka commit.
+    #[cfg(feature = "test-hooks")]
+    fn crash_hook(&self) {
+        use std::sync::atomic::Ordering;
+        if let Some(limit) = self.crash_after
+            && self.metrics.commits.load(Ordering::Relaxed) >= limit
+        {
+            warn!(
+                "{CRASH_AFTER_COMMITS_ENV} reached: aborting between the Lance and the Kafka commit"
+            );
+            std::process::abort();
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
