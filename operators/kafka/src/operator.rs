@@ -337,8 +337,9 @@ impl<'a> Operator<'a> {
                 hand_over(batch.close(self.shared.generation())?)?;
                 idle_since = None; // the time spent handing over is not idleness
             }
+            // Idle with a batch in hand (a linger longer than the idle time) still stops: the batch in
+            // hand is committed on the way out.
             if let Some(idle) = exit_when_idle
-                && batch.is_empty()
                 && self.shared.assigned_count() > 0
                 && idle_since.is_some_and(|t| t.elapsed() >= idle)
             {

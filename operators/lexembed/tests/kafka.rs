@@ -636,3 +636,34 @@ fn start_latest_resumes_after_a_batch_of_only_dead_letters() {
     assert_eq!(summary["written"], 5, "{summary}: {}", s.log("b"));
     assert_exactly_once(&s.dataset, 5);
 }
+
+/// `start: latest`, killed (-9) during a partition's first batch: the next replica must not resolve
+/// `latest` again (that skips every record the dead one had read but not committed). The start
+/// resolved at the first assignment is committed to the group before any record is read.
+#[test]
+fn start_latest_killed_during_the_first_batch_loses_nothing() {
+    let _turn = turn();
+    let s = setup("latest-kill", "    start: latest\n", 100_000);
+    // The first batch never closes on its own: only the kill ends it.
+    let spec = std::fs::read_to_string(&s.spec).unwrap();
+    std::fs::write(&s.spec, spec.replace("linger_ms: 300", "linger_ms: 600000")).unwrap();
+    produce(s.dir.path(), &s.topic, 1, &[]);
+    let mut first = s.start("a", 600.0, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.log("a").contains("assigned; resuming") {
+        assert!(
+            Instant::now() < deadline,
+            "a was not assigned: {}",
+            s.log("a")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    produce(s.dir.path(), &s.topic, 1, &docs(20));
+    std::thread::sleep(Duration::from_secs(3)); // a reads them into its open batch
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    assert_eq!(count(&s.dataset), 0, "a committed nothing");
+    let summary = s.drain("b");
+    assert_eq!(summary["written"], 20, "{summary}: {}", s.log("b"));
+    assert_exactly_once(&s.dataset, 20);
+}

@@ -31,6 +31,11 @@ pub enum PipelineError {
         line: usize,
         reason: String,
     },
+    #[error(
+        "{}: changed since this pipeline committed it (version {version}; size or modification time differ): resuming would ingest it again next to its old rows; restore it, or write it to a new dataset",
+        path.display()
+    )]
+    ChangedSource { path: PathBuf, version: u64 },
     #[error("no files match {0}")]
     NoFiles(String),
     #[error(transparent)]

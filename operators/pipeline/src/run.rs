@@ -5,7 +5,7 @@
 //! failure anywhere aborts the write: nothing of the run is committed. The commit records the
 //! pipeline, its source files, model and dims; `resume` skips files an earlier commit holds.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -168,7 +168,8 @@ fn file_source(
         && let Some(ds) = existing
     {
         let done = rt.block_on(committed_sources(ds, &spec.name))?;
-        files.retain(|f| !done.contains(&f.key()));
+        refuse_changed_files(&files, &done)?;
+        files.retain(|f| !done.contains_key(&f.key()));
         summary.files_already_committed = summary.files - files.len();
     }
     if files.is_empty() {
@@ -319,7 +320,7 @@ fn all_committed(
         return Ok(false);
     };
     let done = rt.block_on(committed_sources(ds, &spec.name))?;
-    Ok(!docs.keys.is_empty() && docs.keys.iter().all(|k| done.contains(k)))
+    Ok(!docs.keys.is_empty() && docs.keys.iter().all(|k| done.contains_key(k)))
 }
 
 /// Resuming skips committed sources and writes the rest: only an append keeps what was skipped
@@ -346,15 +347,33 @@ fn take_error(slot: &Mutex<Option<PipelineError>>) -> PipelineError {
         .unwrap_or_else(|| PipelineError::Runtime("the pipeline failed".into()))
 }
 
-/// Source keys that commits of pipeline `name` hold.
-pub async fn committed_sources(ds: &lance::Dataset, name: &str) -> Result<HashSet<String>> {
-    let mut done = HashSet::new();
-    for (_, record) in commit_history(ds).await? {
+/// Source keys that commits of pipeline `name` hold, with the version of the commit that holds each.
+pub async fn committed_sources(ds: &lance::Dataset, name: &str) -> Result<HashMap<String, u64>> {
+    let mut done = HashMap::new();
+    for (version, record) in commit_history(ds).await? {
         if record.pipeline.as_deref() == Some(name) {
-            done.extend(record.sources);
+            done.extend(record.sources.into_iter().map(|k| (k, version)));
         }
     }
     Ok(done)
+}
+
+/// A file committed before whose size or modification time changed since: resuming would ingest it
+/// again whole, next to its old rows (ids twice). Refused, naming the file and the commit.
+fn refuse_changed_files(files: &[SourceFile], done: &HashMap<String, u64>) -> Result<()> {
+    let committed: HashMap<&str, u64> = done
+        .iter()
+        .filter_map(|(k, &v)| Some((SourceFile::path_of_key(k)?, v)))
+        .collect();
+    for f in files.iter().filter(|f| !done.contains_key(&f.key())) {
+        if let Some(&version) = committed.get(f.path.display().to_string().as_str()) {
+            return Err(PipelineError::ChangedSource {
+                path: f.path.clone(),
+                version,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Rows a file will yield, roughly (lines for text formats, the footer's count for Parquet): the

@@ -261,6 +261,26 @@ fn resume_skips_committed_files_so_each_row_lands_once() {
     assert_eq!(ids.len(), 12);
 }
 
+/// A file committed before and changed since (size or mtime) would be ingested again whole next to
+/// its old rows: resuming refuses it, naming the file and the commit, and writes nothing.
+#[test]
+fn resume_refuses_a_committed_file_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    let a = dir.path().join("in/a.jsonl");
+    write_jsonl(&a, &docs(7, 0));
+    let body = "source:\n  kind: file\n  path: in/*.jsonl\nsink:\n  uri: out.lance\n  mode: append\n  resume: true\n";
+    assert_eq!(run(dir.path(), body).unwrap().rows_written, 7);
+    write_jsonl(&a, &docs(8, 0)); // one more line
+    write_jsonl(&dir.path().join("in/b.jsonl"), &docs(2, 8));
+    let e = run(dir.path(), body).unwrap_err().to_string();
+    assert!(
+        e.contains("a.jsonl") && e.contains("changed") && e.contains("version 1"),
+        "{e}"
+    );
+    assert_eq!(read_rows(dir.path()), 7);
+}
+
 /// `--resume` on an overwrite spec would skip the committed files and overwrite the dataset with the
 /// rest: refused before anything is written.
 #[test]

@@ -30,6 +30,13 @@ impl SourceFile {
     pub fn key(&self) -> String {
         format!("{}|{}|{}", self.path.display(), self.size, self.modified_ns)
     }
+
+    /// The path part of a `key` (`None` for keys of other sources, e.g. SQL).
+    pub fn path_of_key(key: &str) -> Option<&str> {
+        let mut parts = key.rsplitn(3, '|');
+        let (_modified, _size) = (parts.next()?, parts.next()?);
+        parts.next()
+    }
 }
 
 /// Files matching `pattern`, sorted, each with its format.
