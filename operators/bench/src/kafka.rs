@@ -127,7 +127,10 @@ fn operator(
         exit_when_idle: Some(Duration::from_secs(3)),
         stop: None,
     };
-    Ok(lexembed_kafka::run_operator(&loaded, &opts)?)
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(lexembed_kafka::run_operator(&loaded, &opts, io.handle())?)
 }
 
 pub fn run(args: KafkaBenchArgs) -> anyhow::Result<()> {

@@ -75,9 +75,12 @@ pub fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
         Ok(t.elapsed().as_secs_f64())
     };
     bare()?;
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let (mut p, mut b, mut in_encoder) = (vec![], vec![], vec![]);
     for round in 0..args.rounds.max(1) {
-        let s = run_pipeline(&spec, &RunOptions::default())?;
+        let s = run_pipeline(&spec, &RunOptions::default(), io.handle())?;
         p.push(s.seconds);
         in_encoder.push(s.encoder_seconds / s.seconds);
         b.push(bare()?);

@@ -27,6 +27,7 @@ use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
+use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use crate::batch::{BatchLimits, ClosedBatch, DeadLetter, MicroBatch};
@@ -129,7 +130,7 @@ pub(crate) struct Operator<'a> {
     pub(crate) dims: Vec<Dim>,
     pub(crate) schema: arrow_schema::SchemaRef,
     pub(crate) location: DatasetLocation,
-    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) rt: Handle,
     pub(crate) shared: Arc<Shared>,
     pub(crate) consumer: BaseConsumer<OperatorContext>,
     pub(crate) dead_letters: Option<DeadLetterSink>,
@@ -138,11 +139,16 @@ pub(crate) struct Operator<'a> {
     pub(crate) crash_after: Option<u64>,
 }
 
-/// Runs the Kafka operator of `loaded` until `opts.stop` is set or `opts.exit_when_idle`.
-pub fn run_operator(loaded: &LoadedSpec, opts: &OperatorOptions) -> Result<OperatorSummary> {
+/// Runs the Kafka operator of `loaded` until `opts.stop` is set or `opts.exit_when_idle`. Lance I/O
+/// runs on `io` (the caller's runtime); the operator's own threads block on it.
+pub fn run_operator(
+    loaded: &LoadedSpec,
+    opts: &OperatorOptions,
+    io: &Handle,
+) -> Result<OperatorSummary> {
     let started = Instant::now();
     let stop = opts.stop.clone().unwrap_or_default();
-    let op = Operator::open(loaded)?;
+    let op = Operator::open(loaded, io.clone())?;
     if let Some(addr) = &opts.http_addr {
         crate::http::serve(addr, op.metrics.clone(), Duration::from_secs(300))?;
     }
@@ -168,7 +174,7 @@ pub fn run_operator(loaded: &LoadedSpec, opts: &OperatorOptions) -> Result<Opera
 }
 
 impl<'a> Operator<'a> {
-    fn open(loaded: &'a LoadedSpec) -> Result<Self> {
+    fn open(loaded: &'a LoadedSpec, rt: Handle) -> Result<Self> {
         let spec = &loaded.spec;
         let kafka = spec.source.kafka.as_ref().ok_or_else(|| {
             KafkaError::Runtime("this pipeline's source is not kafka (source.kafka)".into())
@@ -181,17 +187,12 @@ impl<'a> Operator<'a> {
             &spec.source.metadata_fields,
         )?;
         let location = sink_location(loaded);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| KafkaError::Runtime(format!("starting the I/O runtime: {e}")))?;
         // Refuse a dataset written by another model, dims or schema before consuming anything.
         rt.block_on(location.check_writable(SinkMode::Append, &schema))?;
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared::new(
             LanceOffsets::new(location.clone(), &kafka.group_id),
-            rt.handle().clone(),
+            rt.clone(),
             kafka.start,
             metrics.clone(),
         ));

@@ -22,6 +22,7 @@ use lexembed_lance::{
     CommitRecord, DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history,
 };
 use serde::Serialize;
+use tokio::runtime::Handle;
 use tracing::info;
 
 use crate::error::{PipelineError, Result};
@@ -147,7 +148,7 @@ pub struct ExternalDocs {
 fn file_source(
     loaded: &LoadedSpec,
     opts: &RunOptions,
-    rt: &tokio::runtime::Runtime,
+    rt: &Handle,
     existing: Option<&lance::Dataset>,
     summary: &mut RunSummary,
 ) -> Result<Option<ExternalDocs>> {
@@ -187,9 +188,10 @@ fn file_source(
     }))
 }
 
-/// Runs a pipeline to completion: one commit, then the indexes it asks for.
-pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions) -> Result<RunSummary> {
-    run_pipeline_from(loaded, opts, None)
+/// Runs a pipeline to completion: one commit, then the indexes it asks for. Lance I/O runs on `io`
+/// (the caller's runtime); this thread blocks on it, so call it outside async code.
+pub fn run_pipeline(loaded: &LoadedSpec, opts: &RunOptions, io: &Handle) -> Result<RunSummary> {
+    run_pipeline_from(loaded, opts, None, io)
 }
 
 /// `run_pipeline` with documents from `external` instead of the spec's files.
@@ -197,6 +199,7 @@ pub fn run_pipeline_from(
     loaded: &LoadedSpec,
     opts: &RunOptions,
     external: Option<ExternalDocs>,
+    rt: &Handle,
 ) -> Result<RunSummary> {
     let started = Instant::now();
     let spec = &loaded.spec;
@@ -207,10 +210,6 @@ pub fn run_pipeline_from(
     let schema = embedded_dataset(&model_id, &dims, &spec.source.metadata_fields)?;
     let location = sink_location(loaded);
     let mode = SinkMode::from(spec.sink.mode);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| PipelineError::Runtime(e.to_string()))?;
     let existing = rt.block_on(location.check_writable(mode, &schema))?;
 
     let mut summary = RunSummary {
@@ -220,7 +219,7 @@ pub fn run_pipeline_from(
     };
     let source = match external {
         Some(docs)
-            if resuming(spec, opts) && all_committed(&rt, existing.as_ref(), spec, &docs)? =>
+            if resuming(spec, opts) && all_committed(rt, existing.as_ref(), spec, &docs)? =>
         {
             info!("this source is already committed (resume): nothing to do");
             summary.seconds = started.elapsed().as_secs_f64();
@@ -228,7 +227,7 @@ pub fn run_pipeline_from(
         }
         Some(docs) => docs,
         None => {
-            let Some(files) = file_source(loaded, opts, &rt, existing.as_ref(), &mut summary)?
+            let Some(files) = file_source(loaded, opts, rt, existing.as_ref(), &mut summary)?
             else {
                 summary.seconds = started.elapsed().as_secs_f64();
                 return Ok(summary);
@@ -311,7 +310,7 @@ fn resuming(spec: &crate::spec::PipelineSpec, opts: &RunOptions) -> bool {
 /// Whether a commit of this pipeline holds every key of `docs` (a SQL source: its query, tables and
 /// shard), so a resumed run has nothing to do.
 fn all_committed(
-    rt: &tokio::runtime::Runtime,
+    rt: &Handle,
     existing: Option<&lance::Dataset>,
     spec: &crate::spec::PipelineSpec,
     docs: &ExternalDocs,

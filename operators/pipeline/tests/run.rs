@@ -43,8 +43,15 @@ fn spec(dir: &Path, body: &str) -> LoadedSpec {
     LoadedSpec::load(&file).unwrap()
 }
 
+/// The runtime the pipelines' Lance I/O runs on (the binary's part in production).
+fn io() -> &'static tokio::runtime::Handle {
+    static IO: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    IO.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
+        .handle()
+}
+
 fn run(dir: &Path, body: &str) -> lexembed_pipeline::Result<RunSummary> {
-    run_pipeline(&spec(dir, body), &RunOptions::default())
+    run_pipeline(&spec(dir, body), &RunOptions::default(), io())
 }
 
 fn read_all(uri: &str) -> RecordBatch {
@@ -205,9 +212,13 @@ fn existing_datasets_refuse_create_other_models_and_other_schemas() {
         ),
     )
     .unwrap();
-    let err = run_pipeline(&LoadedSpec::load(&file).unwrap(), &RunOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = run_pipeline(
+        &LoadedSpec::load(&file).unwrap(),
+        &RunOptions::default(),
+        io(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("lexembed/tiny-xlmr")
             && err.contains("[64, 32, 16, 8]")
@@ -297,7 +308,7 @@ fn resume_with_mode_overwrite_is_refused_and_the_dataset_is_unchanged() {
         resume: Some(true),
         ..RunOptions::default()
     };
-    let e = run_pipeline(&spec(dir.path(), body), &resume)
+    let e = run_pipeline(&spec(dir.path(), body), &resume, io())
         .unwrap_err()
         .to_string();
     assert!(e.contains("sink.mode") && e.contains("--resume"), "{e}");

@@ -1,7 +1,8 @@
 //! SQL as a pipeline source (`source: {kind: sql}`): the rows of a query over file and Lance tables
 //! become document batches for the pipeline's encoder and sink, with the same checks as every other
 //! source (bad rows are skipped or fail the run, named by row number). The query runs on its own
-//! thread and runtime; batches cross a bounded channel, so memory holds a few batches at most.
+//! thread, on the caller's runtime; batches cross a bounded channel, so memory holds a few batches at
+//! most.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,7 +67,11 @@ pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -
 
 /// The documents of the spec's `source.sql` query, for `run_pipeline_from`; with a shard, only the rows
 /// whose id it owns (a row without an id goes to shard 0, which reports it).
-pub fn query_documents(loaded: &LoadedSpec, shard: Option<Shard>) -> Result<ExternalDocs> {
+pub fn query_documents(
+    loaded: &LoadedSpec,
+    shard: Option<Shard>,
+    io: &tokio::runtime::Handle,
+) -> Result<ExternalDocs> {
     let spec = loaded.spec.source.clone();
     let sql = spec
         .sql
@@ -83,7 +88,10 @@ pub fn query_documents(loaded: &LoadedSpec, shard: Option<Shard>) -> Result<Exte
     let (tx, rx) = sync_channel::<lexembed_pipeline::Result<DocBatch>>(2);
     std::thread::Builder::new()
         .name("lexembed-sql-source".into())
-        .spawn(move || produce(tables, sql.query, spec, shard, tx))
+        .spawn({
+            let io = io.clone();
+            move || produce(&io, tables, sql.query, spec, shard, tx)
+        })
         .map_err(|e| SqlError::Source(format!("starting the SQL source thread: {e}")))?;
     Ok(ExternalDocs {
         docs: Box::new(Received(rx)),
@@ -110,22 +118,13 @@ fn source_err(message: String) -> PipelineError {
 
 /// Runs the query and sends document batches until done, the receiver hangs up, or an error.
 fn produce(
+    rt: &tokio::runtime::Handle,
     tables: Vec<(String, String)>,
     query: String,
     spec: SourceSpec,
     shard: Option<Shard>,
     tx: SyncSender<lexembed_pipeline::Result<DocBatch>>,
 ) {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = tx.send(Err(source_err(e.to_string())));
-            return;
-        }
-    };
     let result = rt.block_on(async {
         let ctx = SessionContext::new();
         for (name, path) in &tables {

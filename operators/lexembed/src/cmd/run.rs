@@ -46,7 +46,8 @@ fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
         exit_when_idle: args.exit_when_idle.map(std::time::Duration::from_secs_f64),
         stop: Some(stop),
     };
-    let s = lexembed_kafka::run_operator(spec, &opts)?;
+    let io = io_runtime()?;
+    let s = lexembed_kafka::run_operator(spec, &opts, io.handle())?;
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
         return Ok(());
@@ -68,6 +69,13 @@ fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The runtime the libraries' Lance, object-store and DataFusion I/O runs on.
+fn io_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load(&args.file)?;
     if spec.spec.source.kind == SourceKind::Kafka {
@@ -82,12 +90,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         resume: args.resume.then_some(true),
         shard: args.shard,
     };
+    let io = io_runtime()?;
     let s = match spec.spec.source.kind {
         SourceKind::Sql => {
-            let docs = lexembed_sql::query_documents(&spec, args.shard)?;
-            run_pipeline_from(&spec, &opts, Some(docs))?
+            let docs = lexembed_sql::query_documents(&spec, args.shard, io.handle())?;
+            run_pipeline_from(&spec, &opts, Some(docs), io.handle())?
         }
-        _ => run_pipeline(&spec, &opts)?,
+        _ => run_pipeline(&spec, &opts, io.handle())?,
     };
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
