@@ -163,6 +163,19 @@ impl Setup {
         })
     }
 
+    /// Waits (up to a minute) until replica `tag` holds partitions.
+    fn wait_assigned(&self, tag: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.log(tag).contains("assigned; resuming") {
+            assert!(
+                Instant::now() < deadline,
+                "{tag} was not assigned: {}",
+                self.log(tag)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn log(&self, tag: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{tag}.log"))).unwrap_or_default()
     }
@@ -612,15 +625,7 @@ fn start_latest_resumes_after_a_batch_of_only_dead_letters() {
     produce(s.dir.path(), &dlq, 1, &[]);
     produce(s.dir.path(), &s.topic, 1, &[]);
     let first = s.start("a", 4.0, &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !s.log("a").contains("assigned; resuming") {
-        assert!(
-            Instant::now() < deadline,
-            "a was not assigned: {}",
-            s.log("a")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.wait_assigned("a");
     let poison: Vec<Vec<u8>> = (0..3)
         .map(|i| format!("not json {i}").into_bytes())
         .collect();
@@ -649,15 +654,7 @@ fn start_latest_killed_during_the_first_batch_loses_nothing() {
     std::fs::write(&s.spec, spec.replace("linger_ms: 300", "linger_ms: 600000")).unwrap();
     produce(s.dir.path(), &s.topic, 1, &[]);
     let mut first = s.start("a", 600.0, &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !s.log("a").contains("assigned; resuming") {
-        assert!(
-            Instant::now() < deadline,
-            "a was not assigned: {}",
-            s.log("a")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.wait_assigned("a");
     produce(s.dir.path(), &s.topic, 1, &docs(20));
     std::thread::sleep(Duration::from_secs(3)); // a reads them into its open batch
     first.kill().unwrap(); // SIGKILL
