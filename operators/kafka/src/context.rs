@@ -44,6 +44,8 @@ pub struct Shared {
     /// replica (it then restarts at its Lance offset and reads them again).
     revocations: AtomicU64,
     revoked_at: Mutex<HashMap<Partition, u64>>,
+    /// Whether the group has assigned this replica partitions at least once.
+    ever_assigned: AtomicBool,
 }
 
 /// What changed in the assignment since the operator last asked.
@@ -77,6 +79,7 @@ impl Shared {
             commit_gate: Mutex::new(()),
             revocations: AtomicU64::new(0),
             revoked_at: Mutex::default(),
+            ever_assigned: AtomicBool::new(false),
         }
     }
 
@@ -112,6 +115,10 @@ impl Shared {
 
     pub fn owns(&self, p: &Partition) -> bool {
         lock(&self.assigned).contains(p)
+    }
+
+    pub fn was_ever_assigned(&self) -> bool {
+        self.ever_assigned.load(Ordering::Acquire)
     }
 
     pub fn assigned_count(&self) -> usize {
@@ -296,6 +303,7 @@ impl ConsumerContext for OperatorContext {
                 }
                 lock(&shared.assigned).extend(parts);
                 shared.metrics.ready.store(true, Ordering::Relaxed);
+                shared.ever_assigned.store(true, Ordering::Release);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 info!(partitions = parts.len(), "partitions revoked");

@@ -339,9 +339,12 @@ impl<'a> Operator<'a> {
                 idle_since = None; // the time spent handing over is not idleness
             }
             // Idle with a batch in hand (a linger longer than the idle time) still stops: the batch in
-            // hand is committed on the way out.
+            // hand is committed on the way out. Idleness counts only once the group has assigned
+            // partitions to this replica (a first join can wait for a dead member's session), but a
+            // replica that lost its partitions and is not given any back within the idle time stops
+            // too: librdkafka can stay stuck rejoining after a broker restart, and a backfill must end.
             if let Some(idle) = exit_when_idle
-                && self.shared.assigned_count() > 0
+                && self.shared.was_ever_assigned()
                 && idle_since.is_some_and(|t| t.elapsed() >= idle)
             {
                 info!(
