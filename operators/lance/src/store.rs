@@ -277,6 +277,12 @@ impl DatasetLocation {
         let Some(ds) = self.open_if_exists().await? else {
             return Err(lance_err(&self.uri)(lost));
         };
+        if self.created_by(&ds, &tx).await? {
+            // Our own create landed although the call reported an error (a lost reply, a timeout):
+            // done, and its files must not be appended a second time.
+            info!(uri = %self.uri, "the dataset was created by this very commit: nothing to retry");
+            return Ok(ds);
+        }
         if exclusive {
             return Err(StoreError::AlreadyExists(self.uri.clone()));
         }
@@ -292,6 +298,17 @@ impl DatasetLocation {
             .execute(append)
             .await
             .map_err(lance_err(&self.uri))
+    }
+}
+
+impl DatasetLocation {
+    /// Whether version 1 of `ds` is the commit of `tx` (transactions carry a unique id).
+    async fn created_by(&self, ds: &Dataset, tx: &Transaction) -> Result<bool> {
+        let first = ds
+            .read_transaction_by_version(1)
+            .await
+            .map_err(lance_err(&self.uri))?;
+        Ok(first.is_some_and(|t| t.uuid == tx.uuid))
     }
 }
 
@@ -418,5 +435,41 @@ mod tests {
             matches!(again, Err(StoreError::ModelMismatch { .. })),
             "{again:?}"
         );
+    }
+
+    /// A create whose commit landed but whose call failed (a lost reply, a timeout) is retried: the
+    /// retry must recognise its own commit, not append the same files again (nor call the dataset
+    /// someone else's).
+    #[tokio::test]
+    async fn a_retried_create_that_had_landed_is_not_committed_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
+        let params = WriteParams {
+            mode: WriteMode::Create,
+            ..WriteParams::default()
+        };
+        let tx = InsertBuilder::new(loc.uri.as_str())
+            .with_params(&params)
+            .execute_uncommitted(vec![batch(&[1, 2])])
+            .await
+            .unwrap();
+        // The commit lands; the caller never hears of it.
+        CommitBuilder::new(loc.uri.as_str())
+            .execute(tx.clone())
+            .await
+            .unwrap();
+        let schema = batch(&[]).schema();
+        for exclusive in [false, true] {
+            let ds = loc
+                .create_or_append(tx.clone(), &schema, exclusive)
+                .await
+                .unwrap();
+            assert_eq!(
+                ds.count_rows(None).await.unwrap(),
+                2,
+                "exclusive: {exclusive}"
+            );
+            assert_eq!(ds.version().version, 1);
+        }
     }
 }
