@@ -396,6 +396,14 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
             "only makes sense with mode: append".into(),
         ));
     }
+    // Names that would otherwise fail only when the run starts, after the model has loaded.
+    if let Some(p) = &spec.encoder.provider {
+        lexembed_encoder::Provider::parse(p).map_err(|e| bad("encoder.provider", e.to_string()))?;
+    }
+    if let Some(p) = &spec.encoder.precision {
+        lexembed_encoder::Precision::parse(p)
+            .map_err(|e| bad("encoder.precision", e.to_string()))?;
+    }
     for (i, ix) in spec.sink.indexes.iter().enumerate() {
         lexembed_lance::IndexKind::parse(&ix.kind)
             .map_err(|e| bad(&format!("sink.indexes[{i}].type"), e.to_string()))?;
@@ -560,5 +568,12 @@ mod tests {
             "  path: docs.jsonl\n  metadata_fields: [emb_1]",
         ));
         assert!(e.contains("reserved"), "{e}");
+        for (field, value) in [("provider", "rocm"), ("precision", "int3")] {
+            let e = err(&format!("{GOOD}encoder:\n  {field}: {value}\n"));
+            assert!(
+                e.contains(&format!("encoder.{field}")) && e.contains(value),
+                "{e}"
+            );
+        }
     }
 }
