@@ -1,9 +1,9 @@
 //! The consumer's context: rdkafka calls it on every rebalance, inside `poll`, on the operator's
 //! thread. On assignment it reads the offsets recorded in Lance and assigns each partition at its
 //! Lance offset; only a partition Lance holds nothing of starts at the group's committed offset (or at
-//! the spec's start position, resolved and committed). On revocation it waits for a commit in flight (the commit gate), then notes the partitions so the
-//! writer drops their uncommitted rows before
-//! its next commit. Errors here cannot be returned to rdkafka: they are kept and the operator stops.
+//! the spec's start position, resolved and committed). On revocation it waits for a commit in flight
+//! (the commit gate), then notes the partitions so the writer drops their uncommitted rows before its
+//! next commit. Errors here cannot be returned to rdkafka: they are kept and the operator stops.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

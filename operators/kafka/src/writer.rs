@@ -3,13 +3,12 @@
 //! committed, read from Lance), deliver its dead letters, append its rows as one Lance commit that
 //! records the offsets it covers, then commit those offsets to Kafka for lag tools.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::ArrayRef;
 use lexembed_encoder::{EncodeStage, Staged};
 use lexembed_lance::schema::WrittenBy;
 use lexembed_lance::{CommitRecord, KafkaCommit};
+use lexembed_pipeline::with_vectors;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tracing::warn;
@@ -47,10 +46,7 @@ impl Operator<'_> {
         let Some(vectors) = staged.vectors else {
             return Ok(closed);
         };
-        let vectors = vectors?;
-        let mut columns: Vec<ArrayRef> = closed.docs.columns().to_vec();
-        columns.extend(vectors.into_iter().map(|a| Arc::new(a) as ArrayRef));
-        closed.docs = arrow_array::RecordBatch::try_new(self.schema.clone(), columns)?;
+        closed.docs = with_vectors(&self.schema, &closed.docs, vectors?)?;
         Metrics::add(&self.metrics.embedded, closed.docs.num_rows());
         Ok(closed)
     }

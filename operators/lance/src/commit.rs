@@ -10,7 +10,7 @@ use crate::keys::{
     CHECKPOINT_KEY, CHECKPOINT_VERSION_KEY, DIMS_KEY, GROUP_KEY, JOB_KEY, MODEL_ID_KEY,
     OFFSETS_KEY, PIPELINE_KEY, SOURCES_KEY,
 };
-use crate::schema::{WrittenBy, parse_dims};
+use crate::schema::{WrittenBy, format_dims, parse_dims};
 
 /// A Kafka topic-partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,8 +81,7 @@ impl CommitRecord {
         }
         if let Some(w) = &self.written_by {
             p.insert(MODEL_ID_KEY.into(), w.model_id.clone());
-            let dims: Vec<String> = w.dims.iter().map(u32::to_string).collect();
-            p.insert(DIMS_KEY.into(), dims.join(","));
+            p.insert(DIMS_KEY.into(), format_dims(&w.dims));
         }
         if !self.sources.is_empty() {
             let list = serde_json::to_string(&self.sources).unwrap_or_default();

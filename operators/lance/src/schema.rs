@@ -128,7 +128,8 @@ pub fn stamp_written_by(schema: &Schema, model_id: &str) -> (Schema, Option<Writ
     (stamped, Some(WrittenBy::new(model_id, &dims)))
 }
 
-pub fn format_dims(dims: &[Dim]) -> String {
+/// Dims as schema metadata and commits record them: `1024,512,64`. The inverse of `parse_dims`.
+pub fn format_dims(dims: &[impl std::fmt::Display]) -> String {
     dims.iter()
         .map(|d| d.to_string())
         .collect::<Vec<_>>()

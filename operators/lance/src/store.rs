@@ -210,8 +210,10 @@ impl DatasetLocation {
             None => self.open_if_exists().await?.map(Arc::new),
         };
         let append = |ds: Arc<Dataset>, batch: arrow_array::RecordBatch| {
+            let checked = self.check_appendable(&ds, &batch.schema());
             let params = self.write_params(WriteMode::Append, record);
             async move {
+                checked?;
                 InsertBuilder::new(ds)
                     .with_params(&params)
                     .execute(vec![batch])
@@ -220,7 +222,6 @@ impl DatasetLocation {
             }
         };
         if let Some(ds) = base {
-            self.check_appendable(&ds, &batch.schema())?;
             return append(ds, batch).await;
         }
         let created = InsertBuilder::new(self.uri.as_str())
@@ -231,9 +232,7 @@ impl DatasetLocation {
             Ok(tx) => self.create_or_append(tx, &batch.schema(), false).await,
             // Created by another writer since we looked.
             Err(lance::Error::DatasetAlreadyExists { .. }) => {
-                let ds = self.open().await?;
-                self.check_appendable(&ds, &batch.schema())?;
-                append(Arc::new(ds), batch).await
+                append(Arc::new(self.open().await?), batch).await
             }
             Err(e) => Err(lance_err(&self.uri)(e)),
         }
@@ -340,6 +339,20 @@ mod tests {
         RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(values.to_vec()))]).unwrap()
     }
 
+    /// A writer's create at `loc`, files written and not committed (what `commit` holds before its
+    /// strict commit).
+    async fn uncommitted_create(loc: &DatasetLocation, rows: RecordBatch) -> Transaction {
+        let params = WriteParams {
+            mode: WriteMode::Create,
+            ..WriteParams::default()
+        };
+        InsertBuilder::new(loc.uri.as_str())
+            .with_params(&params)
+            .execute_uncommitted(vec![rows])
+            .await
+            .unwrap()
+    }
+
     /// The race `append` guards against: writer A has written its files for a Create when writer B
     /// creates the dataset. A's strict commit must fail (not overwrite B's rows), and `append` then
     /// lands A's rows on top of B's.
@@ -347,18 +360,8 @@ mod tests {
     async fn a_create_that_loses_the_race_fails_instead_of_overwriting() {
         let dir = tempfile::tempdir().unwrap();
         let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
-        let params = WriteParams {
-            mode: WriteMode::Create,
-            ..WriteParams::default()
-        };
-        let write_a = || async {
-            InsertBuilder::new(loc.uri.as_str())
-                .with_params(&params)
-                .execute_uncommitted(vec![batch(&[1, 2])])
-                .await
-                .unwrap()
-        };
-        let (a, a_again) = (write_a().await, write_a().await);
+        let a = uncommitted_create(&loc, batch(&[1, 2])).await;
+        let a_again = uncommitted_create(&loc, batch(&[1, 2])).await;
         let none = CommitRecord::default();
         loc.append(None, batch(&[3]), &none).await.unwrap(); // B wins
         let strict = CommitBuilder::new(loc.uri.as_str())
@@ -407,15 +410,7 @@ mod tests {
             .unwrap()
         };
         let m1 = rows("m1");
-        let params = WriteParams {
-            mode: WriteMode::Create,
-            ..WriteParams::default()
-        };
-        let a = InsertBuilder::new(loc.uri.as_str())
-            .with_params(&params)
-            .execute_uncommitted(vec![m1.clone()])
-            .await
-            .unwrap();
+        let a = uncommitted_create(&loc, m1.clone()).await;
         let none = CommitRecord::default();
         loc.append(None, rows("m2"), &none).await.unwrap(); // m2 wins
         let lost = loc.create_or_append(a, &m1.schema(), false).await;
@@ -444,15 +439,7 @@ mod tests {
     async fn a_retried_create_that_had_landed_is_not_committed_twice() {
         let dir = tempfile::tempdir().unwrap();
         let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
-        let params = WriteParams {
-            mode: WriteMode::Create,
-            ..WriteParams::default()
-        };
-        let tx = InsertBuilder::new(loc.uri.as_str())
-            .with_params(&params)
-            .execute_uncommitted(vec![batch(&[1, 2])])
-            .await
-            .unwrap();
+        let tx = uncommitted_create(&loc, batch(&[1, 2])).await;
         // The commit lands; the caller never hears of it.
         CommitBuilder::new(loc.uri.as_str())
             .execute(tx.clone())

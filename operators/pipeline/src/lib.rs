@@ -11,8 +11,8 @@ pub mod spec;
 
 pub use error::{PipelineError, Result};
 pub use run::{
-    ExternalDocs, RunOptions, RunSummary, embed_batch, open_encoder, output_dims, run_pipeline,
-    run_pipeline_from, sink_location,
+    ExternalDocs, RunOptions, RunSummary, open_encoder, output_dims, run_pipeline,
+    run_pipeline_from, sink_location, with_vectors,
 };
 pub use shard::Shard;
 pub use spec::{LoadedSpec, PipelineSpec, json_schema};

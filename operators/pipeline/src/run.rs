@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader};
+use arrow_array::{ArrayRef, FixedSizeListArray, RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use indicatif::{ProgressBar, ProgressStyle};
 use lexembed_encoder::runtime::default_model_dir;
@@ -113,18 +113,16 @@ pub fn sink_location(loaded: &LoadedSpec) -> DatasetLocation {
     }
 }
 
-/// Documents (`id`, `text`, metadata) → the embedded dataset's rows: the same columns plus one
-/// `emb_<dim>` column per dim.
-pub fn embed_batch(
-    encoder: &Encoder,
-    dims: &[Dim],
+/// Documents (`id`, `text`, metadata) and their vectors → the embedded dataset's rows (`schema`): the
+/// same columns plus one `emb_<dim>` column per dim.
+pub fn with_vectors(
     schema: &SchemaRef,
     docs: &RecordBatch,
-) -> Result<RecordBatch> {
-    let vectors = encoder.encode_array(text_column(docs)?.as_ref(), dims)?;
+    vectors: Vec<FixedSizeListArray>,
+) -> std::result::Result<RecordBatch, ArrowError> {
     let mut columns: Vec<ArrayRef> = docs.columns().to_vec();
     columns.extend(vectors.into_iter().map(|a| Arc::new(a) as ArrayRef));
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// The documents' text column, by name.
@@ -283,11 +281,12 @@ pub fn run_pipeline_from(
     summary.skipped = tally.skipped;
     summary.encoder_seconds = encoder.stats().model_seconds() - model_before;
 
-    if summary.version.is_some() && opts.shard.is_some_and(|s| s.count > 1) {
-        if !spec.sink.indexes.is_empty() {
-            info!("a shard builds no index: run `lexembed index` once every shard has finished");
-        }
-    } else if summary.version.is_some() {
+    // A shard's index would cover only what was committed when it finished.
+    let sharded = opts.shard.is_some_and(|s| s.count > 1);
+    if sharded && summary.version.is_some() && !spec.sink.indexes.is_empty() {
+        info!("a shard builds no index: run `lexembed index` once every shard has finished");
+    }
+    if summary.version.is_some() && !sharded {
         for ix in &spec.sink.indexes {
             let mut ds = rt.block_on(location.open())?;
             let params = IndexParams {
@@ -489,12 +488,11 @@ impl EmbeddingReader {
                 _ => text_column(&doc.batch).map(|_| None),
             };
         };
-        let mut columns: Vec<ArrayRef> = doc.batch.columns().to_vec();
-        columns.extend(vectors?.into_iter().map(|a| Arc::new(a) as ArrayRef));
+        let rows = with_vectors(&self.schema, &doc.batch, vectors?)?;
         if let Ok(mut t) = self.tally.lock() {
             t.rows_embedded += n;
         }
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
+        Ok(Some(rows))
     }
 }
 

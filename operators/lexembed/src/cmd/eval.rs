@@ -95,14 +95,10 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     if let Some(file) = args.pipeline.clone() {
         from_pipeline(&mut args, &file)?;
     }
-    anyhow::ensure!(
-        args.dataset.is_some() && args.qa.is_some(),
-        "lexembed eval needs --dataset and --qa (or the report subcommand); see --help"
-    );
+    let job = eval_job(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let job = eval_job(&args)?;
     let encoder = args.encoder.open(&[])?;
     let once = || -> anyhow::Result<()> {
         let run = rt.block_on(job.run(&encoder))?;
@@ -126,7 +122,9 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
 /// The job the flags (filled from the pipeline spec) describe.
 fn eval_job(args: &EvalArgs) -> anyhow::Result<EvalJob> {
     let (Some(dataset), Some(qa)) = (&args.dataset, &args.qa) else {
-        anyhow::bail!("--dataset and --qa are required");
+        anyhow::bail!(
+            "lexembed eval needs --dataset and --qa (or the report subcommand); see --help"
+        );
     };
     Ok(EvalJob {
         dataset: DatasetLocation::new(dataset),
