@@ -12,6 +12,8 @@
 #    dataset at once: every row once, the vectors equal the local run's.
 # 3. Two Kafka consumer-group replicas stream one topic into a dataset on S3: every message lands
 #    once (offsets live in the Lance commits there).
+#    Then `compact`, `index` and `cleanup` of every old version: a restart recovers the offsets and a
+#    file `--resume` re-embeds nothing.
 # 4. `lexembed search` and `lexembed sql` read the S3 dataset with the environment's credentials.
 # 5. The README's object-storage block, run as written.
 set -euo pipefail
@@ -154,6 +156,29 @@ for k in k1 k2; do
   [ "$n" -gt 0 ] || fail "replica $k wrote nothing: the test did not exercise two writers"
 done
 python "$check" check "$stream" "$work/seen-stream.json" "$work/stream.jsonl" || fail "stream rows on S3"
+
+say "3b. compact, index and cleanup of every old version on S3; a restart recovers the offsets, a resume re-embeds nothing"
+lexembed compact "$stream" > "$work/maint.out" 2>&1 || { cat "$work/maint.out"; fail "compact on S3"; }
+lexembed index "$stream" --column emb_64 --type ivf_pq >> "$work/maint.out" 2>&1 || { cat "$work/maint.out"; fail "index on S3"; }
+for ds in "$stream" "$docs"; do
+  cleaned="$(lexembed cleanup "$ds" --json 2>>"$work/maint.out")" || { cat "$work/maint.out"; fail "cleanup of $ds"; }
+  removed="$(echo "$cleaned" | python -c 'import json,sys; print(json.load(sys.stdin)["versions_removed"])')"
+  say "cleanup of $ds: $cleaned"
+  [ "$removed" -gt 0 ] || fail "cleanup of $ds removed no version: $cleaned"
+done
+sed -n '2001,2300p' "$articles" > "$work/stream2.jsonl"
+lexembed produce "$work/stream2.jsonl" --brokers "$brokers" --topic "$topic" --key-field id \
+  > "$work/produce2.out" 2>&1 || { cat "$work/produce2.out"; fail "produce after cleanup"; }
+lexembed run "$work/kafka.yaml" --exit-when-idle 8 --http-addr "" > "$work/k3.out" 2>&1 \
+  || { tail -30 "$work/k3.out"; fail "the restart after cleanup"; }
+read_n="$(grep -Eo 'commits_read=[0-9]+' "$work/k3.out" | head -1 | grep -Eo '[0-9]+$' || echo none)"
+say "restart after cleanup: recovery read $read_n commits"
+[ "$read_n" != none ] && [ "$read_n" -le 2 ] || fail "recovery after cleanup read $read_n commits"
+echo '[]' > "$work/no-reads.json"
+python "$check" check "$stream" "$work/no-reads.json" "$work/stream.jsonl" "$work/stream2.jsonl" \
+  || fail "stream rows on S3 after cleanup and restart"
+LEXEMBED_LOG=info lexembed run "$work/b.yaml" --resume > "$work/resume.out" 2>&1 || { cat "$work/resume.out"; fail "resume after cleanup"; }
+grep -q "nothing to do" "$work/resume.out" || { cat "$work/resume.out"; fail "resume after cleanup re-embedded files"; }
 "$ROOT/integration/kafka.sh" delete-topic "$topic" >/dev/null 2>&1 || true
 
 say "4. search and SQL read the S3 dataset"

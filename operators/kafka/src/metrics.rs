@@ -27,6 +27,8 @@ pub struct Metrics {
     /// revoked (they are not lost: their owner writes them).
     pub dropped_not_owned: AtomicU64,
     pub commits: AtomicU64,
+    /// Commit attempts superseded by another replica's commit (then re-fenced and retried).
+    pub commit_conflicts: AtomicU64,
     pub rebalances: AtomicU64,
     lag_ms: AtomicU64,
     encoder_us: AtomicU64,
@@ -49,6 +51,7 @@ impl Default for Metrics {
             skipped: AtomicU64::new(0),
             dropped_not_owned: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            commit_conflicts: AtomicU64::new(0),
             rebalances: AtomicU64::new(0),
             lag_ms: AtomicU64::new(0),
             encoder_us: AtomicU64::new(0),
@@ -160,6 +163,11 @@ impl Metrics {
                 "lexembed_lance_commits_total",
                 "Lance commits.",
                 &self.commits,
+            ),
+            (
+                "lexembed_lance_commit_conflicts_total",
+                "Commit attempts superseded by another commit (re-fenced, then retried).",
+                &self.commit_conflicts,
             ),
             (
                 "lexembed_rebalances_total",

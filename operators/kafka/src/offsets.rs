@@ -5,14 +5,15 @@
 //! `LanceOffsets` folds those properties into "next offset per partition", reading only the versions
 //! committed since it last looked, so refreshing on every assignment and before every commit is cheap.
 //! Commits also carry a checkpoint of every partition's next offset, so a cold start reads back from
-//! the newest version only to the newest checkpoint, not through the whole history.
+//! the newest version only to the newest checkpoint, not through the whole history; and never below
+//! the recovery commit of a `lexembed cleanup`, which holds every group's offsets at its version.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use lance::Dataset;
-use lexembed_lance::{Checkpoint, CommitRecord, DatasetLocation, KafkaCommit, OffsetRanges};
-use tracing::debug;
+use lexembed_lance::{Checkpoint, CommitRecord, DatasetLocation, OffsetRanges, recovery_version};
+use tracing::{debug, info};
 
 use crate::error::{KafkaError, Result};
 
@@ -28,6 +29,8 @@ pub struct LanceOffsets {
     group: String,
     /// Latest version folded in (0: none yet).
     seen: u64,
+    /// Commits read so far (what recovery costs).
+    commits_read: u64,
     next: HashMap<Partition, i64>,
     dataset: Option<Arc<Dataset>>,
 }
@@ -38,6 +41,7 @@ impl LanceOffsets {
             location,
             group: group.to_string(),
             seen: 0,
+            commits_read: 0,
             next: HashMap::new(),
             dataset: None,
         }
@@ -50,6 +54,11 @@ impl LanceOffsets {
     /// The latest dataset version known (after `refresh`), if the dataset exists.
     pub fn dataset(&self) -> Option<Arc<Dataset>> {
         self.dataset.clone()
+    }
+
+    /// Commits read so far: a cold start reads back only to the newest checkpoint or recovery.
+    pub fn commits_read(&self) -> u64 {
+        self.commits_read
     }
 
     /// Where `p` resumes: one past the last offset a commit covers, or `None` if none does.
@@ -103,14 +112,34 @@ impl LanceOffsets {
     }
 
     /// Folds versions (seen, latest], newest first; on a cold start the newest checkpoint ends the walk
-    /// at its version.
+    /// at its version. A cleanup's recovery commit (named by the dataset config) holds everything below
+    /// it, and the versions below may be gone: the walk never goes under it.
     async fn fold_versions(&mut self, ds: &Dataset) -> Result<()> {
         let latest = ds.version().version;
         let cold = self.seen == 0;
         let mut floor = self.seen;
+        let mut reads = 0u64;
+        if let Some(rv) = recovery_version(ds).filter(|&rv| rv > floor && rv <= latest) {
+            reads += 1;
+            if let Some(next) = self
+                .record(ds, rv)
+                .await?
+                .recovery
+                .and_then(|mut r| r.offsets.remove(&self.group))
+            {
+                self.fold(next.into_iter().map(|(p, n)| (p, (n, n))).collect());
+            }
+            floor = rv;
+        }
         let mut v = latest;
         while v > floor {
-            if let Some(kafka) = self.group_commit(ds, v).await? {
+            reads += 1;
+            if let Some(kafka) = self
+                .record(ds, v)
+                .await?
+                .kafka
+                .filter(|k| k.group == self.group)
+            {
                 self.fold(kafka.ranges);
                 if cold && let Some(cp) = kafka.checkpoint {
                     self.fold(cp.ranges);
@@ -119,12 +148,23 @@ impl LanceOffsets {
             }
             v -= 1;
         }
-        debug!(
-            from = floor,
-            to = latest,
-            "folded Lance commits into offsets"
-        );
+        if cold {
+            info!(
+                from = floor,
+                to = latest,
+                commits_read = reads,
+                "recovered the offsets recorded in Lance"
+            );
+        } else {
+            debug!(
+                from = floor,
+                to = latest,
+                commits_read = reads,
+                "folded Lance commits into offsets"
+            );
+        }
         self.seen = self.seen.max(latest);
+        self.commits_read += reads;
         Ok(())
     }
 
@@ -135,18 +175,16 @@ impl LanceOffsets {
         }
     }
 
-    /// What version `v`'s commit covers if a commit of this group made it.
-    async fn group_commit(&self, ds: &Dataset, v: u64) -> Result<Option<KafkaCommit>> {
+    /// What version `v`'s commit holds (nothing when another writer made it without lexembed's record).
+    async fn record(&self, ds: &Dataset, v: u64) -> Result<CommitRecord> {
         let tx = ds
             .read_transaction_by_version(v)
             .await
             .map_err(|e| self.err(v, e.to_string()))?;
         let Some(props) = tx.and_then(|t| t.transaction_properties) else {
-            return Ok(None);
+            return Ok(CommitRecord::default());
         };
-        let record =
-            CommitRecord::from_properties(&props).map_err(|e| self.err(v, e.to_string()))?;
-        Ok(record.kafka.filter(|k| k.group == self.group))
+        CommitRecord::from_properties(&props).map_err(|e| self.err(v, e.to_string()))
     }
 
     fn err(&self, version: u64, message: String) -> KafkaError {

@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 use crate::offsets::{LanceOffsets, Partition};
 
 #[cfg(feature = "test-hooks")]
-pub use crate::writer::CRASH_AFTER_COMMITS_ENV;
+pub use crate::writer::{CRASH_AFTER_COMMITS_ENV, PAUSE_BEFORE_COMMIT_ENV};
 
 /// Options of a run that are not part of the spec.
 #[derive(Debug, Clone, Default)]
@@ -137,6 +137,8 @@ pub(crate) struct Operator<'a> {
     pub(crate) metrics: Arc<Metrics>,
     #[cfg(feature = "test-hooks")]
     pub(crate) crash_after: Option<u64>,
+    #[cfg(feature = "test-hooks")]
+    pub(crate) pause_before: Option<(u64, Duration)>,
 }
 
 /// Runs the Kafka operator of `loaded` until `opts.stop` is set or `opts.exit_when_idle`. Lance I/O
@@ -231,6 +233,8 @@ impl<'a> Operator<'a> {
             crash_after: std::env::var(CRASH_AFTER_COMMITS_ENV)
                 .ok()
                 .and_then(|v| v.parse().ok()),
+            #[cfg(feature = "test-hooks")]
+            pause_before: crate::writer::pause_from_env(),
         })
     }
 

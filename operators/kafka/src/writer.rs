@@ -1,7 +1,8 @@
 //! The operator's writer: embedded micro-batches from the encoder stage, committed in order. For each:
 //! under the commit gate, fence (drop rows of partitions revoked meanwhile and offsets another replica
 //! committed, read from Lance), deliver its dead letters, append its rows as one Lance commit that
-//! records the offsets it covers, then commit those offsets to Kafka for lag tools.
+//! records the offsets it covers and lands only on the version the fence read (`fenced`), then commit
+//! those offsets to Kafka for lag tools.
 
 use std::time::Instant;
 
@@ -15,13 +16,31 @@ use tracing::warn;
 
 use crate::batch::ClosedBatch;
 use crate::error::Result;
+use crate::fenced::{commit_fenced, fence};
 use crate::metrics::Metrics;
+use crate::offsets::{LanceOffsets, Partition};
 use crate::operator::Operator;
 
 /// Test hook (feature `test-hooks` only): abort the process right after the Nth Lance commit, before
 /// its Kafka offset commit.
 #[cfg(feature = "test-hooks")]
 pub const CRASH_AFTER_COMMITS_ENV: &str = "LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS";
+
+/// Test hook (feature `test-hooks` only): `N:SECONDS` stalls the writer for SECONDS after fencing its
+/// Nth commit, under the commit gate, as a long GC or VM pause would.
+#[cfg(feature = "test-hooks")]
+pub const PAUSE_BEFORE_COMMIT_ENV: &str = "LEXEMBED_TEST_PAUSE_BEFORE_LANCE_COMMIT";
+
+/// The pause `PAUSE_BEFORE_COMMIT_ENV` asks for: before which commit (1-based), and for how long.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn pause_from_env() -> Option<(u64, std::time::Duration)> {
+    let v = std::env::var(PAUSE_BEFORE_COMMIT_ENV).ok()?;
+    let (n, secs) = v.split_once(':')?;
+    Some((
+        n.parse().ok()?,
+        std::time::Duration::from_secs_f64(secs.parse().ok()?),
+    ))
+}
 
 impl Operator<'_> {
     /// Commits every batch the stage yields, in order; stops at the first error.
@@ -51,10 +70,18 @@ impl Operator<'_> {
         Ok(closed)
     }
 
-    /// Fence, dead letters, one Lance commit, then the Kafka offsets.
+    /// Fence, dead letters, one Lance commit on the version the fence read, then the Kafka offsets.
     fn flush(&self, mut closed: ClosedBatch, started: Instant, encoder_seconds: f64) -> Result<()> {
         let gate = self.shared.commit_gate();
-        self.fence(&mut closed)?;
+        // Rows of partitions revoked since the batch closed are stale even if the partition came back
+        // (it was re-read from its Lance offset).
+        let shared = &self.shared;
+        let generation = closed.generation;
+        let owned = |p: &Partition| shared.owns(p) && !shared.revoked_since(p, generation);
+        let mut offsets = shared.offsets();
+        self.rt.block_on(offsets.refresh())?;
+        let dropped = fence(&offsets, &mut closed, &owned)?;
+        Metrics::add(&self.metrics.dropped_not_owned, dropped);
         if closed.is_empty() {
             return Ok(());
         }
@@ -65,24 +92,30 @@ impl Operator<'_> {
             }
             None => Metrics::add(&self.metrics.skipped, closed.dead.len()),
         }
-        let n = closed.docs.num_rows();
-        if n > 0 {
-            // Nothing to append when every record was dead-lettered: the offsets then go to Kafka
-            // only (a restart resumes there when Lance holds no offset of the partition).
-            let base = self.shared.offsets().dataset();
-            let record = self.commit_record(&closed);
-            let rows = closed.docs.clone();
-            let ds = self
-                .rt
-                .block_on(self.location.append(base, rows, &record))?;
-            let version = ds.version().version;
-            self.rt.block_on(self.shared.offsets().committed(ds))?;
-            Metrics::add(&self.metrics.written, n);
-            Metrics::add(&self.metrics.commits, 1);
-            tracing::debug!(rows = n, version, "committed batch");
+        // Nothing to append when every record was dead-lettered: the offsets then go to Kafka only (a
+        // restart resumes there when Lance holds no offset of the partition).
+        if closed.docs.num_rows() > 0 {
             #[cfg(feature = "test-hooks")]
-            self.crash_hook();
+            self.pause_hook();
+            let done = self.rt.block_on(commit_fenced(
+                &self.location,
+                &mut offsets,
+                &mut closed,
+                &owned,
+                |offsets, closed| self.commit_record(offsets, closed),
+            ))?;
+            Metrics::add(&self.metrics.dropped_not_owned, done.dropped);
+            Metrics::add(&self.metrics.commit_conflicts, done.conflicts);
+            if let Some(version) = done.version {
+                let n = closed.docs.num_rows();
+                Metrics::add(&self.metrics.written, n);
+                Metrics::add(&self.metrics.commits, 1);
+                tracing::debug!(rows = n, version, "committed batch");
+                #[cfg(feature = "test-hooks")]
+                self.crash_hook();
+            }
         }
+        drop(offsets);
         drop(gate);
         self.commit_kafka(&closed);
         let lag = closed.oldest_timestamp_ms.map(|t| now_ms() - t);
@@ -92,36 +125,14 @@ impl Operator<'_> {
         Ok(())
     }
 
-    /// Drops rows of partitions revoked since the batch closed (even if they came back: they were
-    /// re-read from their Lance offset) and rows another replica committed already.
-    fn fence(&self, closed: &mut ClosedBatch) -> Result<()> {
-        let shared = self.shared.clone();
-        let mut offsets = shared.offsets();
-        self.rt.block_on(offsets.refresh())?;
-        let generation = closed.generation;
-        let dropped = closed.retain(|p, o| {
-            shared.owns(p)
-                && !shared.revoked_since(p, generation)
-                && offsets.next_offset(p).is_none_or(|next| o >= next)
-        })?;
-        if dropped > 0 {
-            warn!(
-                dropped,
-                "dropped rows committed elsewhere or no longer owned"
-            );
-            Metrics::add(&self.metrics.dropped_not_owned, dropped);
-        }
-        Ok(())
-    }
-
-    fn commit_record(&self, closed: &ClosedBatch) -> CommitRecord {
+    fn commit_record(&self, offsets: &LanceOffsets, closed: &ClosedBatch) -> CommitRecord {
         CommitRecord {
             pipeline: Some(self.loaded.spec.name.clone()),
             written_by: Some(WrittenBy::new(&self.encoder.model().model_id, &self.dims)),
             kafka: Some(KafkaCommit {
                 group: self.kafka.group_id.clone(),
                 ranges: closed.ranges.clone(),
-                checkpoint: Some(self.shared.offsets().checkpoint_with(&closed.ranges)),
+                checkpoint: Some(offsets.checkpoint_with(&closed.ranges)),
             }),
             ..CommitRecord::default()
         }
@@ -138,6 +149,21 @@ impl Operator<'_> {
         }
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             warn!(error = %e, "Kafka offset commit failed (Lance holds the offsets; lag tools may lag)");
+        }
+    }
+
+    /// The test-only stall between the fence and the Lance commit.
+    #[cfg(feature = "test-hooks")]
+    fn pause_hook(&self) {
+        use std::sync::atomic::Ordering;
+        if let Some((n, pause)) = self.pause_before
+            && self.metrics.commits.load(Ordering::Relaxed) + 1 == n
+        {
+            warn!(
+                seconds = pause.as_secs_f64(),
+                "{PAUSE_BEFORE_COMMIT_ENV}: stalling before the commit"
+            );
+            std::thread::sleep(pause);
         }
     }
 

@@ -3,12 +3,12 @@
 //! its commit as a [`CommitRecord`]; readers (resume, offset recovery, history) parse it back. The
 //! property names are in [`crate::keys`] and nowhere else.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{Result, StoreError};
 use crate::keys::{
     CHECKPOINT_KEY, CHECKPOINT_VERSION_KEY, DIMS_KEY, GROUP_KEY, JOB_KEY, MODEL_ID_KEY,
-    OFFSETS_KEY, PIPELINE_KEY, SOURCES_KEY,
+    OFFSETS_KEY, PIPELINE_KEY, RECOVERY_KEY, SOURCES_KEY,
 };
 use crate::schema::{WrittenBy, format_dims, parse_dims};
 
@@ -67,6 +67,95 @@ pub struct CommitRecord {
     /// The source keys (files, SQL shards) a file/SQL run committed.
     pub sources: Vec<String>,
     pub kafka: Option<KafkaCommit>,
+    /// Everything committed up to a version (the commit `lexembed cleanup` makes before it removes
+    /// older versions).
+    pub recovery: Option<Recovery>,
+}
+
+/// What every pipeline and consumer group had committed up to `through_version`: the source keys per
+/// pipeline and each partition's next offset per group. `lexembed cleanup` commits one before it
+/// removes the versions below, so resume and offset recovery never need a removed version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub through_version: u64,
+    pub sources: BTreeMap<String, BTreeSet<String>>,
+    pub offsets: BTreeMap<String, BTreeMap<TopicPartition, i64>>,
+}
+
+impl Recovery {
+    /// Folds in the commit made at `version`.
+    pub fn fold(&mut self, version: u64, record: &CommitRecord) {
+        if let Some(r) = &record.recovery {
+            for (pipeline, keys) in &r.sources {
+                self.add_sources(pipeline, keys.iter());
+            }
+            for (group, next) in &r.offsets {
+                self.advance(group, next.iter().map(|(p, &n)| (p, n)));
+            }
+        }
+        if let Some(pipeline) = &record.pipeline {
+            self.add_sources(pipeline, record.sources.iter());
+        }
+        if let Some(k) = &record.kafka {
+            let checkpoint = k.checkpoint.iter().flat_map(|c| c.ranges.iter());
+            let ranges = k.ranges.iter().chain(checkpoint);
+            self.advance(&k.group, ranges.map(|(p, &(_, next))| (p, next)));
+        }
+        self.through_version = self.through_version.max(version);
+    }
+
+    fn add_sources<'a>(&mut self, pipeline: &str, keys: impl Iterator<Item = &'a String>) {
+        let mut keys = keys.peekable();
+        if keys.peek().is_some() {
+            let set = self.sources.entry(pipeline.to_string()).or_default();
+            set.extend(keys.cloned());
+        }
+    }
+
+    fn advance<'a>(&mut self, group: &str, next: impl Iterator<Item = (&'a TopicPartition, i64)>) {
+        let offsets = self.offsets.entry(group.to_string()).or_default();
+        for (p, n) in next {
+            let e = offsets.entry(p.clone()).or_insert(n);
+            *e = (*e).max(n);
+        }
+    }
+
+    fn to_json(&self) -> String {
+        let offsets: BTreeMap<&String, BTreeMap<String, i64>> = self
+            .offsets
+            .iter()
+            .map(|(g, next)| (g, next.iter().map(|(p, &n)| (p.to_string(), n)).collect()))
+            .collect();
+        serde_json::json!({
+            "through_version": self.through_version,
+            "sources": self.sources,
+            "offsets": offsets,
+        })
+        .to_string()
+    }
+
+    fn from_json(text: &str) -> Result<Self> {
+        #[derive(serde::Deserialize)]
+        struct Json {
+            through_version: u64,
+            sources: BTreeMap<String, BTreeSet<String>>,
+            offsets: BTreeMap<String, BTreeMap<String, i64>>,
+        }
+        let j: Json = serde_json::from_str(text).map_err(|e| bad(RECOVERY_KEY, e))?;
+        let mut offsets = BTreeMap::new();
+        for (group, next) in j.offsets {
+            let parsed: Result<BTreeMap<TopicPartition, i64>> = next
+                .into_iter()
+                .map(|(k, n)| Ok((parse_partition(RECOVERY_KEY, &k)?, n)))
+                .collect();
+            offsets.insert(group, parsed?);
+        }
+        Ok(Self {
+            through_version: j.through_version,
+            sources: j.sources,
+            offsets,
+        })
+    }
 }
 
 impl CommitRecord {
@@ -86,6 +175,9 @@ impl CommitRecord {
         if !self.sources.is_empty() {
             let list = serde_json::to_string(&self.sources).unwrap_or_default();
             p.insert(SOURCES_KEY.into(), list);
+        }
+        if let Some(r) = &self.recovery {
+            p.insert(RECOVERY_KEY.into(), r.to_json());
         }
         if let Some(k) = &self.kafka {
             p.insert(GROUP_KEY.into(), k.group.clone());
@@ -118,6 +210,10 @@ impl CommitRecord {
             written_by,
             sources,
             kafka: kafka_commit(p)?,
+            recovery: p
+                .get(RECOVERY_KEY)
+                .map(|t| Recovery::from_json(t))
+                .transpose()?,
         })
     }
 }
@@ -163,16 +259,19 @@ fn encode_ranges(ranges: &OffsetRanges) -> String {
 fn decode_ranges(key: &'static str, text: &str) -> Result<OffsetRanges> {
     let map: BTreeMap<String, [i64; 2]> = serde_json::from_str(text).map_err(|e| bad(key, e))?;
     map.into_iter()
-        .map(|(k, [s, n])| {
-            let (topic, part) = k
-                .rsplit_once(':')
-                .ok_or_else(|| bad(key, format!("{k:?} is not topic:partition")))?;
-            let partition = part
-                .parse()
-                .map_err(|_| bad(key, format!("{k:?} has no partition number")))?;
-            Ok((TopicPartition::new(topic, partition), (s, n)))
-        })
+        .map(|(k, [s, n])| Ok((parse_partition(key, &k)?, (s, n))))
         .collect()
+}
+
+/// `topic:partition` back into a partition (the property `key` is named in the error).
+fn parse_partition(key: &'static str, k: &str) -> Result<TopicPartition> {
+    let (topic, part) = k
+        .rsplit_once(':')
+        .ok_or_else(|| bad(key, format!("{k:?} is not topic:partition")))?;
+    let partition = part
+        .parse()
+        .map_err(|_| bad(key, format!("{k:?} has no partition number")))?;
+    Ok(TopicPartition::new(topic, partition))
 }
 
 #[cfg(test)]
@@ -199,6 +298,7 @@ mod tests {
                     at_version: 7,
                 }),
             }),
+            recovery: None,
         }
     }
 
@@ -221,6 +321,57 @@ mod tests {
             CommitRecord::from_properties(&HashMap::new()).unwrap(),
             CommitRecord::default()
         );
+    }
+
+    /// Folding commits (files of two pipelines, Kafka batches and checkpoints, an earlier recovery)
+    /// gives what a resume and an offset recovery need; it survives its properties.
+    #[test]
+    fn a_recovery_folds_every_kind_of_commit_and_round_trips() {
+        let mut earlier = Recovery::default();
+        earlier.fold(
+            2,
+            &CommitRecord {
+                pipeline: Some("p".into()),
+                sources: vec!["old.jsonl".into()],
+                ..CommitRecord::default()
+            },
+        );
+        let mut r = Recovery::default();
+        let cleanup = CommitRecord {
+            job: Some("cleanup".into()),
+            recovery: Some(earlier),
+            ..CommitRecord::default()
+        };
+        r.fold(3, &cleanup);
+        r.fold(4, &kafka_record());
+        r.fold(
+            5,
+            &CommitRecord {
+                pipeline: Some("q".into()),
+                sources: vec!["b.jsonl".into()],
+                ..CommitRecord::default()
+            },
+        );
+        assert_eq!(r.through_version, 5);
+        assert_eq!(r.sources["p"].iter().collect::<Vec<_>>(), vec!["old.jsonl"]);
+        assert_eq!(r.sources["q"].len(), 1);
+        assert_eq!(
+            r.offsets["g"][&TopicPartition::new("boe.articles-v1", 3)],
+            42
+        );
+        assert_eq!(r.offsets["g"][&TopicPartition::new("t", 0)], 1);
+        let record = CommitRecord {
+            recovery: Some(r),
+            ..CommitRecord::default()
+        };
+        assert_eq!(
+            CommitRecord::from_properties(&record.to_properties()).unwrap(),
+            record
+        );
+        let mut p = record.to_properties();
+        p.insert(RECOVERY_KEY.into(), "{\"through_version\": 1}".into());
+        let e = CommitRecord::from_properties(&p).unwrap_err().to_string();
+        assert!(e.contains(RECOVERY_KEY), "{e}");
     }
 
     #[test]

@@ -26,3 +26,10 @@ pub const OFFSETS_KEY: &str = "lexembed.kafka.offsets";
 pub const CHECKPOINT_KEY: &str = "lexembed.kafka.checkpoint";
 /// Transaction property: the dataset version a checkpoint was read at.
 pub const CHECKPOINT_VERSION_KEY: &str = "lexembed.kafka.checkpoint_version";
+
+/// Transaction property: what every pipeline and consumer group had committed up to a version (JSON),
+/// written by `lexembed cleanup` before it removes the versions below its commit.
+pub const RECOVERY_KEY: &str = "lexembed.recovery";
+/// Dataset config: the version of the newest recovery commit. Config is carried by every later
+/// manifest (compaction and index builds included), so a reader finds it in the latest version.
+pub const RECOVERY_VERSION_KEY: &str = "lexembed.recovery_version";

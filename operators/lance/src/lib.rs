@@ -1,9 +1,12 @@
 //! lexembed's Lance store. Owns the embedded dataset's schema (from `schemas/`), atomic commits that
-//! record what they hold, the checks that refuse a model or schema mismatch, vector search, indexes
-//! and compaction. Knows nothing of where rows come from (sources) or how they were embedded beyond
-//! the model id and dims it records.
+//! record what they hold (and, where a writer's right to commit was read from a version, land only on
+//! it), the checks that refuse a model or schema mismatch, vector search, indexes, compaction and a
+//! cleanup of old versions that keeps what resume and offset recovery need. Knows nothing of where
+//! rows come from (sources) or how they were embedded beyond the model id and dims it records.
 
+pub mod cleanup;
 pub mod commit;
+pub mod conditional;
 pub mod error;
 pub mod index;
 pub(crate) mod keys;
@@ -11,7 +14,9 @@ pub mod schema;
 pub mod search;
 pub mod store;
 
-pub use commit::{Checkpoint, CommitRecord, KafkaCommit, OffsetRanges, TopicPartition};
+pub use cleanup::{CleanupSummary, cleanup, recovery_version};
+pub use commit::{Checkpoint, CommitRecord, KafkaCommit, OffsetRanges, Recovery, TopicPartition};
+pub use conditional::{Conditional, PendingAppend};
 pub use error::{Result, StoreError};
 pub use index::{IndexKind, IndexParams, build_index, compact, vector_columns};
 pub use search::{Hit, SearchOptions, check_query_model, hits, nearest};

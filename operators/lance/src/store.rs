@@ -59,7 +59,7 @@ impl DatasetLocation {
         }
     }
 
-    fn store_params(&self) -> Option<ObjectStoreParams> {
+    pub(crate) fn store_params(&self) -> Option<ObjectStoreParams> {
         if self.storage_options.is_empty() {
             return None;
         }
@@ -106,7 +106,7 @@ impl DatasetLocation {
     }
 
     /// Refuses rows of `schema` for `ds` when the model, dims or columns differ.
-    fn check_appendable(&self, ds: &Dataset, schema: &Schema) -> Result<()> {
+    pub(crate) fn check_appendable(&self, ds: &Dataset, schema: &Schema) -> Result<()> {
         let found = Schema::from(ds.schema());
         if let (Some(have), Some(want)) =
             (written_by(found.metadata()), written_by(schema.metadata()))
@@ -238,7 +238,7 @@ impl DatasetLocation {
         }
     }
 
-    fn write_params(&self, mode: WriteMode, record: &CommitRecord) -> WriteParams {
+    pub(crate) fn write_params(&self, mode: WriteMode, record: &CommitRecord) -> WriteParams {
         WriteParams {
             mode,
             store_params: self.store_params(),
@@ -252,7 +252,7 @@ impl DatasetLocation {
     /// Create as an Overwrite on top, dropping the other writer's rows. Strictly, the loser fails;
     /// unless `exclusive`, its files are then committed as an Append on the dataset the winner made,
     /// after the same model, dims and schema checks as any append (its rows are of `schema`).
-    async fn create_or_append(
+    pub(crate) async fn create_or_append(
         &self,
         tx: Transaction,
         schema: &Schema,
@@ -311,12 +311,13 @@ impl DatasetLocation {
     }
 }
 
-/// What every version's commit holds, oldest first (versions without a transaction file or
-/// properties are skipped).
+/// What every version's commit holds, oldest first, from the newest recovery commit on (it holds
+/// everything before it; versions without a transaction file or properties are skipped).
 pub async fn commit_history(ds: &Dataset) -> Result<Vec<(u64, CommitRecord)>> {
+    let from = crate::cleanup::recovery_version(ds).unwrap_or(0);
     let versions = ds.versions().await.map_err(lance_err(ds.uri()))?;
     let mut out = Vec::with_capacity(versions.len());
-    for v in versions {
+    for v in versions.into_iter().filter(|v| v.version >= from) {
         let tx = ds
             .read_transaction_by_version(v.version)
             .await

@@ -43,6 +43,9 @@ enum Command {
     Index(cmd::dataset::IndexArgs),
     /// Rewrite small fragments of a dataset into larger ones.
     Compact(cmd::dataset::CompactArgs),
+    /// Remove old versions of a dataset, keeping what `run --resume` and the Kafka operator need to
+    /// recover (a recovery commit of every pipeline's files and every group's offsets comes first).
+    Cleanup(cmd::dataset::CleanupArgs),
     /// SQL over Lance datasets with embed(text [, dim]) and vector functions.
     Sql(cmd::sql::SqlArgs),
     /// Load a JSONL file into a Kafka topic (one message per line), creating the topic if asked.
@@ -65,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Search(a) => cmd::dataset::search(a),
         Command::Index(a) => cmd::dataset::index(a),
         Command::Compact(a) => cmd::dataset::compact_cmd(a),
+        Command::Cleanup(a) => cmd::dataset::cleanup_cmd(a),
         Command::Eval(c) => cmd::eval::run(c),
         Command::Sql(a) => cmd::sql::run(a),
         Command::Produce(a) => cmd::produce::run(a),

@@ -103,6 +103,11 @@ struct Setup {
 
 /// A topic and a pipeline spec consuming it into a fresh dataset.
 fn setup(name: &str, extra_kafka: &str, batch_rows: usize) -> Setup {
+    setup_with(name, extra_kafka, batch_rows, 30_000)
+}
+
+/// `setup` with the group's `max.poll.interval.ms` (how long a stalled replica keeps its partitions).
+fn setup_with(name: &str, extra_kafka: &str, batch_rows: usize, max_poll_ms: u32) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let topic = unique(name);
     let dataset = dir.path().join("out.lance").display().to_string();
@@ -110,7 +115,7 @@ fn setup(name: &str, extra_kafka: &str, batch_rows: usize) -> Setup {
     std::fs::write(
         &spec,
         format!(
-            "name: {name}\nsource:\n  kind: kafka\n  batch_rows: {batch_rows}\n  max_text_bytes: 2000\n  kafka:\n    brokers: {}\n    topics: [{topic}]\n    group_id: {topic}-g\n    linger_ms: 300\n{extra_kafka}    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\n      max.poll.interval.ms: \"30000\"\nencoder:\n  model: {}\nsink:\n  uri: {dataset}\n  mode: append\n",
+            "name: {name}\nsource:\n  kind: kafka\n  batch_rows: {batch_rows}\n  max_text_bytes: 2000\n  kafka:\n    brokers: {}\n    topics: [{topic}]\n    group_id: {topic}-g\n    linger_ms: 300\n{extra_kafka}    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\n      max.poll.interval.ms: \"{max_poll_ms}\"\nencoder:\n  model: {}\nsink:\n  uri: {dataset}\n  mode: append\n",
             brokers(),
             tiny().display()
         ),
@@ -204,10 +209,27 @@ fn wait(mut child: Child, secs: u64) -> (std::process::ExitStatus, String) {
             return (status, out);
         }
         if Instant::now() > deadline {
+            dump_threads(child.id());
             child.kill().unwrap();
             panic!("process did not finish in {secs} s");
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every thread's stack of a process that hangs (with gdb, where the machine has it): where it waits
+/// is what a hang's fix needs, and it is gone once the process is killed.
+fn dump_threads(pid: u32) {
+    let out = Command::new("timeout")
+        .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-nx"])
+        .args(["-ex", "set pagination off", "-ex", "thread apply all bt 40"])
+        .output();
+    match out {
+        Ok(o) => eprintln!(
+            "--- threads of the hung process {pid}:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        ),
+        Err(e) => eprintln!("--- no thread dump of {pid} (gdb: {e})"),
     }
 }
 
@@ -330,6 +352,8 @@ fn two_replicas_write_100k_messages_exactly_once_with_the_encoders_vectors() {
     assert!(checked > 50, "checked {checked}");
 }
 
+/// Twelve crash trials (SIGKILL at random moments, abort between the Lance and the Kafka commit), with
+/// a `lexembed cleanup` of every old version after every other trial.
 #[test]
 fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplicates_nothing() {
     let _turn = turn();
@@ -382,6 +406,16 @@ fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplic
             distinct.len(),
             "duplicates after trial {trial}"
         );
+        // Every other trial, maintenance in between: the next replica recovers from the cleanup's
+        // recovery commit, the versions that recorded the offsets being gone.
+        if trial % 2 == 1 && !partial.is_empty() {
+            let out = bin().args(["cleanup", &s.dataset]).output().unwrap();
+            assert!(
+                out.status.success(),
+                "cleanup after trial {trial}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
     assert!(aborted_between >= 4);
     let before = count(&s.dataset);
@@ -417,6 +451,103 @@ fn a_replica_joining_and_one_leaving_mid_stream_keep_exactly_once() {
         "no rebalance seen by b"
     );
     assert_exactly_once(&s.dataset, n);
+}
+
+/// A replica stalled between its fence and its Lance commit (a long GC or VM pause) past
+/// `max.poll.interval.ms` is dropped from the group; the other replica takes its partitions over from
+/// the offsets in Lance and drains the topic. When the stalled one wakes up, its batch was fenced
+/// against a version that is no longer the latest: its commit must not land (the old code appended it
+/// on top, duplicating what the successor had committed).
+#[test]
+fn a_replica_stalled_past_the_poll_interval_lands_nothing_its_successor_committed() {
+    let _turn = turn();
+    let n = 6_000;
+    let s = setup_with("stalled", "", 500, 7_000);
+    produce(s.dir.path(), &s.topic, 2, &docs(n));
+    let a = s.start(
+        "a",
+        6.0,
+        &[("LEXEMBED_TEST_PAUSE_BEFORE_LANCE_COMMIT", "2:45")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !s.log("a").contains("stalling before the commit") {
+        assert!(Instant::now() < deadline, "a never stalled: {}", s.log("a"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let b = s.start("b", 6.0, &[]);
+    let (sb, _) = s.wait_logged(b, "b", 300);
+    assert!(sb.success(), "{}", s.log("b"));
+    assert_eq!(
+        count(&s.dataset),
+        n,
+        "b drained the topic while a was stalled"
+    );
+    let (sa, out) = s.wait_logged(a, "a", 300);
+    assert!(sa.success(), "{}", s.log("a"));
+    assert_exactly_once(&s.dataset, n);
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(
+        summary["dropped_not_owned"].as_u64().unwrap() >= 500,
+        "a's stale batch was not dropped: {summary}"
+    );
+}
+
+/// Maintenance between runs, as operators of a lakehouse do it: the operator commits, then `lexembed
+/// compact`, `index` and `cleanup` (every old version removed, with the commits that recorded the
+/// offsets). A restart recovers each partition's offset from the cleanup's recovery commit, reading
+/// a bounded number of commits (logged), and the records produced meanwhile land exactly once.
+#[test]
+fn offsets_survive_compact_index_and_a_cleanup_of_every_old_version() {
+    let _turn = turn();
+    let s = setup("maintenance", "", 200);
+    let all = docs(3_000);
+    produce(s.dir.path(), &s.topic, 3, &all[..2_000]);
+    s.drain("a");
+    assert_eq!(count(&s.dataset), 2_000);
+    let maintenance: [&[&str]; 3] = [
+        &["compact", &s.dataset],
+        &[
+            "index", &s.dataset, "--column", "emb_64", "--type", "ivf_pq",
+        ],
+        &["cleanup", &s.dataset, "--json"],
+    ];
+    for args in maintenance {
+        let out = bin().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let versions = lance_versions(&s.dataset);
+    assert_eq!(versions, 1, "cleanup left {versions} versions");
+    produce(s.dir.path(), &s.topic, 3, &all[2_000..]);
+    s.drain("b");
+    assert_exactly_once(&s.dataset, 3_000);
+    let log = s.log("b");
+    let line = log
+        .lines()
+        .find(|l| l.contains("recovered the offsets recorded in Lance"))
+        .unwrap_or_else(|| panic!("no recovery line: {log}"));
+    let read: u64 = line
+        .split("commits_read=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no commits_read in {line}"));
+    assert!(read <= 2, "recovery read {read} commits: {line}");
+}
+
+/// How many versions a dataset keeps.
+fn lance_versions(uri: &str) -> usize {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ds = lexembed_lance::DatasetLocation::new(uri)
+            .open()
+            .await
+            .unwrap();
+        ds.versions().await.unwrap().len()
+    })
 }
 
 #[test]

@@ -349,6 +349,10 @@ fn take_error(slot: &Mutex<Option<PipelineError>>) -> PipelineError {
 pub async fn committed_sources(ds: &lance::Dataset, name: &str) -> Result<HashMap<String, u64>> {
     let mut done = HashMap::new();
     for (version, record) in commit_history(ds).await? {
+        if let Some(mut recovery) = record.recovery {
+            let keys = recovery.sources.remove(name).unwrap_or_default();
+            done.extend(keys.into_iter().map(|k| (k, version)));
+        }
         if record.pipeline.as_deref() == Some(name) {
             done.extend(record.sources.into_iter().map(|k| (k, version)));
         }

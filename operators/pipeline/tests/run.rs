@@ -272,6 +272,28 @@ fn resume_skips_committed_files_so_each_row_lands_once() {
     assert_eq!(ids.len(), 12);
 }
 
+/// `lexembed cleanup` removes the versions whose commits name the files committed; its recovery commit
+/// keeps that record, so a resume afterwards re-embeds nothing (with Lance's own cleanup, every file
+/// whose commit was removed would be embedded again: ids twice).
+#[test]
+fn resume_after_a_cleanup_of_every_old_version_re_embeds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    write_jsonl(&dir.path().join("in/a.jsonl"), &docs(7, 0));
+    let body = "source:\n  kind: file\n  path: in/*.jsonl\nsink:\n  uri: out.lance\n  mode: append\n  resume: true\n";
+    assert_eq!(run(dir.path(), body).unwrap().rows_written, 7);
+    write_jsonl(&dir.path().join("in/b.jsonl"), &docs(5, 7));
+    assert_eq!(run(dir.path(), body).unwrap().rows_written, 5);
+    let location = DatasetLocation::new(dir.path().join("out.lance").display().to_string());
+    let done = io()
+        .block_on(lexembed_lance::cleanup(&location, None))
+        .unwrap();
+    assert_eq!(done.versions_removed, 2, "{done:?}");
+    let again = run(dir.path(), body).unwrap();
+    assert_eq!((again.files_already_committed, again.rows_written), (2, 0));
+    assert_eq!(read_rows(dir.path()), 12);
+}
+
 /// A file committed before and changed since (size or mtime) would be ingested again whole next to
 /// its old rows: resuming refuses it, naming the file and the commit, and writes nothing.
 #[test]

@@ -1,11 +1,11 @@
-//! Dataset commands: `lexembed search`, `lexembed index`, `lexembed compact`.
+//! Dataset commands: `lexembed search`, `lexembed index`, `lexembed compact`, `lexembed cleanup`.
 
 use anyhow::Context;
 use clap::Args;
 use lexembed_lance::schema::column_dim;
 use lexembed_lance::{
     DatasetLocation, IndexKind, IndexParams, SearchOptions, build_index, check_query_model,
-    compact, hits,
+    cleanup, compact, hits,
 };
 
 use lexembed_encoder::cli::EncoderArgs;
@@ -136,5 +136,40 @@ pub fn compact_cmd(args: CompactArgs) -> anyhow::Result<()> {
         args.dataset,
         ds.version().version
     );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct CleanupArgs {
+    /// Lance dataset (local path or s3://…).
+    pub dataset: String,
+    /// Keep versions younger than this (e.g. 7d, 12h, 30m) for time travel. Default: remove every
+    /// version below the recovery commit.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Commits a recovery of what every pipeline and consumer group committed, then removes old versions
+/// below it: resume and Kafka offset recovery keep working (unlike Lance's own cleanup).
+pub fn cleanup_cmd(args: CleanupArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let older_than = args
+        .older_than
+        .map(chrono::Duration::from_std)
+        .transpose()
+        .context("--older-than is too large")?;
+    let loc = DatasetLocation::new(&args.dataset);
+    let summary = rt.block_on(cleanup(&loc, older_than))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{}: recovery committed as version {}; {} old versions removed ({} bytes)",
+            args.dataset, summary.recovery_version, summary.versions_removed, summary.bytes_removed
+        );
+    }
     Ok(())
 }
