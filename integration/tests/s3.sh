@@ -169,13 +169,14 @@ done
 sed -n '2001,2300p' "$articles" > "$work/stream2.jsonl"
 lexembed produce "$work/stream2.jsonl" --brokers "$brokers" --topic "$topic" --key-field id \
   > "$work/produce2.out" 2>&1 || { cat "$work/produce2.out"; fail "produce after cleanup"; }
-lexembed run "$work/kafka.yaml" --exit-when-idle 8 --http-addr "" > "$work/k3.out" 2>&1 \
+python "$check" watch "$stream" "$work/seen-restart.json" & reader=$!; pids+=("$reader")
+LEXEMBED_LOG=info lexembed run "$work/kafka.yaml" --exit-when-idle 8 --http-addr "" > "$work/k3.out" 2>&1 \
   || { tail -30 "$work/k3.out"; fail "the restart after cleanup"; }
+sleep 1; kill -TERM $reader; wait $reader || true
 read_n="$(grep -Eo 'commits_read=[0-9]+' "$work/k3.out" | head -1 | grep -Eo '[0-9]+$' || echo none)"
 say "restart after cleanup: recovery read $read_n commits"
 [ "$read_n" != none ] && [ "$read_n" -le 2 ] || fail "recovery after cleanup read $read_n commits"
-echo '[]' > "$work/no-reads.json"
-python "$check" check "$stream" "$work/no-reads.json" "$work/stream.jsonl" "$work/stream2.jsonl" \
+python "$check" check "$stream" "$work/seen-restart.json" "$work/stream.jsonl" "$work/stream2.jsonl" \
   || fail "stream rows on S3 after cleanup and restart"
 LEXEMBED_LOG=info lexembed run "$work/b.yaml" --resume > "$work/resume.out" 2>&1 || { cat "$work/resume.out"; fail "resume after cleanup"; }
 grep -q "nothing to do" "$work/resume.out" || { cat "$work/resume.out"; fail "resume after cleanup re-embedded files"; }

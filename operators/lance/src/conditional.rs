@@ -199,9 +199,25 @@ impl ExactVersion {
         }
     }
 
-    /// Whether a commit was refused because another version had landed first.
+    /// Whether the commit lost its version: another had landed first (refused here), or another
+    /// writer took the very version at the same time (the store's conditional put refused it).
     fn refused(&self) -> bool {
         self.refused.load(Ordering::Acquire)
+    }
+
+    fn lost(&self) -> CommitError {
+        self.refused.store(true, Ordering::Release);
+        CommitError::CommitConflict
+    }
+
+    fn note<T>(
+        &self,
+        committed: std::result::Result<T, CommitError>,
+    ) -> std::result::Result<T, CommitError> {
+        committed.map_err(|e| match e {
+            CommitError::CommitConflict => self.lost(),
+            other => other,
+        })
     }
 }
 
@@ -288,10 +304,10 @@ impl CommitHandler for ExactVersion {
         transaction: Option<lance::table::format::Transaction>,
     ) -> std::result::Result<ManifestLocation, CommitError> {
         if manifest.version != self.version {
-            self.refused.store(true, Ordering::Release);
-            return Err(CommitError::CommitConflict);
+            return Err(self.lost());
         }
-        self.inner
+        let committed = self
+            .inner
             .commit(
                 manifest,
                 indices,
@@ -301,7 +317,8 @@ impl CommitHandler for ExactVersion {
                 naming_scheme,
                 transaction,
             )
-            .await
+            .await;
+        self.note(committed)
     }
 
     fn supports_predecessor_condition(&self) -> bool {
@@ -341,10 +358,10 @@ impl CommitHandler for ExactVersion {
         predecessor: &PredecessorIdentity,
     ) -> std::result::Result<ManifestLocation, CommitError> {
         if manifest.version != self.version {
-            self.refused.store(true, Ordering::Release);
-            return Err(CommitError::CommitConflict);
+            return Err(self.lost());
         }
-        self.inner
+        let committed = self
+            .inner
             .commit_after(
                 manifest,
                 indices,
@@ -355,7 +372,8 @@ impl CommitHandler for ExactVersion {
                 transaction,
                 predecessor,
             )
-            .await
+            .await;
+        self.note(committed)
     }
 
     async fn forget_version(
@@ -439,6 +457,36 @@ mod tests {
                 .all(|d| committed.contains(&d.path)),
             "the retry wrote its files again"
         );
+    }
+
+    /// Writers racing for the very same version (the store's conditional put decides): one lands, the
+    /// others are superseded, none fails (on S3 the losers used to fail with a commit conflict).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writers_racing_for_one_version_are_superseded_not_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
+        let none = CommitRecord::default();
+        loc.append(None, batch(&[0]), &none).await.unwrap();
+        let read = Arc::new(loc.open().await.unwrap());
+        let mut writers = Vec::new();
+        for i in 0..8 {
+            let (loc, read) = (loc.clone(), read.clone());
+            writers.push(tokio::spawn(async move {
+                let mut pending = PendingAppend::new(batch(&[i]));
+                loc.append_if_latest(Some(read), &mut pending, &CommitRecord::default())
+                    .await
+            }));
+        }
+        let mut landed = 0;
+        for w in writers {
+            match w.await.unwrap() {
+                Ok(Conditional::Committed(_)) => landed += 1,
+                Ok(Conditional::Superseded) => {}
+                Err(e) => panic!("a writer failed instead of being superseded: {e}"),
+            }
+        }
+        assert_eq!(landed, 1);
+        assert_eq!(rows(&loc.open().await.unwrap()).await, 2);
     }
 
     /// With no dataset seen, the conditional append is a strict create: a writer that lost the create

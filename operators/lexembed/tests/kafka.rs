@@ -352,13 +352,27 @@ fn two_replicas_write_100k_messages_exactly_once_with_the_encoders_vectors() {
     assert!(checked > 50, "checked {checked}");
 }
 
-/// Twelve crash trials (SIGKILL at random moments, abort between the Lance and the Kafka commit), with
-/// a `lexembed cleanup` of every old version after every other trial.
+/// Twelve crash trials of one replica: SIGKILL at random moments, and aborts between the Lance and the
+/// Kafka commit.
 #[test]
 fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplicates_nothing() {
+    crash_trials("crash", 1, false);
+}
+
+/// Twelve more, with two replicas of the group in every trial (each killed at its own moment; in the
+/// abort trials one aborts between its commits while the other is killed) and a `lexembed cleanup`
+/// of every old version after every other trial, so replicas also recover from a recovery commit.
+#[test]
+fn kill_9_trials_with_two_replicas_and_cleanups_between_them_keep_exactly_once() {
+    crash_trials("crash2", 2, true);
+}
+
+/// Runs twelve crash trials with `replicas` replicas each, then drains the topic: every record exactly
+/// once, and never a duplicate after any trial.
+fn crash_trials(name: &str, replicas: usize, cleanup: bool) {
     let _turn = turn();
     let n = 30_000;
-    let s = setup("crash", "", 500);
+    let s = setup(name, "", 500);
     // Each trial first adds its share of the messages, so every trial has work to lose whatever the
     // operator's speed (a crash trial needs up to three batches of it).
     let all = docs(n);
@@ -377,12 +391,13 @@ fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplic
     let mut aborted_between = 0;
     for trial in 0..12 {
         produce(s.dir.path(), &s.topic, 4, shares.next().unwrap());
-        let tag = format!("trial{trial}");
+        let tag = |r: usize| format!("trial{trial}-{r}");
+        let mut others: Vec<Child> = (1..replicas).map(|r| s.start(&tag(r), 30.0, &[])).collect();
         if trial % 3 == 2 {
             // Abort inside the window between the Lance commit and the Kafka offset commit.
             let after = (1 + rand(3)).to_string();
             let child = s.start(
-                &tag,
+                &tag(0),
                 30.0,
                 &[("LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS", after.as_str())],
             );
@@ -390,14 +405,19 @@ fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplic
             assert!(
                 !status.success(),
                 "trial {trial} should have aborted: {}",
-                s.log(&tag)
+                s.log(&tag(0))
             );
             aborted_between += 1;
         } else {
-            let mut child = s.start(&tag, 30.0, &[]);
+            let mut child = s.start(&tag(0), 30.0, &[]);
             std::thread::sleep(Duration::from_millis(1500 + rand(3000)));
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
+        }
+        for other in &mut others {
+            std::thread::sleep(Duration::from_millis(rand(1500)));
+            other.kill().unwrap();
+            other.wait().unwrap();
         }
         let partial = ids(&s.dataset);
         let distinct: HashSet<&String> = partial.iter().collect();
@@ -406,9 +426,9 @@ fn kill_9_at_random_moments_and_between_lance_and_kafka_commits_loses_and_duplic
             distinct.len(),
             "duplicates after trial {trial}"
         );
-        // Every other trial, maintenance in between: the next replica recovers from the cleanup's
+        // Every other trial, maintenance in between: the next replicas recover from the cleanup's
         // recovery commit, the versions that recorded the offsets being gone.
-        if trial % 2 == 1 && !partial.is_empty() {
+        if cleanup && trial % 2 == 1 && !partial.is_empty() {
             let out = bin().args(["cleanup", &s.dataset]).output().unwrap();
             assert!(
                 out.status.success(),
