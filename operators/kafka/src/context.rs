@@ -326,12 +326,11 @@ impl ConsumerContext for OperatorContext {
                 if let Err(e) = unassigned {
                     warn!(error = %e, "unassigning partitions failed");
                 }
-                if shared.assigned_count() == 0 {
-                    shared.metrics.ready.store(false, Ordering::Relaxed);
-                }
+                // Still a member (ready stays): a replica with no partitions is a healthy spare.
             }
             other => {
                 warn!(error = ?other, "rebalance error: dropping the assignment");
+                shared.metrics.ready.store(false, Ordering::Relaxed);
                 let _gate = shared.commit_gate();
                 let _ = consumer.unassign();
                 let mut assigned = lock(&shared.assigned);

@@ -33,7 +33,8 @@ pub struct Metrics {
     lag_ms: AtomicU64,
     encoder_us: AtomicU64,
     latency: Mutex<Histogram>,
-    /// Set once the consumer has its first assignment and Lance was reachable.
+    /// Set once the consumer joined the group (an assignment, even of no partition) and Lance was
+    /// reachable; cleared by a rebalance error.
     pub ready: AtomicBool,
     /// The main loop's last turn (for /healthz).
     heartbeat: Mutex<Instant>,
@@ -194,7 +195,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP lexembed_ready Whether the operator has partitions and reached Lance.\n# TYPE lexembed_ready gauge\nlexembed_ready {}",
+            "# HELP lexembed_ready Whether the operator is a member of its consumer group and reached Lance.\n# TYPE lexembed_ready gauge\nlexembed_ready {}",
             u8::from(self.ready.load(Ordering::Relaxed))
         );
         if let Ok(h) = self.latency.lock() {

@@ -152,7 +152,7 @@ pub fn run_operator(
     let stop = opts.stop.clone().unwrap_or_default();
     let op = Operator::open(loaded, io.clone())?;
     if let Some(addr) = &opts.http_addr {
-        crate::http::serve(addr, op.metrics.clone(), Duration::from_secs(300))?;
+        crate::http::serve(addr, op.metrics.clone(), Duration::from_secs(300), io)?;
     }
     let result = op.run(&stop, opts.exit_when_idle);
     op.close();
