@@ -1,7 +1,7 @@
 //! The pipeline spec: what a user writes in `pipelines/*.yaml`, parsed into typed structs.
 //!
-//! Owns parsing (`${ENV}` interpolation, unknown keys and wrong types reported with file, line and
-//! column) and validation of combinations serde cannot express. The JSON Schema that editors use is
+//! Owns parsing (`${ENV}` replaced inside parsed string values, unknown keys and wrong types reported
+//! with file, line and column) and validation of combinations serde cannot express. The JSON Schema that editors use is
 //! generated from these types (`lexembed schema`). Runs nothing.
 
 use std::collections::BTreeMap;
@@ -328,10 +328,12 @@ impl LoadedSpec {
     }
 }
 
-/// Parses YAML text after `${VAR}` / `${VAR:-default}` interpolation, then validates it.
+/// Parses a spec, then validates it. `${VAR}` / `${VAR:-default}` are replaced inside string values
+/// after the YAML is parsed, never in its text: a value is only ever text (a secret such as
+/// `p@ss #2`, one starting with `!`, `&` or `*`, or one with a newline stays exactly that string).
+/// Variables go in string fields only.
 pub fn parse(raw: &str, file: &Path) -> Result<PipelineSpec> {
-    let text = interpolate(raw, file)?;
-    let spec: PipelineSpec = yaml_serde::from_str(&text).map_err(|e| {
+    let located = |e: yaml_serde::Error| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         PipelineError::Spec {
             file: file.to_path_buf(),
@@ -339,9 +341,60 @@ pub fn parse(raw: &str, file: &Path) -> Result<PipelineSpec> {
             column,
             message: e.to_string(),
         }
+    };
+    // The spec as written first: syntax, unknown keys and wrong types, with line and column.
+    check_variables(raw, file)?;
+    yaml_serde::from_str::<PipelineSpec>(raw).map_err(located)?;
+    let mut value: yaml_serde::Value = yaml_serde::from_str(raw).map_err(located)?;
+    substitute(&mut value, file)?;
+    let spec = PipelineSpec::deserialize(value).map_err(|e| PipelineError::Spec {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("after replacing ${{VAR}}s: {e}"),
     })?;
     validate(&spec, file)?;
     Ok(spec)
+}
+
+/// Replaces `${VAR}`s inside every string value of `value` (mapping keys are left as written).
+fn substitute(value: &mut yaml_serde::Value, file: &Path) -> Result<()> {
+    use yaml_serde::Value;
+    match value {
+        Value::String(text) if text.contains("${") => *text = interpolate(text, file)?,
+        Value::Sequence(items) => {
+            for item in items {
+                substitute(item, file)?;
+            }
+        }
+        Value::Mapping(map) => {
+            for (_, v) in map.iter_mut() {
+                substitute(v, file)?;
+            }
+        }
+        Value::Tagged(tagged) => substitute(&mut tagged.value, file)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Every `${VAR}` of the text is closed and set (or has a default): errors name the line and column,
+/// which the parsed values no longer carry.
+fn check_variables(raw: &str, file: &Path) -> Result<()> {
+    for (n, line) in raw.lines().enumerate() {
+        interpolate(line, file).map_err(|e| match e {
+            PipelineError::Spec {
+                column, message, ..
+            } => PipelineError::Spec {
+                file: file.to_path_buf(),
+                line: n + 1,
+                column,
+                message,
+            },
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
@@ -536,6 +589,46 @@ mod tests {
             e.to_string().contains("p.yaml:2:4")
                 && e.to_string().contains("LEXEMBED_TEST_UNSET_VAR"),
             "{e}"
+        );
+    }
+
+    /// A value from the environment is a string, whatever it holds: `p@ss #2` is not cut at ` #` (a
+    /// comment), `*x` is no alias, a newline injects no key (the old text substitution did all three).
+    #[test]
+    fn env_values_stay_strings_and_inject_nothing() {
+        let spec = |var: &str, value: &str| {
+            // SAFETY: each case sets a variable of its own that no other thread reads.
+            unsafe { std::env::set_var(var, value) };
+            parse(
+                &GOOD.replace(
+                    "  uri: out.lance\n",
+                    &format!("  uri: out.lance\n  storage_options:\n    secret: ${{{var}}}\n    prefixed: s3://${{{var}}}/x\n"),
+                ),
+                Path::new("p.yaml"),
+            )
+        };
+        for (var, value) in [
+            ("LEXEMBED_TEST_SECRET_HASH", "p@ss #2"),
+            ("LEXEMBED_TEST_SECRET_ALIAS", "*x"),
+            ("LEXEMBED_TEST_SECRET_TAG", "!!int 5"),
+            ("LEXEMBED_TEST_SECRET_NUMBER", "123456"),
+        ] {
+            let s = spec(var, value).unwrap();
+            assert_eq!(s.sink.storage_options["secret"], value);
+            assert_eq!(
+                s.sink.storage_options["prefixed"],
+                format!("s3://{value}/x")
+            );
+        }
+        let injected = spec("LEXEMBED_TEST_SECRET_NEWLINE", "x\n  mode: overwrite").unwrap();
+        assert_eq!(
+            injected.sink.mode,
+            SinkModeSpec::Create,
+            "a newline injected a key"
+        );
+        assert_eq!(
+            injected.sink.storage_options["secret"],
+            "x\n  mode: overwrite"
         );
     }
 

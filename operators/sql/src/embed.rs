@@ -3,8 +3,9 @@
 //!
 //! An async UDF: DataFusion hands it record batches of `ideal_batch_size` rows from every partition
 //! concurrently, and each call waits on the model's shared batcher, which coalesces them into large
-//! encoder calls. Planning errors: a non-literal or unsupported dim (listing the allowed ones), a
-//! non-string text.
+//! encoder calls. A literal text is embedded once per call and its vector repeated for the rows, so
+//! `cosine_distance(emb_64, embed('plazo', 64))` runs the model once per batch, not once per row. Planning errors: a non-literal or unsupported dim (listing the allowed ones), a non-string
+//! text.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -151,7 +152,27 @@ impl AsyncScalarUDFImpl for EmbedFunc {
             DataType::FixedSizeList(_, d) => Dim(*d as u32),
             other => return exec_err!("embed: unexpected return type {other}"),
         };
-        let texts: ArrayRef = args.args[0].to_array(args.number_rows)?;
+        match &args.args[0] {
+            // A literal (`embed('plazo', 64)` beside a column): one text, embedded once, then its
+            // vector repeated for the batch's rows (the async UDF's output is a column), instead of
+            // the text copied to every row and embedded again for each.
+            ColumnarValue::Scalar(text) => {
+                let one = self.embed_array(text.to_array_of_size(1)?, dim).await?;
+                let vector = ScalarValue::try_from_array(&one, 0)?;
+                Ok(ColumnarValue::Array(
+                    vector.to_array_of_size(args.number_rows)?,
+                ))
+            }
+            ColumnarValue::Array(texts) => Ok(ColumnarValue::Array(
+                self.embed_array(texts.clone(), dim).await?,
+            )),
+        }
+    }
+}
+
+impl EmbedFunc {
+    /// Every text of `texts` at `dim` (null in, null out), through the shared batcher.
+    async fn embed_array(&self, texts: ArrayRef, dim: Dim) -> Result<ArrayRef> {
         let rows = text_rows(texts.as_ref())
             .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
         let present: Vec<String> = rows.iter().flatten().map(|s| s.to_string()).collect();
@@ -178,6 +199,6 @@ impl AsyncScalarUDFImpl for EmbedFunc {
             Arc::new(arrays.into_iter().next().ok_or_else(|| {
                 datafusion::error::DataFusionError::Execution("no output".into())
             })?);
-        Ok(ColumnarValue::Array(out))
+        Ok(out)
     }
 }

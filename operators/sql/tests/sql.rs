@@ -180,7 +180,11 @@ async fn lance_datasets_are_tables_with_filters() {
         .await
         .unwrap();
     let q = "SELECT id, cosine_distance(emb_16, embed('¿Cuál es el plazo para resolver?', 16)) AS d FROM docs WHERE id <> 'd0' ORDER BY d, id LIMIT 3";
+    let before = enc.stats();
     let out = collect(&ctx, q).await.unwrap();
+    // The literal is embedded once per batch DataFusion hands over (one here), not once per row (19).
+    let embedded = enc.stats().rows - before.rows;
+    assert_eq!(embedded, 1, "the query text was embedded {embedded} times");
     let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
     assert_eq!(rows, 3);
     let first = out[0].column(0).as_string::<i32>().value(0).to_string();
