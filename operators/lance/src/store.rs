@@ -22,12 +22,24 @@ use crate::error::{Result, StoreError, lance_err};
 use crate::schema::{difference, written_by};
 
 /// Where a dataset lives and how to reach it.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct DatasetLocation {
     /// Local path or object-store URI (`s3://bucket/path`).
     pub uri: String,
     /// Passed to Lance's object store (endpoint, region, credentials, …).
     pub storage_options: HashMap<String, String>,
+}
+
+/// The store options may hold credentials: their keys only.
+impl std::fmt::Debug for DatasetLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<&str> = self.storage_options.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        f.debug_struct("DatasetLocation")
+            .field("uri", &self.uri)
+            .field("storage_options (values redacted)", &keys)
+            .finish()
+    }
 }
 
 /// How a write treats an existing dataset.
@@ -430,6 +442,18 @@ mod tests {
         assert!(
             matches!(again, Err(StoreError::ModelMismatch { .. })),
             "{again:?}"
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_credentials() {
+        let mut loc = DatasetLocation::new("s3://b/d.lance");
+        loc.storage_options
+            .insert("aws_secret_access_key".into(), "hunter2-secret".into());
+        let shown = format!("{loc:?}");
+        assert!(
+            shown.contains("aws_secret_access_key") && !shown.contains("hunter2"),
+            "{shown}"
         );
     }
 

@@ -143,7 +143,7 @@ pub enum StartPosition {
 /// A Kafka source: messages are JSON objects (or the key is the id), micro-batched into record batches.
 /// Offsets live in the Lance dataset's commits (the source of truth); the group's committed offsets are
 /// only updated for lag tools.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSourceSpec {
     /// Bootstrap servers, e.g. `broker-0:9092,broker-1:9092`.
@@ -171,6 +171,40 @@ pub struct KafkaSourceSpec {
     /// secrets. `enable.auto.commit`, `group.id` and `bootstrap.servers` are set by lexembed.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+/// Settings that may hold credentials (`sasl.password`, `aws_secret_access_key`, …) show their keys
+/// only: specs end up in logs and error reports.
+fn redacted(map: &BTreeMap<String, String>) -> BTreeMap<&str, &'static str> {
+    map.keys().map(|k| (k.as_str(), "<redacted>")).collect()
+}
+
+impl std::fmt::Debug for KafkaSourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSourceSpec")
+            .field("brokers", &self.brokers)
+            .field("topics", &self.topics)
+            .field("group_id", &self.group_id)
+            .field("start", &self.start)
+            .field("key_as_id", &self.key_as_id)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("linger_ms", &self.linger_ms)
+            .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("properties", &redacted(&self.properties))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkSpec")
+            .field("uri", &self.uri)
+            .field("mode", &self.mode)
+            .field("resume", &self.resume)
+            .field("storage_options", &redacted(&self.storage_options))
+            .field("indexes", &self.indexes)
+            .finish()
+    }
 }
 
 fn default_linger_ms() -> u64 {
@@ -251,7 +285,7 @@ impl From<SinkModeSpec> for lexembed_lance::SinkMode {
 }
 
 /// Where vectors go.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SinkSpec {
     /// Lance dataset: a local path (relative to the spec file) or `s3://bucket/path`.
@@ -620,6 +654,12 @@ mod tests {
                 format!("s3://{value}/x")
             );
         }
+        let s = spec("LEXEMBED_TEST_SECRET_SHOWN", "hunter2-secret").unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("secret") && !shown.contains("hunter2"),
+            "a credential in Debug: {shown}"
+        );
         let injected = spec("LEXEMBED_TEST_SECRET_NEWLINE", "x\n  mode: overwrite").unwrap();
         assert_eq!(
             injected.sink.mode,

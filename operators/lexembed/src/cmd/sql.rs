@@ -118,7 +118,7 @@ async fn execute(
 }
 
 /// The interactive prompt: line editing, history kept in `$LEXEMBED_HOME/sql_history` across
-/// sessions, statements end with `;`, an error is printed and the session goes on, Ctrl-C drops the
+/// sessions (less statements that may hold credentials), statements end with `;`, an error is printed and the session goes on, Ctrl-C drops the
 /// statement being typed, Ctrl-D leaves.
 async fn prompt(ctx: &SessionContext, format: Format, model_id: &str) -> anyhow::Result<()> {
     use rustyline::error::ReadlineError;
@@ -137,8 +137,12 @@ async fn prompt(ctx: &SessionContext, format: Format, model_id: &str) -> anyhow:
                 statement.push_str(&line);
                 statement.push('\n');
                 if statement.trim_end().ends_with(';') {
-                    let _ = editor.add_history_entry(statement.trim());
-                    let _ = editor.save_history(&history);
+                    if may_hold_credentials(&statement) {
+                        eprintln!("(not kept in the history: it may hold credentials)");
+                    } else {
+                        let _ = editor.add_history_entry(statement.trim());
+                        let _ = editor.save_history(&history);
+                    }
                     if let Err(e) = execute(ctx, &statement, format, model_id).await {
                         eprintln!("error: {e:#}");
                     }
@@ -154,6 +158,22 @@ async fn prompt(ctx: &SessionContext, format: Format, model_id: &str) -> anyhow:
         execute(ctx, &statement, format, model_id).await?;
     }
     Ok(())
+}
+
+/// Whether a statement may carry credentials (`OPTIONS (…)` of an external table, keys, passwords,
+/// tokens): such statements stay out of the history file.
+fn may_hold_credentials(statement: &str) -> bool {
+    const MARKERS: [&str; 7] = [
+        "options",
+        "secret",
+        "password",
+        "access_key",
+        "token",
+        "credential",
+        "session_key",
+    ];
+    let lower = statement.to_lowercase();
+    MARKERS.iter().any(|m| lower.contains(m))
 }
 
 /// Statements of a script: split at `;` outside quotes; empty ones dropped.
@@ -201,4 +221,20 @@ fn print(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_with_credentials_stay_out_of_the_history() {
+        let create = "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/t' \
+                      OPTIONS ('aws.secret_access_key' 'hunter2');";
+        assert!(may_hold_credentials(create));
+        assert!(may_hold_credentials("SET s3.Session_Token = 'x';"));
+        assert!(!may_hold_credentials(
+            "SELECT id FROM vector_search('docs', 'emb_64', embed('plazo', 64), 5);"
+        ));
+    }
 }
