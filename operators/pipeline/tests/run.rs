@@ -184,6 +184,39 @@ fn bad_records_fail_with_their_line_or_are_skipped_and_counted() {
     );
 }
 
+/// A line far over what any acceptable record needs (here 3 MiB, for `max_text_bytes: 100`) is
+/// measured and skipped in chunks, never held whole: a bad record naming its line and size (the old
+/// reader read any line whole, a 1 GB line without a newline included).
+#[test]
+fn an_oversized_line_is_refused_with_its_size_without_being_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = docs(3, 0);
+    let huge = format!(
+        "{{\"id\": \"huge\", \"text\": \"{}\"}}",
+        "a".repeat(3 << 20)
+    );
+    rows.insert(1, huge.clone());
+    write_jsonl(&dir.path().join("docs.jsonl"), &rows);
+    let limited = JSONL_SINK.replace(
+        "  metadata_fields: [law]\n",
+        "  metadata_fields: [law]\n  max_text_bytes: 100\n",
+    );
+    let err = run(dir.path(), &limited).unwrap_err().to_string();
+    let size = format!("{} bytes", huge.len() + 1);
+    assert!(
+        err.contains("docs.jsonl:2") && err.contains(&size) && err.contains("line limit"),
+        "{err}"
+    );
+    let skip = limited.replace(
+        "  max_text_bytes: 100\n",
+        "  max_text_bytes: 100\n  on_bad_record: skip\n",
+    );
+    let s = run(dir.path(), &skip).unwrap();
+    assert_eq!(s.rows_written, 3);
+    let kinds: Vec<(&str, usize)> = s.skipped.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    assert_eq!(kinds, [("too_large", 1)]);
+}
+
 fn read_rows(dir: &Path) -> usize {
     read_all(&dir.join("out.lance").display().to_string()).num_rows()
 }

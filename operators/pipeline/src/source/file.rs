@@ -12,7 +12,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::DocBatch;
-use super::rows::{RowBuilder, Value, json_doc};
+use super::rows::{Refusal, RowBuilder, Value, json_doc};
 use crate::error::{PipelineError, Result};
 use crate::spec::{FileFormat, SourceSpec};
 
@@ -114,6 +114,20 @@ pub fn read_file(
     })
 }
 
+/// Room on a JSONL line for the id, metadata and JSON syntax besides the text.
+const MAX_LINE_OVERHEAD: usize = 1 << 20;
+
+/// What reading one JSONL line gave.
+enum Line {
+    End,
+    Read,
+    /// Over the line limit: skipped, only measured.
+    TooLong {
+        bytes: u64,
+        limit: usize,
+    },
+}
+
 struct JsonlReader {
     path: PathBuf,
     lines: BufReader<File>,
@@ -139,17 +153,61 @@ impl JsonlReader {
         })
     }
 
-    fn read_line(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+    /// The longest line kept in memory: a record whose text is at `max_text_bytes`, escaped at worst
+    /// (6 bytes per byte as `\uXXXX`), plus room for the id and metadata. Longer lines are measured
+    /// and skipped, never held whole.
+    fn max_line_bytes(&self) -> usize {
+        self.spec
+            .max_text_bytes
+            .saturating_mul(6)
+            .saturating_add(MAX_LINE_OVERHEAD)
+    }
+
+    /// Reads the next line into `buf`; a line over `max_line_bytes` is read through to its end in
+    /// chunks (memory stays bounded) and only its size is kept.
+    fn read_line(&mut self, buf: &mut Vec<u8>) -> Result<Line> {
         buf.clear();
-        let n = self
-            .lines
-            .read_until(b'\n', buf)
-            .map_err(|e| PipelineError::Io {
-                path: self.path.clone(),
-                source: e,
-            })?;
+        let limit = self.max_line_bytes();
+        let io = |e| PipelineError::Io {
+            path: self.path.clone(),
+            source: e,
+        };
+        let (mut total, mut over) = (0u64, false);
+        loop {
+            let chunk = self.lines.fill_buf().map_err(io)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let (take, end) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            };
+            total += take as u64;
+            if !over && buf.len() + take > limit {
+                over = true;
+                buf.clear();
+                buf.shrink_to(1 << 20);
+            }
+            if !over {
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            self.lines.consume(take);
+            if end {
+                break;
+            }
+        }
+        if total == 0 {
+            return Ok(Line::End);
+        }
         self.line += 1;
-        Ok(n > 0)
+        Ok(if over {
+            Line::TooLong {
+                bytes: total,
+                limit,
+            }
+        } else {
+            Line::Read
+        })
     }
 
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
@@ -176,18 +234,30 @@ impl Iterator for JsonlReader {
         let mut buf = Vec::new();
         loop {
             match self.read_line(&mut buf) {
-                Ok(true) => {
-                    if let Err(e) = self.push(&buf) {
+                Ok(line) => {
+                    let pushed = match line {
+                        Line::End => {
+                            self.done = true;
+                            break;
+                        }
+                        Line::Read => self.push(&buf),
+                        Line::TooLong { bytes, limit } => {
+                            let refusal = Refusal::new(
+                                "too_large",
+                                format!(
+                                    "line of {bytes} bytes, over the {limit}-byte line limit (max_text_bytes × 6 + 1 MiB); not read into memory"
+                                ),
+                            );
+                            self.rows.bad(&self.path, self.line, refusal)
+                        }
+                    };
+                    if let Err(e) = pushed {
                         self.done = true;
                         return Some(Err(e));
                     }
                     if self.rows.rows >= self.spec.batch_rows {
                         break;
                     }
-                }
-                Ok(false) => {
-                    self.done = true;
-                    break;
                 }
                 Err(e) => {
                     self.done = true;
