@@ -210,11 +210,17 @@ impl ExactVersion {
         CommitError::CommitConflict
     }
 
-    fn note<T>(
+    /// Runs the inner handler's `commit` (not started yet: a future does nothing until awaited) only
+    /// for the one version let through; a conflict it reports loses the version too.
+    async fn guarded<T>(
         &self,
-        committed: std::result::Result<T, CommitError>,
+        version: u64,
+        commit: impl std::future::Future<Output = std::result::Result<T, CommitError>>,
     ) -> std::result::Result<T, CommitError> {
-        committed.map_err(|e| match e {
+        if version != self.version {
+            return Err(self.lost());
+        }
+        commit.await.map_err(|e| match e {
             CommitError::CommitConflict => self.lost(),
             other => other,
         })
@@ -303,22 +309,17 @@ impl CommitHandler for ExactVersion {
         naming_scheme: ManifestNamingScheme,
         transaction: Option<lance::table::format::Transaction>,
     ) -> std::result::Result<ManifestLocation, CommitError> {
-        if manifest.version != self.version {
-            return Err(self.lost());
-        }
-        let committed = self
-            .inner
-            .commit(
-                manifest,
-                indices,
-                base_path,
-                object_store,
-                manifest_writer,
-                naming_scheme,
-                transaction,
-            )
-            .await;
-        self.note(committed)
+        let version = manifest.version;
+        let commit = self.inner.commit(
+            manifest,
+            indices,
+            base_path,
+            object_store,
+            manifest_writer,
+            naming_scheme,
+            transaction,
+        );
+        self.guarded(version, commit).await
     }
 
     fn supports_predecessor_condition(&self) -> bool {
@@ -357,23 +358,18 @@ impl CommitHandler for ExactVersion {
         transaction: Option<lance::table::format::Transaction>,
         predecessor: &PredecessorIdentity,
     ) -> std::result::Result<ManifestLocation, CommitError> {
-        if manifest.version != self.version {
-            return Err(self.lost());
-        }
-        let committed = self
-            .inner
-            .commit_after(
-                manifest,
-                indices,
-                base_path,
-                object_store,
-                manifest_writer,
-                naming_scheme,
-                transaction,
-                predecessor,
-            )
-            .await;
-        self.note(committed)
+        let version = manifest.version;
+        let commit = self.inner.commit_after(
+            manifest,
+            indices,
+            base_path,
+            object_store,
+            manifest_writer,
+            naming_scheme,
+            transaction,
+            predecessor,
+        );
+        self.guarded(version, commit).await
     }
 
     async fn forget_version(
