@@ -11,7 +11,7 @@ use arrow_array::{FixedSizeListArray, Float32Array, RecordBatch, StringArray};
 use clap::Args;
 use futures::TryStreamExt;
 use lexembed_encoder::Dim;
-use lexembed_lance::DatasetLocation;
+use lexembed_lance::{Conditional, DatasetLocation, PendingAppend};
 
 use super::sql::random_vectors;
 use super::{median, percentile};
@@ -85,16 +85,22 @@ async fn appends(
         let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
         for s in order {
             let t = Instant::now();
-            let ds = stores[s]
-                .append(bases[s].take(), batch.clone(), &Default::default())
+            // The operator's commit: conditional on the version it read (alone here, never
+            // superseded).
+            let mut pending = PendingAppend::new(batch.clone());
+            let committed = stores[s]
+                .append_if_latest(bases[s].take(), &mut pending, &Default::default())
                 .await?;
+            let Conditional::Committed(ds) = committed else {
+                anyhow::bail!("{}: the only writer was superseded", stores[s].uri);
+            };
             let ms = t.elapsed().as_secs_f64() * 1e3;
             if i == 0 {
                 timings[s].create.push(ms);
             } else {
                 timings[s].append.push(ms);
             }
-            bases[s] = Some(Arc::new(ds));
+            bases[s] = Some(Arc::new(*ds));
         }
     }
     Ok(())
