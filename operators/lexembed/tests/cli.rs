@@ -5,8 +5,8 @@ mod common;
 use common::*;
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 fn golden() -> serde_json::Value {
     let p = tiny().with_file_name("tiny-xlmr.golden.json");
@@ -460,4 +460,109 @@ fn a_sql_source_feeds_the_pipeline() {
         err.contains("no column `text`") && err.contains("body"),
         "{err}"
     );
+}
+
+/// Runs `lexembed ARGS` to the end; returns (success, stdout, stderr, peak resident memory in
+/// bytes). The peak is the kernel's (`ru_maxrss` from `wait4`) for that one process, taken by a
+/// small Python parent that `fork`s it: a child spawned straight from this test process would
+/// inherit this process's own high-water mark at `exec`, and tests running beside it would count.
+fn run_measuring_peak_rss(args: &[&std::ffi::OsStr], dir: &Path) -> (bool, String, String, u64) {
+    const PARENT: &str = "import os, sys\n\
+pid = os.fork()\n\
+if pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\n\
+_, status, usage = os.wait4(pid, 0)\n\
+print(usage.ru_maxrss, file=open(os.environ['PEAK_FILE'], 'w'))\n\
+sys.exit(os.waitstatus_to_exitcode(status))\n";
+    let (out, err, peak) = (dir.join("stdout"), dir.join("stderr"), dir.join("peak"));
+    let status = Command::new(python())
+        .args(["-c", PARENT, env!("CARGO_BIN_EXE_lexembed")])
+        .args(args)
+        .env("PEAK_FILE", &peak)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    // ru_maxrss is in KiB on Linux.
+    let kib: u64 = read(&peak).trim().parse().unwrap();
+    (status.success(), read(&out), read(&err), kib * 1024)
+}
+
+/// A 256 MiB JSONL line (no text may exceed 1 KiB) is refused with its line and size while the
+/// process's peak memory stays within 64 MiB of a run over the same file without that line. The
+/// old reader held the whole line (and parsed it) before checking the size.
+#[test]
+fn a_256_mib_line_is_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |id: &str, text: &str| serde_json::json!({"id": id, "text": text}).to_string();
+    let ok_rows = [
+        line("a", "Artículo 1. El plazo para resolver es de tres meses."),
+        line("b", "Artículo 2. Cabe recurso de alzada."),
+    ];
+    std::fs::write(dir.path().join("small.jsonl"), ok_rows.join("\n") + "\n").unwrap();
+    // Written in chunks: the parent's memory does not matter (see run_measuring_peak_rss), but
+    // there is no need for 256 MiB of it.
+    let mut huge = std::fs::File::create(dir.path().join("huge.jsonl")).unwrap();
+    writeln!(huge, "{}", ok_rows[0]).unwrap();
+    write!(huge, "{{\"id\": \"huge\", \"text\": \"").unwrap();
+    let chunk = "a".repeat(1 << 20);
+    for _ in 0..256 {
+        huge.write_all(chunk.as_bytes()).unwrap();
+    }
+    writeln!(huge, "\"}}").unwrap();
+    writeln!(huge, "{}", ok_rows[1]).unwrap();
+    drop(huge);
+    let huge_line_bytes = (256 << 20) + r#"{"id": "huge", "text": ""}"#.len() + 1;
+    let spec = |file: &str, on_bad: &str| {
+        let p = dir.path().join(format!("{file}-{on_bad}.yaml"));
+        std::fs::write(
+            &p,
+            format!(
+                "name: bounded\nsource:\n  kind: file\n  path: {file}\n  max_text_bytes: 1024\n  on_bad_record: {on_bad}\nencoder:\n  model: {}\nsink:\n  uri: {file}-{on_bad}.lance\n",
+                tiny().display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let (ok, _, err, baseline) = run_measuring_peak_rss(
+        &[
+            "run".as_ref(),
+            "--json".as_ref(),
+            spec("small.jsonl", "fail").as_os_str(),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err, peak) = run_measuring_peak_rss(
+        &[
+            "run".as_ref(),
+            "--json".as_ref(),
+            spec("huge.jsonl", "fail").as_os_str(),
+        ],
+        dir.path(),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("huge.jsonl:2") && err.contains(&format!("line of {huge_line_bytes} bytes")),
+        "{err}"
+    );
+    let (mib, base_mib) = (peak >> 20, baseline >> 20);
+    eprintln!("peak {mib} MiB, {base_mib} MiB without the long line");
+    assert!(
+        peak < baseline + (64 << 20),
+        "peak {mib} MiB against {base_mib} MiB without the long line"
+    );
+    let (ok, stdout, err, _) = run_measuring_peak_rss(
+        &[
+            "run".as_ref(),
+            "--json".as_ref(),
+            spec("huge.jsonl", "skip").as_os_str(),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let s: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(s["rows_written"], 2, "{s}");
+    assert_eq!(s["skipped"]["too_large"], 1, "{s}");
 }

@@ -96,7 +96,8 @@ pub struct SourceSpec {
     /// kind sql: a query and the tables it reads.
     #[serde(default)]
     pub sql: Option<SqlSourceSpec>,
-    /// File format; default from the extension (.jsonl/.ndjson/.json, .csv, .parquet).
+    /// File format; default from the extension (.jsonl/.ndjson/.json: JSON objects one per line, or
+    /// one array of them; .csv; .parquet).
     #[serde(default)]
     pub format: Option<FileFormat>,
     /// Field holding the document id (strings; JSON numbers are accepted and written as text).
@@ -116,6 +117,12 @@ pub struct SourceSpec {
     /// Longest text accepted, in bytes; longer records are bad records.
     #[serde(default = "default_max_text_bytes")]
     pub max_text_bytes: usize,
+    /// Longest id accepted, in bytes; longer ids make bad records.
+    #[serde(default = "default_max_id_bytes")]
+    pub max_id_bytes: usize,
+    /// Longest value of each metadata field, in bytes; longer values make bad records.
+    #[serde(default = "default_max_metadata_bytes")]
+    pub max_metadata_bytes: usize,
 }
 
 /// A SQL source: the query's rows are the documents (`id_field`, `text_field`, `metadata_fields` name
@@ -328,6 +335,12 @@ fn default_batch_rows() -> usize {
 }
 fn default_max_text_bytes() -> usize {
     1 << 20
+}
+fn default_max_id_bytes() -> usize {
+    1 << 10
+}
+fn default_max_metadata_bytes() -> usize {
+    64 << 10
 }
 fn default_index_type() -> String {
     "ivf_pq".into()

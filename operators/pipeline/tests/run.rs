@@ -414,3 +414,203 @@ fn csv_and_parquet_sources_read_the_same_documents() {
     );
     assert!(again.column(2).is_valid(0));
 }
+
+/// What a spreadsheet export looks like: a byte order mark, quoted fields holding commas, doubled
+/// quotes and newlines. Every field arrives as written, and a bad record is named by the line it
+/// starts on (counting the newlines inside quoted fields). The old reader split the header on every
+/// `,` and kept the BOM in the first column's name, so `id` was not found.
+#[test]
+fn csv_quotes_newlines_and_a_byte_order_mark_are_read_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "\u{feff}id,\"text\",law\n\
+               a1,\"Artículo 1, apartado 2: \"\"plazo\"\" de diez días\",\"ley, 39/2015\"\n\
+               a2,\"Primera línea\nsegunda línea\",ley-2\n\
+               a3,solo dos campos\n\
+               a4,\"tercera\",ley-4\n";
+    std::fs::write(dir.path().join("docs.csv"), csv).unwrap();
+    let body = JSONL_SINK.replace("docs.jsonl", "docs.csv").replace(
+        "  metadata_fields: [law]\n",
+        "  metadata_fields: [law]\n  on_bad_record: skip\n",
+    );
+    let s = run(dir.path(), &body).unwrap();
+    assert_eq!(s.rows_written, 3);
+    let kinds: Vec<(&str, usize)> = s.skipped.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    assert_eq!(kinds, [("malformed_csv", 1)]);
+
+    let batch = read_all(&dir.path().join("out.lance").display().to_string());
+    let col = |name: &str| -> Vec<String> {
+        let c = batch.column_by_name(name).unwrap().as_string::<i32>();
+        (0..c.len()).map(|i| c.value(i).to_string()).collect()
+    };
+    assert_eq!(col("id"), ["a1", "a2", "a4"]);
+    assert_eq!(
+        col("text"),
+        [
+            "Artículo 1, apartado 2: \"plazo\" de diez días",
+            "Primera línea\nsegunda línea",
+            "tercera"
+        ]
+    );
+    assert_eq!(col("law"), ["ley, 39/2015", "ley-2", "ley-4"]);
+
+    let fail = JSONL_SINK.replace("docs.jsonl", "docs.csv");
+    let err = run(dir.path(), &fail.replace("out.lance", "f.lance"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("docs.csv:5") && err.contains("2 fields, the header has 3"),
+        "the short record starts on line 5 (line 3 holds a quoted newline): {err}"
+    );
+}
+
+/// An unclosed quote would make the rest of the file one field: reading stops at the record
+/// limit with an error naming the line the record starts on, instead of reading the file whole.
+#[test]
+fn an_unclosed_csv_quote_stops_at_the_record_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,text\na1,\"never closed\n");
+    for i in 0..40_000 {
+        csv.push_str(&format!("b{i},texto número {i} de relleno\n"));
+    }
+    std::fs::write(dir.path().join("docs.csv"), &csv).unwrap();
+    let body =
+        "source:\n  kind: file\n  path: docs.csv\n  max_text_bytes: 100\nsink:\n  uri: out.lance\n";
+    let err = run(dir.path(), body).unwrap_err().to_string();
+    assert!(
+        err.contains("docs.csv") && err.contains("line 2") && err.contains("record limit"),
+        "{err}"
+    );
+}
+
+/// A `.json` export holding one array of objects (pretty-printed, a `]` inside a string, a bad
+/// element) reads element by element like JSONL: same rows, bad elements named by the line they
+/// start on. The old reader treated it as JSONL: the whole array was one `not_object` line.
+#[test]
+fn a_json_array_file_is_read_element_by_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = docs(4, 0);
+    write_jsonl(&dir.path().join("docs.jsonl"), &rows);
+    let elements: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
+    let mut array = serde_json::to_string_pretty(&elements[..2]).unwrap();
+    array.truncate(array.rfind(']').unwrap());
+    array.push_str(",\n  {\"id\": \"bad\", \"text\": null, \"note\": \"] , [\"},\n  ");
+    array.push_str(&format!("{},\n{}\n]\n", elements[2], elements[3]));
+    std::fs::write(dir.path().join("docs.json"), format!("\u{feff}  \n{array}")).unwrap();
+
+    let reference = run(dir.path(), JSONL_SINK).unwrap();
+    assert_eq!(reference.rows_written, 4);
+    let body = JSONL_SINK
+        .replace("docs.jsonl", "docs.json")
+        .replace("out.lance", "array.lance");
+    let err = run(dir.path(), &body).unwrap_err().to_string();
+    let bad_line = 2 + array[..array.find("\"bad\"").unwrap()]
+        .matches('\n')
+        .count();
+    assert!(
+        err.contains(&format!("docs.json:{bad_line}")) && err.contains("is null"),
+        "{err}"
+    );
+    let skip = body.replace(
+        "  metadata_fields: [law]\n",
+        "  metadata_fields: [law]\n  on_bad_record: skip\n",
+    );
+    let s = run(dir.path(), &skip).unwrap();
+    assert_eq!(s.rows_written, 4);
+    let want = read_all(&dir.path().join("out.lance").display().to_string());
+    let got = read_all(&dir.path().join("array.lance").display().to_string());
+    for name in ["id", "text", "law", "emb_64"] {
+        assert_eq!(
+            got.column_by_name(name).unwrap().as_ref(),
+            want.column_by_name(name).unwrap().as_ref(),
+            "{name}"
+        );
+    }
+}
+
+/// A broken array cannot be resynchronised: the run fails naming the line, and commits nothing.
+#[test]
+fn a_broken_json_array_fails_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[{\"id\": \"a\", \"text\": \"x\"}\n {\"id\": \"b\", \"text\": \"y\"}]",
+            "line 2",
+            "expected `,` or `]`",
+        ),
+        (
+            "[{\"id\": \"a\", \"text\": \"x\"},\n",
+            "line 2",
+            "no closing `]`",
+        ),
+        (
+            "[{\"id\": \"a\", \"text\": \"x\"}] {}",
+            "line 1",
+            "after the array's closing `]`",
+        ),
+        (
+            "[{\"id\": \"a\", \"text\": \"x\"},,]",
+            "line 1",
+            "expected an array element",
+        ),
+        (
+            "[{\"id\": \"a\", \"text\": \"x\n",
+            "line 2",
+            "ends inside an array element",
+        ),
+    ];
+    for (i, (text, line, what)) in cases.iter().enumerate() {
+        std::fs::write(dir.path().join("docs.json"), text).unwrap();
+        let body = JSONL_SINK
+            .replace("docs.jsonl", "docs.json")
+            .replace("out.lance", &format!("out{i}.lance"));
+        let err = run(dir.path(), &body).unwrap_err().to_string();
+        assert!(
+            err.contains("docs.json") && err.contains(line) && err.contains(what),
+            "{text:?}: {err}"
+        );
+        assert!(!dir.path().join(format!("out{i}.lance")).exists());
+    }
+}
+
+/// Ids and metadata are copied into every row as they come: each has a limit like the text, and a
+/// record over it is a `too_large` bad record naming the field (before, any size was written).
+#[test]
+fn ids_and_metadata_over_their_limits_are_bad_records_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = docs(3, 0);
+    rows.push(serde_json::json!({"id": "i".repeat(2000), "text": "texto"}).to_string());
+    rows.push(
+        serde_json::json!({"id": "m1", "text": "texto", "law": "l".repeat(100_000)}).to_string(),
+    );
+    write_jsonl(&dir.path().join("docs.jsonl"), &rows);
+    let err = run(dir.path(), JSONL_SINK).unwrap_err().to_string();
+    assert!(
+        err.contains("docs.jsonl:4") && err.contains("id field `id` has 2000 bytes"),
+        "{err}"
+    );
+    let mut csv = String::from("id,text,law\n");
+    csv.push_str(&format!("c1,texto,{}\n", "l".repeat(300)));
+    csv.push_str("c2,texto,ley\n");
+    std::fs::write(dir.path().join("docs.csv"), csv).unwrap();
+    let body = JSONL_SINK.replace("docs.jsonl", "docs.csv").replace(
+        "  metadata_fields: [law]\n",
+        "  metadata_fields: [law]\n  max_metadata_bytes: 200\n",
+    );
+    let err = run(dir.path(), &body).unwrap_err().to_string();
+    assert!(
+        err.contains("docs.csv:2") && err.contains("metadata field `law` has 300 bytes"),
+        "{err}"
+    );
+
+    let skip = JSONL_SINK.replace(
+        "  metadata_fields: [law]\n",
+        "  metadata_fields: [law]\n  on_bad_record: skip\n",
+    );
+    let s = run(dir.path(), &skip).unwrap();
+    assert_eq!(s.rows_written, 3);
+    let kinds: Vec<(&str, usize)> = s.skipped.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    assert_eq!(kinds, [("too_large", 2)]);
+}

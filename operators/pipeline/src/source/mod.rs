@@ -2,7 +2,10 @@
 //! documents schema (`id`, `text`, metadata as nullable text) — and reports bad records with their
 //! place. Sources never embed and never write.
 
+mod csv;
 pub mod file;
+mod json;
+mod parquet;
 pub mod rows;
 
 use std::path::PathBuf;

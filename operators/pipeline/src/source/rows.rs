@@ -75,7 +75,7 @@ pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Do
         None => take(&spec.id_field),
     };
     let text = take(&spec.text_field);
-    let metadata = spec
+    let metadata: Vec<Option<String>> = spec
         .metadata_fields
         .iter()
         .map(|m| match take(m) {
@@ -84,6 +84,7 @@ pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Do
             Value::Missing | Value::Null => None,
         })
         .collect();
+    check_metadata(spec, metadata.iter().map(|m| m.as_deref()))?;
     let (id, text) = check(spec, id, text, spec.max_text_bytes)?;
     Ok(Doc {
         id,
@@ -132,7 +133,13 @@ impl RowBuilder {
         text: Value,
         metadata: Vec<Value>,
     ) -> Result<()> {
-        let checked = check(spec, id, text, self.max_text);
+        let sizes = metadata.iter().map(|v| match v {
+            Value::Str(s) => Some(s.as_ref()),
+            Value::Other(s) => Some(s.as_str()),
+            Value::Missing | Value::Null => None,
+        });
+        let checked =
+            check_metadata(spec, sizes).and_then(|()| check(spec, id, text, self.max_text));
         match checked {
             Ok((id, text)) => {
                 self.id.append_value(id);
@@ -222,6 +229,17 @@ fn check<'a>(
         Value::Missing => return Err(id_err("missing")),
         Value::Null => return Err(id_err("null")),
     };
+    if id.len() > spec.max_id_bytes {
+        return Err(Refusal::new(
+            "too_large",
+            format!(
+                "id field `{}` has {} bytes, over the {}-byte limit (source.max_id_bytes)",
+                spec.id_field,
+                id.len(),
+                spec.max_id_bytes
+            ),
+        ));
+    }
     let text_err = |kind, what: &str| {
         Refusal::new(kind, format!("text field `{}` is {what}", spec.text_field))
     };
@@ -235,11 +253,31 @@ fn check<'a>(
         return Err(Refusal::new(
             "too_large",
             format!(
-                "text field `{}` has {} bytes, over the {max_text}-byte limit",
+                "text field `{}` has {} bytes, over the {max_text}-byte limit (source.max_text_bytes)",
                 spec.text_field,
                 text.len()
             ),
         ));
     }
     Ok((id, text))
+}
+
+/// Metadata values are copied to every row as they are: each is bounded like the text.
+fn check_metadata<'a>(
+    spec: &SourceSpec,
+    values: impl Iterator<Item = Option<&'a str>>,
+) -> Result<(), Refusal> {
+    for (name, value) in spec.metadata_fields.iter().zip(values) {
+        let len = value.map_or(0, str::len);
+        if len > spec.max_metadata_bytes {
+            return Err(Refusal::new(
+                "too_large",
+                format!(
+                    "metadata field `{name}` has {len} bytes, over the {}-byte limit (source.max_metadata_bytes)",
+                    spec.max_metadata_bytes
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
