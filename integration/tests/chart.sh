@@ -28,7 +28,18 @@ args = job["template"]["spec"]["containers"][0]["args"]
 assert args[-2:] == ["--shard", "$(JOB_COMPLETION_INDEX)/4"], f"sharded backfill args: {args}"
 print("chart: sharded backfill is an Indexed Job of 4 shards")
 PY
-for bad in "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
+# The nightly evaluation at 03:00 Madrid time, summer and winter.
+"$HELM" template t "$chart" --set eval.timeZone=Europe/Madrid > "$out/zoned.yaml"
+python - "$out/zoned.yaml" "$out/default.yaml" <<'PY'
+import sys, yaml
+def cron(path):
+    return next(d for d in yaml.safe_load_all(open(path)) if d and d["kind"] == "CronJob" and d["metadata"]["name"].endswith("-eval"))["spec"]
+zoned, default = cron(sys.argv[1]), cron(sys.argv[2])
+assert (zoned["schedule"], zoned.get("timeZone")) == ("0 3 * * *", "Europe/Madrid"), zoned
+assert "timeZone" not in default, "no timeZone unless set (UTC)"
+print("chart: eval CronJob follows eval.timeZone")
+PY
+for bad in "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
   if "$HELM" template t "$chart" --set "$bad" > /dev/null 2>&1; then
     echo "chart: values schema accepted $bad"; exit 1
   fi

@@ -36,9 +36,10 @@ pub struct EvalSpec {
     /// Lance table the results are appended to.
     #[serde(default)]
     pub history: Option<String>,
-    /// Cron schedule (UTC, five fields), e.g. "0 3 * * *"; without one, `lexembed eval --pipeline` runs once.
+    /// Cron schedule (five fields, crontab(5)), e.g. "0 3 * * *" (UTC), or with a time zone
+    /// `{cron: "0 3 * * *", tz: Europe/Madrid}`; without one, `lexembed eval --pipeline` runs once.
     #[serde(default)]
-    pub schedule: Option<String>,
+    pub schedule: Option<ScheduleSpec>,
     /// Dims to evaluate (default: every vector column of the dataset).
     #[serde(default)]
     pub dims: Vec<u32>,
@@ -51,6 +52,44 @@ pub struct EvalSpec {
     /// Floors: metric → smallest allowed value at every dim.
     #[serde(default)]
     pub min: BTreeMap<String, f64>,
+}
+
+/// When a scheduled job runs: a cron expression read in UTC, or on a time zone's wall clock.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ScheduleSpec {
+    /// Five fields in UTC: `"0 3 * * *"`.
+    Utc(String),
+    /// `{cron: "0 3 * * *", tz: Europe/Madrid}`: 03:00 Madrid time, summer and winter.
+    Zoned(ZonedSchedule),
+}
+
+/// A cron expression on a time zone's wall clock.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZonedSchedule {
+    /// Five fields: minute hour day-of-month month day-of-week.
+    pub cron: String,
+    /// IANA time zone name, e.g. Europe/Madrid (default UTC).
+    #[serde(default)]
+    pub tz: Option<String>,
+}
+
+impl ScheduleSpec {
+    /// The cron expression.
+    pub fn cron(&self) -> &str {
+        match self {
+            Self::Utc(cron) | Self::Zoned(ZonedSchedule { cron, .. }) => cron,
+        }
+    }
+
+    /// The time zone, when one is named.
+    pub fn tz(&self) -> Option<&str> {
+        match self {
+            Self::Utc(_) => None,
+            Self::Zoned(z) => z.tz.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -521,9 +560,10 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         }
     }
     if let Some(ev) = &spec.eval
-        && let Some(cron) = &ev.schedule
+        && let Some(schedule) = &ev.schedule
     {
-        crate::schedule::Schedule::parse(cron).map_err(|e| bad("eval.schedule", e))?;
+        crate::schedule::Schedule::parse_in(schedule.cron(), schedule.tz())
+            .map_err(|e| bad("eval.schedule", e))?;
     }
     let reserved = ["id", "text"];
     if let Some(m) = spec
@@ -701,6 +741,30 @@ mod tests {
         assert!(e.contains("source.path"), "{e}");
         let e = err("name: k\nsource:\n  kind: kafka\nsink:\n  uri: o\n  mode: append\n");
         assert!(e.contains("source.kafka"), "{e}");
+    }
+
+    #[test]
+    fn eval_schedules_take_a_cron_string_or_a_zoned_cron_and_must_fire() {
+        let with =
+            |schedule: &str| format!("{GOOD}eval:\n  qa: qa.jsonl\n  schedule: {schedule}\n");
+        let s = parse(&with("\"0 3 * * *\""), Path::new("p.yaml")).unwrap();
+        let schedule = s.eval.unwrap().schedule.unwrap();
+        assert_eq!((schedule.cron(), schedule.tz()), ("0 3 * * *", None));
+        let zoned = with("{cron: \"0 3 * * *\", tz: Europe/Madrid}");
+        let s = parse(&zoned, Path::new("p.yaml")).unwrap();
+        let schedule = s.eval.unwrap().schedule.unwrap();
+        assert_eq!(
+            (schedule.cron(), schedule.tz()),
+            ("0 3 * * *", Some("Europe/Madrid"))
+        );
+        for (bad, why) in [
+            ("\"0 0 30 2 *\"", "never fires"),
+            ("{cron: \"0 3 * * *\", tz: Mars/Olympus}", "IANA"),
+            ("{cron: \"0 3 * *\"}", "minute hour day month weekday"),
+        ] {
+            let e = err(&with(bad));
+            assert!(e.contains("eval.schedule") && e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

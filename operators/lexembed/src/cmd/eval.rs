@@ -72,9 +72,12 @@ pub struct EvalArgs {
     /// Write each query's ranking (top 100 corpus ids per dim) to this JSONL file.
     #[arg(long)]
     pub rankings: Option<PathBuf>,
-    /// Run on a cron schedule (UTC), e.g. "0 3 * * *", instead of once.
+    /// Run on a cron schedule (five fields, crontab(5) semantics), e.g. "0 3 * * *", instead of once.
     #[arg(long)]
     pub schedule: Option<String>,
+    /// Time zone whose wall clock the schedule follows (IANA name, e.g. Europe/Madrid); default UTC.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
     /// Run once now even if the pipeline spec sets a schedule.
     #[arg(long)]
     pub once: bool,
@@ -107,7 +110,8 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     };
     match (&args.schedule, args.once) {
         (Some(expr), false) => {
-            let schedule = Schedule::parse(expr).map_err(anyhow::Error::msg)?;
+            let schedule =
+                Schedule::parse_in(expr, args.tz.as_deref()).map_err(anyhow::Error::msg)?;
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 signal_hook::flag::register(sig, stop.clone())?;
@@ -169,8 +173,11 @@ fn from_pipeline(args: &mut EvalArgs, file: &std::path::Path) -> anyhow::Result<
     if args.history.is_none() {
         args.history = ev.history.as_deref().map(|h| loaded.resolve(h));
     }
-    if args.schedule.is_none() {
-        args.schedule = ev.schedule.clone();
+    if args.schedule.is_none()
+        && let Some(schedule) = &ev.schedule
+    {
+        args.schedule = Some(schedule.cron().to_string());
+        args.tz = args.tz.take().or(schedule.tz().map(str::to_string));
     }
     if args.dims.is_empty() {
         args.dims = ev.dims.clone();
