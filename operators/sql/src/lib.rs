@@ -1,15 +1,15 @@
 //! lexembed in SQL. Owns the DataFusion functions — `embed(text [, dim])` (async, fed by one shared
-//! batcher per model: `batcher`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`vector`), `vector_search` —
+//! batcher per model: `batcher`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`distance`, one file each), `vector_search` —
 //! registering Lance datasets as tables (`session`), SQL as a pipeline source (`source`), and `COPY (…) TO 'x.lance'` (`copy`). Knows nothing of ONNX Runtime: it calls the
 //! encoder through the batcher.
 
 pub mod batcher;
 pub mod copy;
+pub mod distance;
 pub mod embed;
 pub mod error;
 pub mod session;
 pub mod source;
-pub mod vector;
 pub mod vector_search;
 
 pub use batcher::{BatchPolicy, SharedBatcher};

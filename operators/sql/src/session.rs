@@ -10,7 +10,6 @@ use lexembed_lance::DatasetLocation;
 use crate::batcher::{BatchPolicy, SharedBatcher};
 use crate::embed::EmbedFunc;
 use crate::error::{Result, SqlError};
-use crate::vector::{Metric, VectorFunc};
 use crate::vector_search::{TableRegistry, VectorSearchFunc};
 
 /// What a session's lexembed functions share: the model's batcher and the Lance tables by name.
@@ -29,12 +28,8 @@ pub fn register_functions(
 ) -> SqlFunctions {
     let batcher = SharedBatcher::start(encoder.clone(), policy);
     ctx.register_udf(EmbedFunc::udf(batcher.clone()));
-    for m in [
-        Metric::CosineSimilarity,
-        Metric::CosineDistance,
-        Metric::L2Distance,
-    ] {
-        ctx.register_udf(VectorFunc::udf(m));
+    for f in crate::distance::udfs() {
+        ctx.register_udf(f);
     }
     let tables = TableRegistry::default();
     ctx.register_udtf(
