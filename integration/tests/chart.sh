@@ -39,7 +39,24 @@ assert (zoned["schedule"], zoned.get("timeZone")) == ("0 3 * * *", "Europe/Madri
 assert "timeZone" not in default, "no timeZone unless set (UTC)"
 print("chart: eval CronJob follows eval.timeZone")
 PY
-for bad in "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
+# Batch jobs' metrics for node_exporter's textfile collector: a file per job (per shard) on the node.
+"$HELM" template t "$chart" --set metrics.textfileDir=/var/lib/node_exporter/textfile --set backfill.enabled=true --set backfill.shards=2 > "$out/textfile.yaml"
+python - "$out/textfile.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "CronJob"]
+for d in docs:
+    pod = d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    i = args.index("--metrics-file")
+    assert args[i + 1].startswith("/var/lib/lexembed/metrics/t-lexembed-"), args
+    assert any(m["name"] == "metrics-textfile" and m["mountPath"] == "/var/lib/lexembed/metrics" for m in pod["containers"][0]["volumeMounts"]), pod
+    assert {"name": "metrics-textfile", "hostPath": {"path": "/var/lib/node_exporter/textfile", "type": "DirectoryOrCreate"}} in pod["volumes"], pod["volumes"]
+backfill = next(d for d in docs if d["metadata"]["name"].endswith("-backfill"))
+args = backfill["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+assert "$(JOB_COMPLETION_INDEX)" in args[args.index("--metrics-file") + 1], args
+print("chart: batch jobs write metrics textfiles when metrics.textfileDir is set")
+PY
+for bad in "metrics.textfileDir=relative/dir" "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
   if "$HELM" template t "$chart" --set "$bad" > /dev/null 2>&1; then
     echo "chart: values schema accepted $bad"; exit 1
   fi

@@ -132,3 +132,26 @@ imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* Batch jobs' metrics textfile (node_exporter's textfile collector reads metrics.textfileDir on the node). */}}
+{{- define "lexembed.textfileArgs" -}}
+{{- if .root.Values.metrics.textfileDir -}}
+, "--metrics-file", {{ printf "/var/lib/lexembed/metrics/%s-%s.prom" (include "lexembed.fullname" .root) .name | quote }}
+{{- end -}}
+{{- end -}}
+
+{{- define "lexembed.textfileMount" -}}
+{{- if .Values.metrics.textfileDir }}
+- name: metrics-textfile
+  mountPath: /var/lib/lexembed/metrics
+{{- end }}
+{{- end -}}
+
+{{- define "lexembed.textfileVolume" -}}
+{{- if .Values.metrics.textfileDir }}
+- name: metrics-textfile
+  hostPath:
+    path: {{ .Values.metrics.textfileDir }}
+    type: DirectoryOrCreate
+{{- end }}
+{{- end -}}

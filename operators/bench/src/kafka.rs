@@ -125,7 +125,7 @@ fn operator(
     let opts = OperatorOptions {
         http_addr: None,
         exit_when_idle: Some(Duration::from_secs(3)),
-        stop: None,
+        ..OperatorOptions::default()
     };
     let io = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -80,6 +80,7 @@ impl EvalJob {
             qa_digest: qa::digest(&pairs),
         };
         let alerts = self.record(&info, &result).await?;
+        record_metrics(&info, &result, &alerts);
         if let Some(path) = &self.rankings {
             write_rankings(path, &result, &loaded.corpus.ids)?;
         }
@@ -153,4 +154,34 @@ fn write_rankings(path: &PathBuf, r: &EvalResult, corpus_ids: &[String]) -> Resu
         }
     }
     f.flush().map_err(io)
+}
+
+/// The run's metrics through the `metrics` facade: each (dim, metric) value, and the alerts raised,
+/// labelled by dataset (the recorder the binary installed writes them out).
+fn record_metrics(info: &RunInfo, result: &EvalResult, alerts: &[crate::alerts::Alert]) {
+    metrics::describe_gauge!(
+        "lexembed_eval_metric",
+        "IR metric of the last evaluation (InformationRetrievalEvaluator's), by dim and metric."
+    );
+    metrics::describe_gauge!(
+        "lexembed_eval_alerts",
+        "Alerts (drops or floors) the last evaluation raised."
+    );
+    metrics::describe_gauge!(
+        "lexembed_eval_queries",
+        "Queries the last evaluation scored."
+    );
+    let dataset = info.dataset_uri.clone();
+    for row in crate::history::rows(info, result) {
+        metrics::gauge!(
+            "lexembed_eval_metric",
+            "dataset" => dataset.clone(),
+            "dim" => row.dim.to_string(),
+            "metric" => row.metric
+        )
+        .set(row.value);
+    }
+    metrics::gauge!("lexembed_eval_alerts", "dataset" => dataset.clone()).set(alerts.len() as f64);
+    metrics::gauge!("lexembed_eval_queries", "dataset" => dataset)
+        .set(result.queries_evaluated as f64);
 }

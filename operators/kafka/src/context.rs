@@ -14,12 +14,13 @@ use lexembed_pipeline::spec::StartPosition;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use tracing::{debug, error, info, warn};
 
 use crate::error::{KafkaError, Result};
-use crate::metrics::Metrics;
+use crate::metrics::{Count, Metrics};
 use crate::offsets::{LanceOffsets, Partition};
 
 /// What the rebalance callback and the operator loop share.
@@ -268,6 +269,21 @@ impl ClientContext for OperatorContext {
         // Transport errors (a broker restarting) are retried by librdkafka: log, do not stop.
         warn!(target: "librdkafka", %error, reason, "client error");
     }
+
+    /// librdkafka's statistics (every `statistics.interval.ms`): the lag of each partition this
+    /// replica owns, as lag tools count it (the partition's end against the group's offset, which
+    /// follows each Lance commit).
+    fn stats(&self, statistics: Statistics) {
+        let shared = &self.shared;
+        for (topic, t) in &statistics.topics {
+            for (&partition, stats) in &t.partitions {
+                let p = Partition::new(topic, partition);
+                if partition >= 0 && stats.consumer_lag >= 0 && shared.owns(&p) {
+                    shared.metrics.partition_lag(&p, stats.consumer_lag);
+                }
+            }
+        }
+    }
 }
 
 impl ConsumerContext for OperatorContext {
@@ -287,7 +303,7 @@ impl ConsumerContext for OperatorContext {
             .iter()
             .map(|e| Partition::new(e.topic(), e.partition()))
             .collect();
-        Metrics::add(&shared.metrics.rebalances, 1);
+        shared.metrics.add(Count::Rebalances, 1);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 if let Err(e) = shared.position_from_lance(consumer, tpl) {
@@ -302,7 +318,7 @@ impl ConsumerContext for OperatorContext {
                     return shared.fail(crate::error::client_err("assigning partitions")(e));
                 }
                 lock(&shared.assigned).extend(parts);
-                shared.metrics.ready.store(true, Ordering::Relaxed);
+                shared.metrics.set_ready(true);
                 shared.ever_assigned.store(true, Ordering::Release);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -314,6 +330,7 @@ impl ConsumerContext for OperatorContext {
                     let mut assigned = lock(&shared.assigned);
                     let mut revoked = lock(&shared.revoked);
                     for p in parts {
+                        shared.metrics.gave_up_partition(&p);
                         assigned.remove(&p);
                         revoked.insert(p);
                     }
@@ -330,7 +347,7 @@ impl ConsumerContext for OperatorContext {
             }
             other => {
                 warn!(error = ?other, "rebalance error: dropping the assignment");
-                shared.metrics.ready.store(false, Ordering::Relaxed);
+                shared.metrics.set_ready(false);
                 let _gate = shared.commit_gate();
                 let _ = consumer.unassign();
                 let mut assigned = lock(&shared.assigned);

@@ -1,4 +1,5 @@
-//! The operator's HTTP endpoint for operations, on hyper: `GET /metrics` (Prometheus text),
+//! The operator's HTTP endpoint for operations, on hyper: `GET /metrics` (Prometheus text, as the
+//! caller's recorder renders it),
 //! `/healthz` (the main loop turned in the last `stall_after` seconds) and `/readyz` (a member of the
 //! group, Lance reached: whether or not partitions are assigned, so more replicas than partitions
 //! still roll out).
@@ -11,7 +12,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -35,14 +35,23 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// A connection is closed after this, keep-alive or not.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
+/// Renders the metrics registry as Prometheus text (the binary's exporter).
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the endpoint answers from.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// Health state (heartbeat, readiness).
+    pub metrics: Arc<Metrics>,
+    /// `/metrics`' body; `None`: no recorder installed, `/metrics` is empty.
+    pub render: Option<RenderMetrics>,
+    /// `/healthz` fails once the main loop has not turned for this long.
+    pub stall_after: Duration,
+}
+
 /// Binds `addr` (e.g. `0.0.0.0:9464`) and serves on `rt` until the process ends. Returns the bound
 /// address.
-pub fn serve(
-    addr: &str,
-    metrics: Arc<Metrics>,
-    stall_after: Duration,
-    rt: &Handle,
-) -> Result<SocketAddr> {
+pub fn serve(addr: &str, endpoint: Endpoint, rt: &Handle) -> Result<SocketAddr> {
     let io_err = |context: String| move |source| KafkaError::Io { context, source };
     let listener = std::net::TcpListener::bind(addr)
         .map_err(io_err(format!("binding the metrics endpoint {addr}")))?;
@@ -57,11 +66,11 @@ pub fn serve(
         TcpListener::from_std(listener).map_err(io_err("metrics endpoint socket".into()))?
     };
     info!(%bound, "serving /metrics /healthz /readyz");
-    rt.spawn(accept_loop(listener, metrics, stall_after));
+    rt.spawn(accept_loop(listener, endpoint));
     Ok(bound)
 }
 
-async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stall_after: Duration) {
+async fn accept_loop(listener: TcpListener, endpoint: Endpoint) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -72,10 +81,10 @@ async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stall_after: 
                 continue;
             }
         };
-        let metrics = metrics.clone();
+        let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let response = route(&req, &metrics, stall_after);
+                let response = route(&req, &endpoint);
                 async move { Ok::<_, Infallible>(response) }
             });
             // One request per connection, as probes and scrapers use it: nothing idles open.
@@ -94,29 +103,24 @@ async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stall_after: 
     }
 }
 
-fn route(
-    req: &Request<Incoming>,
-    metrics: &Metrics,
-    stall_after: Duration,
-) -> Response<Full<Bytes>> {
+fn route(req: &Request<Incoming>, endpoint: &Endpoint) -> Response<Full<Bytes>> {
+    let metrics = &endpoint.metrics;
     match req.uri().path() {
         "/metrics" => text(
             StatusCode::OK,
-            metrics.render(),
+            endpoint.render.as_ref().map(|r| r()).unwrap_or_default(),
             "text/plain; version=0.0.4",
         ),
         "/healthz" => {
             let idle = metrics.since_heartbeat();
-            if idle <= stall_after.as_secs_f64() {
+            if idle <= endpoint.stall_after.as_secs_f64() {
                 text(StatusCode::OK, "ok\n".into(), "text/plain")
             } else {
                 let body = format!("main loop stalled for {idle:.0} s\n");
                 text(StatusCode::SERVICE_UNAVAILABLE, body, "text/plain")
             }
         }
-        "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
-            text(StatusCode::OK, "ready\n".into(), "text/plain")
-        }
+        "/readyz" if metrics.is_ready() => text(StatusCode::OK, "ready\n".into(), "text/plain"),
         "/readyz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: not a member of the consumer group yet\n".into(),
@@ -166,14 +170,13 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let metrics = Arc::new(Metrics::default());
-        let addr = serve(
-            "127.0.0.1:0",
-            metrics.clone(),
-            Duration::from_secs(60),
-            rt.handle(),
-        )
-        .unwrap();
+        let metrics = Arc::new(Metrics::new("test"));
+        let endpoint = Endpoint {
+            metrics: metrics.clone(),
+            render: Some(Arc::new(|| "lexembed_ready 0\n".to_string())),
+            stall_after: Duration::from_secs(60),
+        };
+        let addr = serve("127.0.0.1:0", endpoint, rt.handle()).unwrap();
         (rt, addr, metrics)
     }
 
@@ -218,8 +221,13 @@ mod tests {
             sent < 100 << 20 || answer.contains("431"),
             "100 MB of header were read ({sent} bytes sent): {answer}"
         );
-        metrics.ready.store(true, Ordering::Relaxed);
+        metrics.set_ready(true);
         assert!(get(addr, "/readyz").0.starts_with("HTTP/1.1 200"));
+        assert!(
+            get(addr, "/metrics")
+                .0
+                .ends_with("\r\n\r\nlexembed_ready 0\n")
+        );
         assert!(get(addr, "/nope").0.starts_with("HTTP/1.1 404"));
         drop(trickle);
     }

@@ -23,5 +23,7 @@ pub mod produce;
 mod writer;
 
 pub use error::{KafkaError, Result};
+pub use http::RenderMetrics;
+pub use metrics::BATCH_SECONDS_BUCKETS;
 pub use operator::{OperatorOptions, OperatorSummary, run_operator};
 pub use produce::{ProduceOptions, ProduceSummary, create_topic, produce_lines};

@@ -1,72 +1,172 @@
-//! The operator's metrics, rendered as Prometheus text. Counters only grow; the batch latency is a
-//! histogram (seconds from a batch's close to its Lance commit); lag is the age of the oldest message
-//! in the last committed batch (produce time → committed in Lance). Names are documented in the
-//! README's observability section.
+//! The operator's metrics and health state. Counts go two ways: to atomics the run's summary and the
+//! health endpoints read, and to the `metrics` facade, labelled (`pipeline`; `kind` of a bad record;
+//! `topic` and `partition` of lag and offsets), where whatever recorder the binary installed (the
+//! Prometheus exporter) collects them. Names and help texts are here and in the README's
+//! observability section.
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-const LATENCY_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+use metrics::{
+    Label, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+use crate::offsets::Partition;
+
+/// Upper bounds of `lexembed_batch_seconds` (the binary gives them to the exporter).
+pub const BATCH_SECONDS_BUCKETS: [f64; 11] =
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// What the operator counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Consumed,
+    Embedded,
+    Written,
+    /// Rows dropped before a commit because another replica had committed them or the partition
+    /// was revoked (not lost: their owner writes them).
+    DroppedNotOwned,
+    Commits,
+    /// Commit attempts superseded by another replica's commit (then re-fenced and retried).
+    CommitConflicts,
+    Rebalances,
+}
+
+impl Count {
+    const ALL: [Count; 7] = [
+        Count::Consumed,
+        Count::Embedded,
+        Count::Written,
+        Count::DroppedNotOwned,
+        Count::Commits,
+        Count::CommitConflicts,
+        Count::Rebalances,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Count::Consumed => "lexembed_messages_consumed_total",
+            Count::Embedded => "lexembed_rows_embedded_total",
+            Count::Written => "lexembed_rows_written_total",
+            Count::DroppedNotOwned => "lexembed_rows_dropped_not_owned_total",
+            Count::Commits => "lexembed_lance_commits_total",
+            Count::CommitConflicts => "lexembed_lance_commit_conflicts_total",
+            Count::Rebalances => "lexembed_rebalances_total",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Count::Consumed => "Messages read from Kafka.",
+            Count::Embedded => "Rows embedded.",
+            Count::Written => "Rows committed to Lance.",
+            Count::DroppedNotOwned => {
+                "Rows dropped before a commit: revoked or committed by another replica."
+            }
+            Count::Commits => "Lance commits.",
+            Count::CommitConflicts => {
+                "Commit attempts superseded by another commit (re-fenced, then retried)."
+            }
+            Count::Rebalances => "Partition assignments and revocations.",
+        }
+    }
+}
+
+/// Where a bad record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRecordFate {
+    DeadLettered,
+    Skipped,
 }
 
 pub struct Metrics {
-    pub consumed: AtomicU64,
-    pub embedded: AtomicU64,
-    pub written: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub skipped: AtomicU64,
-    /// Rows dropped before a commit because another replica had committed them or the partition was
-    /// revoked (they are not lost: their owner writes them).
-    pub dropped_not_owned: AtomicU64,
-    pub commits: AtomicU64,
-    /// Commit attempts superseded by another replica's commit (then re-fenced and retried).
-    pub commit_conflicts: AtomicU64,
-    pub rebalances: AtomicU64,
-    lag_ms: AtomicU64,
+    pipeline: String,
+    counts: [AtomicU64; Count::ALL.len()],
+    /// Bad records by fate (`BadRecordFate as usize`).
+    bad: [AtomicU64; 2],
     encoder_us: AtomicU64,
-    latency: Mutex<Histogram>,
     /// Set once the consumer joined the group (an assignment, even of no partition) and Lance was
     /// reachable; cleared by a rebalance error.
-    pub ready: AtomicBool,
+    ready: AtomicBool,
     /// The main loop's last turn (for /healthz).
     heartbeat: Mutex<Instant>,
     /// First message consumed and last batch finished: the busy span, for throughput.
     span: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// Metrics of pipeline `pipeline` (a label on every series).
+    pub fn new(pipeline: &str) -> Self {
+        describe();
         Self {
-            consumed: AtomicU64::new(0),
-            embedded: AtomicU64::new(0),
-            written: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
-            dropped_not_owned: AtomicU64::new(0),
-            commits: AtomicU64::new(0),
-            commit_conflicts: AtomicU64::new(0),
-            rebalances: AtomicU64::new(0),
-            lag_ms: AtomicU64::new(0),
+            pipeline: pipeline.to_string(),
+            counts: Default::default(),
+            bad: Default::default(),
             encoder_us: AtomicU64::new(0),
-            latency: Mutex::new(Histogram::default()),
             ready: AtomicBool::new(false),
             heartbeat: Mutex::new(Instant::now()),
             span: Mutex::new((None, None)),
         }
     }
-}
 
-impl Metrics {
-    pub fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+    pub fn add(&self, what: Count, n: usize) {
+        self.counts[what as usize].fetch_add(n as u64, Ordering::Relaxed);
+        counter!(what.name(), "pipeline" => self.pipeline.clone()).increment(n as u64);
+    }
+
+    pub fn get(&self, what: Count) -> u64 {
+        self.counts[what as usize].load(Ordering::Relaxed)
+    }
+
+    /// A record that could not become a row, by its refusal kind.
+    pub fn bad_record(&self, kind: &'static str, fate: BadRecordFate) {
+        self.bad[fate as usize].fetch_add(1, Ordering::Relaxed);
+        let name = match fate {
+            BadRecordFate::DeadLettered => "lexembed_messages_dead_lettered_total",
+            BadRecordFate::Skipped => "lexembed_messages_skipped_total",
+        };
+        counter!(name, "pipeline" => self.pipeline.clone(), "kind" => kind).increment(1);
+    }
+
+    /// Bad records so far that went `fate`'s way.
+    pub fn bad_records(&self, fate: BadRecordFate) -> u64 {
+        self.bad[fate as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+        gauge!("lexembed_ready", "pipeline" => self.pipeline.clone())
+            .set(f64::from(u8::from(ready)));
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Messages of `p` not yet committed to Lance, as the broker counts them.
+    pub fn partition_lag(&self, p: &Partition, messages: i64) {
+        gauge!("lexembed_kafka_partition_lag", self.partition_labels(p))
+            .set(messages.max(0) as f64);
+    }
+
+    /// The next offset of `p` that Lance holds (the commit's end of the partition's range).
+    pub fn committed_offset(&self, p: &Partition, next: i64) {
+        gauge!("lexembed_kafka_committed_offset", self.partition_labels(p)).set(next as f64);
+    }
+
+    /// A partition this replica gave up: its lag here reads 0 from now on, so that `sum` and `max`
+    /// over replicas count the lag once, at the replica that owns the partition.
+    pub fn gave_up_partition(&self, p: &Partition) {
+        gauge!("lexembed_kafka_partition_lag", self.partition_labels(p)).set(0.0);
+    }
+
+    fn partition_labels(&self, p: &Partition) -> Vec<Label> {
+        vec![
+            Label::new("pipeline", self.pipeline.clone()),
+            Label::new("topic", p.topic.clone()),
+            Label::new("partition", p.partition.to_string()),
+        ]
     }
 
     pub fn beat(&self) {
@@ -83,25 +183,21 @@ impl Metrics {
     }
 
     pub fn observe_batch(&self, seconds: f64, encoder_seconds: f64, lag_ms: Option<i64>) {
-        if let Ok(mut h) = self.latency.lock() {
-            for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-                if seconds <= *b {
-                    h.counts[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum += seconds;
-        }
+        let pipeline = self.pipeline.clone();
+        histogram!("lexembed_batch_seconds", "pipeline" => pipeline.clone()).record(seconds);
         self.encoder_us
             .fetch_add((encoder_seconds * 1e6) as u64, Ordering::Relaxed);
+        histogram!("lexembed_encoder_seconds", "pipeline" => pipeline.clone())
+            .record(encoder_seconds);
         if let Some(l) = lag_ms {
-            self.lag_ms.store(l.max(0) as u64, Ordering::Relaxed);
+            gauge!("lexembed_end_to_end_lag_seconds", "pipeline" => pipeline)
+                .set(l.max(0) as f64 / 1e3);
         }
     }
 
     /// Marks a consumed message (the busy span starts at the first).
     pub fn consumed_one(&self) {
-        self.consumed.fetch_add(1, Ordering::Relaxed);
+        self.add(Count::Consumed, 1);
         if let Ok(mut s) = self.span.lock() {
             s.0.get_or_insert_with(Instant::now);
         }
@@ -125,117 +221,102 @@ impl Metrics {
     pub fn encoder_seconds(&self) -> f64 {
         self.encoder_us.load(Ordering::Relaxed) as f64 / 1e6
     }
+}
 
-    /// Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let counters = [
-            (
-                "lexembed_messages_consumed_total",
-                "Messages read from Kafka.",
-                &self.consumed,
-            ),
-            (
-                "lexembed_rows_embedded_total",
-                "Rows embedded.",
-                &self.embedded,
-            ),
-            (
-                "lexembed_rows_written_total",
-                "Rows committed to Lance.",
-                &self.written,
-            ),
-            (
-                "lexembed_messages_dead_lettered_total",
-                "Records sent to the dead-letter topic.",
-                &self.dead_lettered,
-            ),
-            (
-                "lexembed_messages_skipped_total",
-                "Bad records skipped (no dead-letter topic).",
-                &self.skipped,
-            ),
-            (
-                "lexembed_rows_dropped_not_owned_total",
-                "Rows dropped before a commit: revoked or committed by another replica.",
-                &self.dropped_not_owned,
-            ),
-            (
-                "lexembed_lance_commits_total",
-                "Lance commits.",
-                &self.commits,
-            ),
-            (
-                "lexembed_lance_commit_conflicts_total",
-                "Commit attempts superseded by another commit (re-fenced, then retried).",
-                &self.commit_conflicts,
-            ),
-            (
-                "lexembed_rebalances_total",
-                "Partition assignments and revocations.",
-                &self.rebalances,
-            ),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP lexembed_encoder_seconds_total Time inside the encoder.\n# TYPE lexembed_encoder_seconds_total counter\nlexembed_encoder_seconds_total {}",
-            self.encoder_seconds()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP lexembed_end_to_end_lag_seconds Age of the oldest message of the last committed batch at its commit.\n# TYPE lexembed_end_to_end_lag_seconds gauge\nlexembed_end_to_end_lag_seconds {}",
-            self.lag_ms.load(Ordering::Relaxed) as f64 / 1e3
-        );
-        let _ = writeln!(
-            out,
-            "# HELP lexembed_ready Whether the operator is a member of its consumer group and reached Lance.\n# TYPE lexembed_ready gauge\nlexembed_ready {}",
-            u8::from(self.ready.load(Ordering::Relaxed))
-        );
-        if let Ok(h) = self.latency.lock() {
-            let name = "lexembed_batch_seconds";
-            let _ = writeln!(
-                out,
-                "# HELP {name} From a batch's close to its Lance commit (embed, dead letters, commit).\n# TYPE {name} histogram"
-            );
-            for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", h.counts[i]);
-            }
-            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", h.sum, h.count);
-        }
-        out
+/// Help texts for the recorder (idempotent).
+fn describe() {
+    for c in Count::ALL {
+        describe_counter!(c.name(), c.help());
     }
+    describe_counter!(
+        "lexembed_messages_dead_lettered_total",
+        "Records sent to the dead-letter topic, by refusal kind."
+    );
+    describe_counter!(
+        "lexembed_messages_skipped_total",
+        "Bad records skipped (no dead-letter topic), by refusal kind."
+    );
+    describe_histogram!(
+        "lexembed_encoder_seconds",
+        "Time inside the encoder per batch (the sum is the encoder's busy time)."
+    );
+    describe_gauge!(
+        "lexembed_end_to_end_lag_seconds",
+        "Age of the oldest message of the last committed batch at its commit."
+    );
+    describe_gauge!(
+        "lexembed_ready",
+        "Whether the operator is a member of its consumer group and reached Lance."
+    );
+    describe_gauge!(
+        "lexembed_kafka_partition_lag",
+        "Messages of the partition after its consumer-group offset (librdkafka's consumer_lag)."
+    );
+    describe_gauge!(
+        "lexembed_kafka_committed_offset",
+        "Next offset of the partition that Lance holds."
+    );
+    describe_histogram!(
+        "lexembed_batch_seconds",
+        "From a batch's close to its Lance commit (embed, dead letters, commit)."
+    );
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
     use super::*;
 
+    /// What the operator reports reaches the recorder with its labels, and the summary's atomics
+    /// agree.
     #[test]
-    fn renders_counters_and_a_cumulative_histogram() {
-        let m = Metrics::default();
-        Metrics::add(&m.consumed, 5);
-        m.observe_batch(0.3, 0.2, Some(1500));
-        m.observe_batch(3.0, 2.0, None);
-        let t = m.render();
-        assert!(t.contains("lexembed_messages_consumed_total 5\n"), "{t}");
-        assert!(
-            t.contains("lexembed_batch_seconds_bucket{le=\"0.5\"} 1\n"),
-            "{t}"
+    fn counts_reach_the_recorder_labelled_and_the_summary() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let m = metrics::with_local_recorder(&recorder, || {
+            let m = Metrics::new("boe");
+            m.add(Count::Written, 5);
+            m.bad_record("not_json", BadRecordFate::Skipped);
+            m.bad_record("not_json", BadRecordFate::Skipped);
+            let p = Partition {
+                topic: "docs".into(),
+                partition: 3,
+            };
+            m.partition_lag(&p, 42);
+            m.observe_batch(0.3, 0.2, Some(1500));
+            m
+        });
+        assert_eq!(m.get(Count::Written), 5);
+        let seen: Vec<(String, Vec<String>, DebugValue)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let (name, labels) = key.key().clone().into_parts();
+                let labels = labels
+                    .iter()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                (name.as_str().to_string(), labels, value)
+            })
+            .collect();
+        let find = |name: &str| {
+            seen.iter()
+                .find(|(n, _, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} missing: {seen:?}"))
+        };
+        assert_eq!(
+            find("lexembed_rows_written_total").2,
+            DebugValue::Counter(5)
         );
-        assert!(
-            t.contains("lexembed_batch_seconds_bucket{le=\"5\"} 2\n"),
-            "{t}"
-        );
-        assert!(t.contains("lexembed_batch_seconds_count 2\n"), "{t}");
-        assert!(t.contains("lexembed_end_to_end_lag_seconds 1.5\n"), "{t}");
-        assert!(t.contains("lexembed_encoder_seconds_total 2.2"), "{t}");
+        let skipped = find("lexembed_messages_skipped_total");
+        assert_eq!(skipped.1, ["pipeline=boe", "kind=not_json"]);
+        assert_eq!(skipped.2, DebugValue::Counter(2));
+        let lag = find("lexembed_kafka_partition_lag");
+        assert_eq!(lag.1, ["pipeline=boe", "topic=docs", "partition=3"]);
+        assert_eq!(lag.2, DebugValue::Gauge(42.0.into()));
     }
 }

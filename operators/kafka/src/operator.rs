@@ -35,14 +35,14 @@ use crate::context::{OperatorContext, Shared};
 use crate::dead_letter::DeadLetterSink;
 use crate::error::{KafkaError, Result, client_err};
 use crate::message::message_doc;
-use crate::metrics::Metrics;
+use crate::metrics::{BadRecordFate, Count, Metrics};
 use crate::offsets::{LanceOffsets, Partition};
 
 #[cfg(feature = "test-hooks")]
 pub use crate::writer::{CRASH_AFTER_COMMITS_ENV, PAUSE_BEFORE_COMMIT_ENV};
 
 /// Options of a run that are not part of the spec.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct OperatorOptions {
     /// Address for /metrics, /healthz, /readyz (e.g. `0.0.0.0:9464`); `None`: not served.
     pub http_addr: Option<String>,
@@ -51,6 +51,9 @@ pub struct OperatorOptions {
     pub exit_when_idle: Option<Duration>,
     /// Set to stop from another thread (the binary's SIGTERM/SIGINT handlers set it).
     pub stop: Option<Arc<AtomicBool>>,
+    /// `/metrics`' body: the binary's Prometheus exporter (the operator records through the
+    /// `metrics` facade).
+    pub render_metrics: Option<crate::http::RenderMetrics>,
 }
 
 /// What a run did (also printed as JSON at exit).
@@ -88,7 +91,9 @@ pub fn client_config(k: &KafkaSourceSpec) -> ClientConfig {
             },
         )
         // Bounded prefetch: the backpressure limit while a batch is embedded.
-        .set("queued.max.messages.kbytes", "16384");
+        .set("queued.max.messages.kbytes", "16384")
+        // Per-partition lag for /metrics (lexembed_kafka_partition_lag).
+        .set("statistics.interval.ms", "5000");
     for (key, value) in &k.properties {
         cfg.set(key, value);
     }
@@ -98,7 +103,8 @@ pub fn client_config(k: &KafkaSourceSpec) -> ClientConfig {
 /// Settings for the dead-letter producer: the brokers and the spec's properties, less the
 /// consumer-only ones (librdkafka warns about those on a producer).
 pub fn producer_config(k: &KafkaSourceSpec) -> ClientConfig {
-    const CONSUMER_ONLY: [&str; 12] = [
+    const CONSUMER_ONLY: [&str; 13] = [
+        "statistics.interval.ms",
         "session.timeout.ms",
         "heartbeat.interval.ms",
         "max.poll.interval.ms",
@@ -152,23 +158,27 @@ pub fn run_operator(
     let stop = opts.stop.clone().unwrap_or_default();
     let op = Operator::open(loaded, io.clone())?;
     if let Some(addr) = &opts.http_addr {
-        crate::http::serve(addr, op.metrics.clone(), Duration::from_secs(300), io)?;
+        let endpoint = crate::http::Endpoint {
+            metrics: op.metrics.clone(),
+            render: opts.render_metrics.clone(),
+            stall_after: Duration::from_secs(300),
+        };
+        crate::http::serve(addr, endpoint, io)?;
     }
     let result = op.run(&stop, opts.exit_when_idle);
     op.close();
     result?;
     let m = &op.metrics;
-    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     Ok(OperatorSummary {
         pipeline: loaded.spec.name.clone(),
         dataset: op.location.uri.clone(),
-        consumed: get(&m.consumed),
-        embedded: get(&m.embedded),
-        written: get(&m.written),
-        dead_lettered: get(&m.dead_lettered),
-        skipped: get(&m.skipped),
-        dropped_not_owned: get(&m.dropped_not_owned),
-        commits: get(&m.commits),
+        consumed: m.get(Count::Consumed),
+        embedded: m.get(Count::Embedded),
+        written: m.get(Count::Written),
+        dead_lettered: m.bad_records(BadRecordFate::DeadLettered),
+        skipped: m.bad_records(BadRecordFate::Skipped),
+        dropped_not_owned: m.get(Count::DroppedNotOwned),
+        commits: m.get(Count::Commits),
         seconds: started.elapsed().as_secs_f64(),
         busy_seconds: m.busy_seconds(),
         encoder_seconds: m.encoder_seconds(),
@@ -191,7 +201,7 @@ impl<'a> Operator<'a> {
         let location = sink_location(loaded);
         // Refuse a dataset written by another model, dims or schema before consuming anything.
         rt.block_on(location.check_writable(SinkMode::Append, &schema))?;
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(&spec.name));
         let shared = Arc::new(Shared::new(
             LanceOffsets::new(location.clone(), &kafka.group_id),
             rt.clone(),
@@ -324,7 +334,7 @@ impl<'a> Operator<'a> {
                     // Rows of revoked partitions are not ours to commit; commit the rest now.
                     let mut closed = batch.close(self.shared.generation())?;
                     let dropped = closed.retain(|p, _| !change.revoked.contains(p))?;
-                    Metrics::add(&self.metrics.dropped_not_owned, dropped);
+                    self.metrics.add(Count::DroppedNotOwned, dropped);
                     hand_over(closed)?;
                 }
             }

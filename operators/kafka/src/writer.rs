@@ -17,7 +17,7 @@ use tracing::warn;
 use crate::batch::ClosedBatch;
 use crate::error::Result;
 use crate::fenced::{commit_fenced, fence};
-use crate::metrics::Metrics;
+use crate::metrics::{BadRecordFate, Count};
 use crate::offsets::{LanceOffsets, Partition};
 use crate::operator::Operator;
 
@@ -66,7 +66,7 @@ impl Operator<'_> {
             return Ok(closed);
         };
         closed.docs = with_vectors(&self.schema, &closed.docs, vectors?)?;
-        Metrics::add(&self.metrics.embedded, closed.docs.num_rows());
+        self.metrics.add(Count::Embedded, closed.docs.num_rows());
         Ok(closed)
     }
 
@@ -81,16 +81,19 @@ impl Operator<'_> {
         let mut offsets = shared.offsets();
         self.rt.block_on(offsets.refresh())?;
         let dropped = fence(&offsets, &mut closed, &owned)?;
-        Metrics::add(&self.metrics.dropped_not_owned, dropped);
+        self.metrics.add(Count::DroppedNotOwned, dropped);
         if closed.is_empty() {
             return Ok(());
         }
-        match &self.dead_letters {
+        let fate = match &self.dead_letters {
             Some(sink) => {
                 sink.deliver(&closed.dead)?;
-                Metrics::add(&self.metrics.dead_lettered, closed.dead.len());
+                BadRecordFate::DeadLettered
             }
-            None => Metrics::add(&self.metrics.skipped, closed.dead.len()),
+            None => BadRecordFate::Skipped,
+        };
+        for dead in &closed.dead {
+            self.metrics.bad_record(dead.kind, fate);
         }
         // Nothing to append when every record was dead-lettered: the offsets then go to Kafka only (a
         // restart resumes there when Lance holds no offset of the partition).
@@ -104,12 +107,15 @@ impl Operator<'_> {
                 &owned,
                 |offsets, closed| self.commit_record(offsets, closed),
             ))?;
-            Metrics::add(&self.metrics.dropped_not_owned, done.dropped);
-            Metrics::add(&self.metrics.commit_conflicts, done.conflicts);
+            self.metrics.add(Count::DroppedNotOwned, done.dropped);
+            self.metrics.add(Count::CommitConflicts, done.conflicts);
             if let Some(version) = done.version {
                 let n = closed.docs.num_rows();
-                Metrics::add(&self.metrics.written, n);
-                Metrics::add(&self.metrics.commits, 1);
+                self.metrics.add(Count::Written, n);
+                self.metrics.add(Count::Commits, 1);
+                for (p, &(_, next)) in &closed.ranges {
+                    self.metrics.committed_offset(p, next);
+                }
                 tracing::debug!(rows = n, version, "committed batch");
                 #[cfg(feature = "test-hooks")]
                 self.crash_hook();
@@ -155,9 +161,8 @@ impl Operator<'_> {
     /// The test-only stall between the fence and the Lance commit.
     #[cfg(feature = "test-hooks")]
     fn pause_hook(&self) {
-        use std::sync::atomic::Ordering;
         if let Some((n, pause)) = self.pause_before
-            && self.metrics.commits.load(Ordering::Relaxed) + 1 == n
+            && self.metrics.get(Count::Commits) + 1 == n
         {
             warn!(
                 seconds = pause.as_secs_f64(),
@@ -170,9 +175,8 @@ impl Operator<'_> {
     /// The test-only crash between the Lance and the Kafka commit.
     #[cfg(feature = "test-hooks")]
     fn crash_hook(&self) {
-        use std::sync::atomic::Ordering;
         if let Some(limit) = self.crash_after
-            && self.metrics.commits.load(Ordering::Relaxed) >= limit
+            && self.metrics.get(Count::Commits) >= limit
         {
             warn!(
                 "{CRASH_AFTER_COMMITS_ENV} reached: aborting between the Lance and the Kafka commit"

@@ -51,7 +51,7 @@ enum Command {
     /// Load a JSONL file into a Kafka topic (one message per line), creating the topic if asked.
     Produce(cmd::produce::ProduceArgs),
     /// IR evaluation over held-out QA pairs, every Matryoshka dim (`eval report` renders the history).
-    Eval(cmd::eval::EvalCommand),
+    Eval(Box<cmd::eval::EvalCommand>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,7 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Index(a) => cmd::dataset::index(a),
         Command::Compact(a) => cmd::dataset::compact_cmd(a),
         Command::Cleanup(a) => cmd::dataset::cleanup_cmd(a),
-        Command::Eval(c) => cmd::eval::run(c),
+        Command::Eval(c) => cmd::eval::run(*c),
         Command::Sql(a) => cmd::sql::run(a),
         Command::Produce(a) => cmd::produce::run(a),
     };

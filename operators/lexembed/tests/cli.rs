@@ -566,3 +566,92 @@ fn a_256_mib_line_is_refused_in_bounded_memory() {
     assert_eq!(s["rows_written"], 2, "{s}");
     assert_eq!(s["skipped"]["too_large"], 1, "{s}");
 }
+
+/// Samples of a Prometheus text exposition, parsed by the official Python client's parser.
+fn prometheus_samples(path: &Path) -> Vec<serde_json::Value> {
+    let out = run_ok(
+        Command::new(python())
+            .arg(repo().join("integration/python/prom_parse.py"))
+            .arg(path),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .and_then(|s| s["value"].as_f64())
+        .unwrap_or_else(|| panic!("no {name} {labels:?} in {samples:#?}"))
+}
+
+/// A file run with `--metrics-file` leaves its counts, bad records by kind and its outcome in a
+/// Prometheus textfile (node_exporter's textfile collector reads it), success or failure; the
+/// official parser reads it and the numbers equal the run's summary.
+#[test]
+fn a_file_run_writes_its_metrics_for_the_textfile_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        r#"{"id": "a", "text": "Artículo 1. El plazo es de tres meses.", "law": "ley-39"}"#,
+        r#"{not json"#,
+        r#"{"id": "b", "text": "Artículo 2. Cabe recurso de alzada.", "law": "ley-40"}"#,
+        r#"{"id": "c"}"#,
+        r#"{"id": "d"}"#,
+    ];
+    std::fs::write(dir.path().join("docs.jsonl"), rows.join("\n") + "\n").unwrap();
+    let spec = |on_bad: &str| {
+        let p = dir.path().join(format!("{on_bad}.yaml"));
+        std::fs::write(
+            &p,
+            format!(
+                "name: metrics-{on_bad}\nsource:\n  kind: file\n  path: docs.jsonl\n  metadata_fields: [law]\n  on_bad_record: {on_bad}\nencoder:\n  model: {}\nsink:\n  uri: {on_bad}.lance\n",
+                tiny().display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let prom = dir.path().join("lexembed.prom");
+    let out = run_ok(
+        bin()
+            .args(["run", "--json", "--metrics-file"])
+            .arg(&prom)
+            .arg(spec("skip")),
+    );
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let samples = prometheus_samples(&prom);
+    let p = [("pipeline", "metrics-skip")];
+    assert_eq!(sample(&samples, "lexembed_rows_written_total", &p), 2.0);
+    assert_eq!(summary["rows_written"], 2);
+    assert_eq!(sample(&samples, "lexembed_rows_read_total", &p), 5.0);
+    assert_eq!(sample(&samples, "lexembed_lance_commits_total", &p), 1.0);
+    let kind = |k| [("pipeline", "metrics-skip"), ("kind", k)];
+    assert_eq!(
+        sample(&samples, "lexembed_bad_records_total", &kind("not_json")),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "lexembed_bad_records_total",
+            &kind("missing_text")
+        ),
+        2.0
+    );
+    assert_eq!(sample(&samples, "lexembed_encoder_seconds_count", &p), 1.0);
+    let job = [("job", "run"), ("pipeline", "metrics-skip")];
+    assert_eq!(sample(&samples, "lexembed_job_success", &job), 1.0);
+    assert!(sample(&samples, "lexembed_job_last_run_timestamp_seconds", &job) > 1.7e9);
+
+    let failed = bin()
+        .args(["run", "--metrics-file"])
+        .arg(&prom)
+        .arg(spec("fail"))
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let samples = prometheus_samples(&prom);
+    let job = [("job", "run"), ("pipeline", "metrics-fail")];
+    assert_eq!(sample(&samples, "lexembed_job_success", &job), 0.0);
+}

@@ -42,6 +42,32 @@ fn ok(cmd: &mut Command) -> String {
 }
 
 /// Runs pipeline + `lexembed eval` and the oracle on the same inputs; compares every metric.
+/// The eval textfile (`--metrics-file`, read by the official Prometheus parser) holds every metric
+/// of the run as `lexembed_eval_metric{dim, metric}` with the value the JSON output reports.
+fn exported_metrics_equal(prom: &Path, metrics: &BTreeMap<String, f64>) {
+    let out = ok(Command::new(python())
+        .arg(repo().join("integration/python/prom_parse.py"))
+        .arg(prom));
+    let samples: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let exported: BTreeMap<String, f64> = samples
+        .iter()
+        .filter(|s| s["name"] == "lexembed_eval_metric")
+        .map(|s| {
+            let key = format!(
+                "dim_{}_{}",
+                s["labels"]["dim"].as_str().unwrap(),
+                s["labels"]["metric"].as_str().unwrap()
+            );
+            (key, s["value"].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(&exported, metrics);
+    let success = samples
+        .iter()
+        .find(|s| s["name"] == "lexembed_job_success" && s["labels"]["job"] == "eval");
+    assert_eq!(success.and_then(|s| s["value"].as_f64()), Some(1.0));
+}
+
 fn parity(model: &Path, corpus: &[Value], qa: &[Value], dims: &[u32]) -> BTreeMap<String, f64> {
     let dir = tempfile::tempdir().unwrap();
     let (cfile, qfile) = (dir.path().join("corpus.jsonl"), dir.path().join("qa.jsonl"));
@@ -60,8 +86,11 @@ fn parity(model: &Path, corpus: &[Value], qa: &[Value], dims: &[u32]) -> BTreeMa
     .unwrap();
     ok(bin().arg("run").arg(&spec));
     let our_rankings = dir.path().join("rankings.jsonl");
+    let prom = dir.path().join("eval.prom");
     let ours: Value = serde_json::from_str(&ok(bin()
-        .args(["eval", "--json", "--dataset"])
+        .args(["eval", "--json", "--metrics-file"])
+        .arg(&prom)
+        .arg("--dataset")
         .arg(dir.path().join("corpus.lance"))
         .arg("--qa")
         .arg(&qfile)
@@ -88,6 +117,7 @@ fn parity(model: &Path, corpus: &[Value], qa: &[Value], dims: &[u32]) -> BTreeMa
     let want: BTreeMap<String, f64> =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let got: BTreeMap<String, f64> = serde_json::from_value(ours["metrics"].clone()).unwrap();
+    exported_metrics_equal(&prom, &got);
     let mut compared = 0;
     let queries = ours["queries"].as_u64().unwrap() as f64;
     for (k, w) in &want {

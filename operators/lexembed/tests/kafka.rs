@@ -115,7 +115,7 @@ fn setup_with(name: &str, extra_kafka: &str, batch_rows: usize, max_poll_ms: u32
     std::fs::write(
         &spec,
         format!(
-            "name: {name}\nsource:\n  kind: kafka\n  batch_rows: {batch_rows}\n  max_text_bytes: 2000\n  kafka:\n    brokers: {}\n    topics: [{topic}]\n    group_id: {topic}-g\n    linger_ms: 300\n{extra_kafka}    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\n      max.poll.interval.ms: \"{max_poll_ms}\"\nencoder:\n  model: {}\nsink:\n  uri: {dataset}\n  mode: append\n",
+            "name: {name}\nsource:\n  kind: kafka\n  batch_rows: {batch_rows}\n  max_text_bytes: 2000\n  kafka:\n    brokers: {}\n    topics: [{topic}]\n    group_id: {topic}-g\n    linger_ms: 300\n{extra_kafka}    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\n      max.poll.interval.ms: \"{max_poll_ms}\"\n      statistics.interval.ms: \"1000\"\nencoder:\n  model: {}\nsink:\n  uri: {dataset}\n  mode: append\n",
             brokers(),
             tiny().display()
         ),
@@ -696,6 +696,29 @@ fn poison_records_go_to_the_dead_letter_topic_with_headers_and_good_ones_to_lanc
     }
 }
 
+/// Samples of a Prometheus text exposition, parsed by the official Python client's parser.
+fn parse_prometheus(text: &str) -> Vec<serde_json::Value> {
+    let mut child = std::process::Command::new(python())
+        .arg(repo().join("integration/python/prom_parse.py"))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused:\n{text}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -730,15 +753,47 @@ fn sigterm_commits_the_batch_in_hand_and_exits_0_promptly_with_metrics_served() 
         .spawn()
         .unwrap();
     wait_for_rows(&s.dataset, 3_000, 300);
-    let (code, metrics) = http_get(port, "/metrics");
-    assert_eq!(code, 200);
+    // Parsed by the official Prometheus client's parser: labelled by pipeline, with one lag series
+    // per partition (librdkafka's statistics come every second here).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let samples = loop {
+        let (code, body) = http_get(port, "/metrics");
+        assert_eq!(code, 200);
+        let samples = parse_prometheus(body.split_once("\r\n\r\n").unwrap().1);
+        let lagging: Vec<&str> = samples
+            .iter()
+            .filter(|x| {
+                x["name"] == "lexembed_kafka_partition_lag"
+                    && x["labels"]["topic"] == s.topic.as_str()
+            })
+            .filter_map(|x| x["labels"]["partition"].as_str())
+            .collect();
+        if lagging.len() == 4 || Instant::now() > deadline {
+            let mut sorted = lagging.clone();
+            sorted.sort_unstable();
+            assert_eq!(
+                sorted,
+                ["0", "1", "2", "3"],
+                "per-partition lag: {samples:#?}"
+            );
+            break samples;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     for name in [
         "lexembed_messages_consumed_total",
         "lexembed_rows_written_total",
         "lexembed_batch_seconds_bucket",
         "lexembed_end_to_end_lag_seconds",
+        "lexembed_kafka_committed_offset",
+        "lexembed_ready",
     ] {
-        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+        assert!(
+            samples
+                .iter()
+                .any(|x| x["name"] == name && x["labels"]["pipeline"] == "sigterm"),
+            "{name} missing: {samples:#?}"
+        );
     }
     assert_eq!(http_get(port, "/healthz").0, 200);
     assert_eq!(http_get(port, "/readyz").0, 200);
@@ -814,4 +869,68 @@ fn start_latest_killed_during_the_first_batch_loses_nothing() {
     let summary = s.drain("b");
     assert_eq!(summary["written"], 20, "{summary}: {}", s.log("b"));
     assert_exactly_once(&s.dataset, 20);
+}
+
+/// More replicas than partitions: a replica the group gives no partition is a healthy spare and
+/// reports ready, so a rollout of N+1 replicas over N partitions completes (the chart's readiness
+/// probe). The partition stays with the first replica (cooperative-sticky), so the second has never
+/// held one; both leave cleanly on SIGTERM and every message lands once.
+#[test]
+fn a_replica_without_partitions_is_ready() {
+    let _turn = turn();
+    let n = 300;
+    let s = setup("spare", "", 100);
+    let sticky = std::fs::read_to_string(&s.spec).unwrap().replace(
+        "    properties:\n",
+        "    properties:\n      partition.assignment.strategy: cooperative-sticky\n",
+    );
+    std::fs::write(&s.spec, sticky).unwrap();
+    produce(s.dir.path(), &s.topic, 1, &docs(n));
+    let serve = |tag: &str| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(s.dir.path().join(format!("{tag}.log"))).unwrap();
+        let child = bin()
+            .args(["run", s.spec.to_str().unwrap(), "--json"])
+            .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .env("LEXEMBED_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        (child, port)
+    };
+    let ready_within = |port: u16, secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || http_get(port, "/readyz").0 != 200
+        {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        true
+    };
+    let (a, port_a) = serve("a");
+    assert!(ready_within(port_a, 60), "a never ready: {}", s.log("a"));
+    wait_for_rows(&s.dataset, n, 120);
+    let (b, port_b) = serve("b");
+    let b_ready = ready_within(port_b, 60);
+    assert!(
+        !s.log("b").contains("assigned; resuming"),
+        "the partition moved to b: {}",
+        s.log("b")
+    );
+    assert!(b_ready, "the spare never turned ready: {}", s.log("b"));
+    assert_eq!(http_get(port_a, "/readyz").0, 200);
+    for (child, tag) in [(a, "a"), (b, "b")] {
+        sigterm(&child);
+        let (status, _) = s.wait_logged(child, tag, 60);
+        assert!(status.success(), "{tag}: {}", s.log(tag));
+    }
+    assert_eq!(count(&s.dataset), n);
 }

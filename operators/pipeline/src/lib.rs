@@ -3,6 +3,7 @@
 //! Data flows one way: source → RecordBatch → encoder → Matryoshka columns → sink.
 
 pub mod error;
+pub mod metrics;
 pub mod run;
 pub mod schedule;
 pub mod shard;

@@ -199,6 +199,17 @@ pub fn run_pipeline_from(
     external: Option<ExternalDocs>,
     rt: &Handle,
 ) -> Result<RunSummary> {
+    let summary = run_to_summary(loaded, opts, external, rt)?;
+    crate::metrics::record(&summary);
+    Ok(summary)
+}
+
+fn run_to_summary(
+    loaded: &LoadedSpec,
+    opts: &RunOptions,
+    external: Option<ExternalDocs>,
+    rt: &Handle,
+) -> Result<RunSummary> {
     let started = Instant::now();
     let spec = &loaded.spec;
     check_resume(loaded, opts)?;

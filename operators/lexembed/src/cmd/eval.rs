@@ -81,6 +81,10 @@ pub struct EvalArgs {
     /// Run once now even if the pipeline spec sets a schedule.
     #[arg(long)]
     pub once: bool,
+    /// Write the metrics here after every run, failed or not (Prometheus text, for node_exporter's
+    /// textfile collector): lexembed_eval_metric{dim, metric} and the job's outcome.
+    #[arg(long, value_name = "FILE", env = "LEXEMBED_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
     #[command(flatten)]
     pub encoder: EncoderArgs,
 }
@@ -103,10 +107,21 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let encoder = args.encoder.open(&[])?;
+    super::metrics::install(&[])?;
+    // The job's outcome is labelled by pipeline when the evaluation comes from a spec.
+    let name = match &args.pipeline {
+        Some(file) => lexembed_pipeline::LoadedSpec::load(file)?.spec.name,
+        None => String::new(),
+    };
     let once = || -> anyhow::Result<()> {
-        let run = rt.block_on(job.run(&encoder))?;
-        print_result(&args, &run)?;
-        report_alerts(&run)
+        let outcome = super::metrics::JobRun::start("eval", &name, args.metrics_file.as_deref());
+        let result = rt.block_on(job.run(&encoder)).map_err(anyhow::Error::from);
+        let result = result.and_then(|run| {
+            print_result(&args, &run)?;
+            report_alerts(&run)
+        });
+        outcome.finish(&result)?;
+        result
     };
     match (&args.schedule, args.once) {
         (Some(expr), false) => {

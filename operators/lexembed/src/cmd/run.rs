@@ -33,6 +33,11 @@ pub struct RunArgs {
     /// without messages; for backfills from a topic. Default: run until SIGTERM.
     #[arg(long, value_name = "SECONDS")]
     pub exit_when_idle: Option<f64>,
+    /// Write the run's metrics here when it ends, failed or not (Prometheus text, for
+    /// node_exporter's textfile collector): rows, bad records by kind, encoder time, the job's
+    /// outcome. Kafka sources serve them on --http-addr as well.
+    #[arg(long, value_name = "FILE", env = "LEXEMBED_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
@@ -45,6 +50,7 @@ fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
         http_addr: (!args.http_addr.is_empty()).then(|| args.http_addr.clone()),
         exit_when_idle: args.exit_when_idle.map(std::time::Duration::from_secs_f64),
         stop: Some(stop),
+        render_metrics: Some(super::metrics::renderer()),
     };
     let io = io_runtime()?;
     let s = lexembed_kafka::run_operator(spec, &opts, io.handle())?;
@@ -78,12 +84,23 @@ fn io_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load(&args.file)?;
+    let shard = args
+        .shard
+        .map(|s| ("shard", format!("{}/{}", s.index, s.count)));
+    super::metrics::install(shard.as_slice())?;
+    let job = super::metrics::JobRun::start("run", &spec.spec.name, args.metrics_file.as_deref());
+    let result = run_spec(&spec, &args);
+    job.finish(&result)?;
+    result
+}
+
+fn run_spec(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
     if spec.spec.source.kind == SourceKind::Kafka {
         anyhow::ensure!(
             args.shard.is_none(),
             "--shard is for file and SQL sources: a Kafka source scales out by its consumer group (run more replicas)"
         );
-        return run_kafka(&spec, &args);
+        return run_kafka(spec, args);
     }
     let opts = RunOptions {
         progress: std::io::stderr().is_terminal(),
@@ -93,10 +110,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let io = io_runtime()?;
     let s = match spec.spec.source.kind {
         SourceKind::Sql => {
-            let docs = lexembed_sql::query_documents(&spec, args.shard, io.handle())?;
-            run_pipeline_from(&spec, &opts, Some(docs), io.handle())?
+            let docs = lexembed_sql::query_documents(spec, args.shard, io.handle())?;
+            run_pipeline_from(spec, &opts, Some(docs), io.handle())?
         }
-        _ => run_pipeline(&spec, &opts, io.handle())?,
+        _ => run_pipeline(spec, &opts, io.handle())?,
     };
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
