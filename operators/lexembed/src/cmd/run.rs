@@ -1,5 +1,7 @@
 //! `lexembed run FILE.yaml`: runs a pipeline and prints its summary. File and SQL sources run to
-//! completion (one commit); Kafka sources run as a consumer-group member until SIGTERM (or `--exit-when-idle`).
+//! completion (one commit); Kafka sources run as a consumer-group member until SIGTERM (or
+//! `--exit-when-idle`). The dispatch on the source is `lexembed_runner`'s; this module parses the
+//! arguments and owns the process: the I/O runtime, signals and the metrics recorder.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Args;
-use lexembed_pipeline::spec::SourceKind;
-use lexembed_pipeline::{LoadedSpec, RunOptions, Shard, run_pipeline, run_pipeline_from};
+use lexembed_pipeline::{LoadedSpec, Shard};
+use lexembed_runner::RunnerOptions;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -40,41 +42,6 @@ pub struct RunArgs {
     pub metrics_file: Option<PathBuf>,
 }
 
-fn run_kafka(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
-    // SIGTERM (Kubernetes) and SIGINT stop the operator: it commits the batch in hand and leaves the group.
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
-    let opts = lexembed_kafka::OperatorOptions {
-        http_addr: (!args.http_addr.is_empty()).then(|| args.http_addr.clone()),
-        exit_when_idle: args.exit_when_idle.map(std::time::Duration::from_secs_f64),
-        stop: Some(stop),
-        render_metrics: Some(super::metrics::renderer()),
-    };
-    let io = io_runtime()?;
-    let s = lexembed_kafka::run_operator(spec, &opts, io.handle())?;
-    if args.json {
-        println!("{}", serde_json::to_string(&s)?);
-        return Ok(());
-    }
-    println!("pipeline {} (kafka) → {}", s.pipeline, s.dataset);
-    println!("  messages consumed  {}", s.consumed);
-    println!(
-        "  rows written       {} in {} commits",
-        s.written, s.commits
-    );
-    println!("  dead-lettered      {}", s.dead_lettered);
-    println!("  skipped            {}", s.skipped);
-    println!("  dropped (owned elsewhere) {}", s.dropped_not_owned);
-    println!(
-        "  time               {:.1}s ({:.0}% in the encoder)",
-        s.seconds,
-        100.0 * s.encoder_seconds / s.seconds.max(1e-9)
-    );
-    Ok(())
-}
-
 /// The runtime the libraries' Lance, object-store and DataFusion I/O runs on.
 fn io_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -95,58 +62,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn run_spec(spec: &LoadedSpec, args: &RunArgs) -> anyhow::Result<()> {
-    if spec.spec.source.kind == SourceKind::Kafka {
-        anyhow::ensure!(
-            args.shard.is_none(),
-            "--shard is for file and SQL sources: a Kafka source scales out by its consumer group (run more replicas)"
-        );
-        return run_kafka(spec, args);
-    }
-    let opts = RunOptions {
-        progress: std::io::stderr().is_terminal(),
+    let mut opts = RunnerOptions {
         resume: args.resume.then_some(true),
         shard: args.shard,
+        progress: std::io::stderr().is_terminal(),
+        http_addr: (!args.http_addr.is_empty()).then(|| args.http_addr.clone()),
+        exit_when_idle: args.exit_when_idle.map(std::time::Duration::from_secs_f64),
+        stop: None,
+        render_metrics: Some(super::metrics::renderer()),
     };
-    let io = io_runtime()?;
-    let s = match spec.spec.source.kind {
-        SourceKind::Sql => {
-            let docs = lexembed_sql::query_documents(spec, args.shard, io.handle())?;
-            run_pipeline_from(spec, &opts, Some(docs), io.handle())?
+    if lexembed_runner::runs_until_stopped(spec) {
+        // SIGTERM (Kubernetes) and SIGINT stop a streaming run: it commits the batch in hand and
+        // leaves the group. A run to completion keeps them fatal (it commits once, at its end).
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, stop.clone())?;
         }
-        _ => run_pipeline(spec, &opts, io.handle())?,
-    };
+        opts.stop = Some(stop);
+    }
+    let io = io_runtime()?;
+    let summary = lexembed_runner::run(spec, &opts, io.handle())?;
     if args.json {
-        println!("{}", serde_json::to_string(&s)?);
-        return Ok(());
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{summary}");
     }
-    println!("pipeline {} → {}", s.pipeline, s.dataset);
-    println!(
-        "  files            {} ({} already committed, skipped)",
-        s.files, s.files_already_committed
-    );
-    println!("  rows read        {}", s.rows_read);
-    println!("  rows embedded    {}", s.rows_embedded);
-    let skipped: usize = s.skipped.values().sum();
-    println!("  rows skipped     {skipped}");
-    for (why, n) in &s.skipped {
-        println!("    {n:>8}  {why}");
-    }
-    println!("  rows written     {}", s.rows_written);
-    match s.version {
-        Some(v) => println!(
-            "  lance version    {v} ({} rows in the dataset)",
-            s.rows_in_dataset
-        ),
-        None => println!("  lance version    unchanged (nothing to write)"),
-    }
-    if !s.indexes.is_empty() {
-        println!("  indexes          {}", s.indexes.join(", "));
-    }
-    let rate = s.rows_embedded as f64 / s.seconds.max(1e-9);
-    println!(
-        "  time             {:.1}s ({rate:.0} rows/s, {:.0}% in the encoder)",
-        s.seconds,
-        100.0 * s.encoder_seconds / s.seconds.max(1e-9)
-    );
     Ok(())
 }
