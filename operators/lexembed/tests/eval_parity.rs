@@ -45,10 +45,7 @@ fn ok(cmd: &mut Command) -> String {
 /// The eval textfile (`--metrics-file`, read by the official Prometheus parser) holds every metric
 /// of the run as `lexembed_eval_metric{dim, metric}` with the value the JSON output reports.
 fn exported_metrics_equal(prom: &Path, metrics: &BTreeMap<String, f64>) {
-    let out = ok(Command::new(python())
-        .arg(repo().join("integration/python/prom_parse.py"))
-        .arg(prom));
-    let samples: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let samples = prometheus_samples(&std::fs::read_to_string(prom).unwrap());
     let exported: BTreeMap<String, f64> = samples
         .iter()
         .filter(|s| s["name"] == "lexembed_eval_metric")

@@ -696,29 +696,6 @@ fn poison_records_go_to_the_dead_letter_topic_with_headers_and_good_ones_to_lanc
     }
 }
 
-/// Samples of a Prometheus text exposition, parsed by the official Python client's parser.
-fn parse_prometheus(text: &str) -> Vec<serde_json::Value> {
-    let mut child = std::process::Command::new(python())
-        .arg(repo().join("integration/python/prom_parse.py"))
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the Prometheus parser refused:\n{text}"
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -756,7 +733,7 @@ fn sigterm_commits_the_batch_in_hand_and_exits_0_promptly_with_metrics_served() 
     // Parsed by the official Prometheus client's parser, every series labelled by pipeline.
     let (code, body) = http_get(port, "/metrics");
     assert_eq!(code, 200);
-    let samples = parse_prometheus(body.split_once("\r\n\r\n").unwrap().1);
+    let samples = prometheus_samples(body.split_once("\r\n\r\n").unwrap().1);
     for name in [
         "lexembed_messages_consumed_total",
         "lexembed_rows_written_total",
@@ -900,7 +877,7 @@ fn a_replica_without_partitions_is_ready() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let body = http_get(port_a, "/metrics").1;
-        let samples = parse_prometheus(body.split_once("\r\n\r\n").unwrap().1);
+        let samples = prometheus_samples(body.split_once("\r\n\r\n").unwrap().1);
         let value = |name: &str| {
             samples
                 .iter()

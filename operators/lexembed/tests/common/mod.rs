@@ -69,3 +69,25 @@ pub fn json_ids(stdout: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Samples of a Prometheus text exposition, parsed by the official Python client's parser
+/// (`integration/python/prom_parse.py`): `[{name, labels, value, type}]`.
+pub fn prometheus_samples(text: &str) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .arg(repo().join("integration/python/prom_parse.py"))
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(text.as_bytes()).expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused:\n{text}"
+    );
+    serde_json::from_slice(&out.stdout).expect("parser output")
+}

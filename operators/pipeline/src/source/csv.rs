@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow_schema::SchemaRef;
 use csv::{ByteRecord, ErrorKind};
 
-use super::DocBatch;
+use super::batches::FillBatch;
 use super::file::SourceFile;
 use super::rows::{Refusal, RowBuilder, Value};
 use crate::error::{PipelineError, Result};
@@ -36,7 +36,6 @@ pub struct CsvReader {
     columns: Columns,
     spec: SourceSpec,
     rows: RowBuilder,
-    done: bool,
 }
 
 /// Where the fields the spec names sit in a record (`None`: no such column).
@@ -77,7 +76,6 @@ impl CsvReader {
             },
             spec: spec.clone(),
             rows: RowBuilder::new(schema, spec),
-            done: false,
         };
         reader.open_window();
         reader.columns = reader.header()?;
@@ -176,15 +174,14 @@ impl CsvReader {
         }
     }
 
-    /// Reads records until a batch is full or the file ends.
-    fn fill_batch(&mut self) -> Result<()> {
+    /// Reads records until a batch is full or the file ends (`true`).
+    fn read_batch(&mut self) -> Result<bool> {
         let mut record = ByteRecord::new();
         while self.rows.rows < self.spec.batch_rows {
             let line = self.records.position().line();
             match self.records.read_byte_record(&mut record) {
                 Ok(false) => {
-                    self.done = true;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Ok(true) => {
                     let line = record.position().map_or(line, |p| p.line());
@@ -194,28 +191,17 @@ impl CsvReader {
             }
             self.open_window();
         }
-        Ok(())
+        Ok(false)
     }
 }
 
-impl Iterator for CsvReader {
-    type Item = Result<DocBatch>;
+impl FillBatch for CsvReader {
+    fn fill_batch(&mut self) -> Result<bool> {
+        self.read_batch()
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if let Err(e) = self.fill_batch() {
-            self.done = true;
-            return Some(Err(e));
-        }
-        match self.rows.finish() {
-            Ok((batch, skipped)) if batch.num_rows() > 0 || !skipped.is_empty() => {
-                Some(Ok(DocBatch { batch, skipped }))
-            }
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        }
+    fn rows(&mut self) -> &mut RowBuilder {
+        &mut self.rows
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use arrow_schema::SchemaRef;
 
 use super::DocBatch;
+use super::batches::Batches;
 use super::csv::CsvReader;
 use super::json::JsonReader;
 use super::parquet::ParquetReader;
@@ -105,8 +106,8 @@ pub fn read_file(
     schema: SchemaRef,
 ) -> Result<Box<dyn Iterator<Item = Result<DocBatch>> + Send>> {
     Ok(match file.format {
-        FileFormat::Jsonl => Box::new(JsonReader::open(file, spec, schema)?),
-        FileFormat::Csv => Box::new(CsvReader::open(file, spec, schema)?),
+        FileFormat::Jsonl => Box::new(Batches::new(JsonReader::open(file, spec, schema)?)),
+        FileFormat::Csv => Box::new(Batches::new(CsvReader::open(file, spec, schema)?)),
         FileFormat::Parquet => Box::new(ParquetReader::open(file, spec, schema)?),
     })
 }

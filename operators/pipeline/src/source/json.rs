@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_schema::SchemaRef;
 
-use super::DocBatch;
+use super::batches::FillBatch;
 use super::file::SourceFile;
 use super::rows::{Refusal, RowBuilder, json_doc};
 use crate::error::{PipelineError, Result};
@@ -56,7 +56,6 @@ pub struct JsonReader {
     elements: usize,
     spec: SourceSpec,
     rows: RowBuilder,
-    done: bool,
 }
 
 impl JsonReader {
@@ -73,7 +72,6 @@ impl JsonReader {
             elements: 0,
             spec: spec.clone(),
             rows: RowBuilder::new(schema, spec),
-            done: false,
         };
         reader.sniff()?;
         Ok(reader)
@@ -280,41 +278,29 @@ impl JsonReader {
         self.rows.bad(&self.path, line, refusal)
     }
 
-    /// Reads records until a batch is full or the file ends.
-    fn fill_batch(&mut self) -> Result<()> {
+    /// Reads records until a batch is full or the file ends (`true`).
+    fn read_batch(&mut self) -> Result<bool> {
         let mut buf = Vec::new();
         while self.rows.rows < self.spec.batch_rows {
             match self.read_record(&mut buf)? {
                 Record::End => {
-                    self.done = true;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Record::Read { line } => self.push(&buf, line)?,
                 Record::TooLong { line, bytes } => self.too_long(line, bytes)?,
             }
         }
-        Ok(())
+        Ok(false)
     }
 }
 
-impl Iterator for JsonReader {
-    type Item = Result<DocBatch>;
+impl FillBatch for JsonReader {
+    fn fill_batch(&mut self) -> Result<bool> {
+        self.read_batch()
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if let Err(e) = self.fill_batch() {
-            self.done = true;
-            return Some(Err(e));
-        }
-        match self.rows.finish() {
-            Ok((batch, skipped)) if batch.num_rows() > 0 || !skipped.is_empty() => {
-                Some(Ok(DocBatch { batch, skipped }))
-            }
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        }
+    fn rows(&mut self) -> &mut RowBuilder {
+        &mut self.rows
     }
 }
 

@@ -2,6 +2,7 @@
 //! documents schema (`id`, `text`, metadata as nullable text) — and reports bad records with their
 //! place. Sources never embed and never write.
 
+mod batches;
 mod csv;
 pub mod file;
 mod json;

@@ -47,14 +47,11 @@ impl Distance for CosineDistance {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::test_support::{query, vectors};
+    use super::super::test_support::{old_cosine, query, vectors};
 
     /// What the function computed before it had typed kernels.
     fn old(a: &[f64], b: &[f64]) -> f64 {
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-        1.0 - dot / (na * nb).max(1e-30)
+        1.0 - old_cosine(a, b)
     }
 
     #[test]

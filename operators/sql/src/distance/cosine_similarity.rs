@@ -56,15 +56,7 @@ impl Distance for CosineSimilarity {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::test_support::{query, vectors};
-
-    /// What the function computed before it had typed kernels: both rows copied into `Vec<f64>`.
-    fn old(a: &[f64], b: &[f64]) -> f64 {
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-        dot / (na * nb).max(1e-30)
-    }
+    use super::super::test_support::{old_cosine as old, query, vectors};
 
     fn f64s(v: &[f32]) -> Vec<f64> {
         v.iter().map(|&x| f64::from(x)).collect()

@@ -186,6 +186,15 @@ pub(crate) mod test_support {
         .unwrap()
     }
 
+    /// Cosine similarity as the function computed it before it had typed kernels: both rows
+    /// copied into `Vec<f64>`, three separate sums.
+    pub fn old_cosine(a: &[f64], b: &[f64]) -> f64 {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+        dot / (na * nb).max(1e-30)
+    }
+
     /// Deterministic pseudo-random vectors (xorshift): rows of `dim` values in [-1, 1).
     pub fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut s = seed.max(1);
