@@ -83,6 +83,9 @@ pub enum BadRecordFate {
 pub struct Metrics {
     pipeline: String,
     counts: [AtomicU64; Count::ALL.len()],
+    /// The recorder's counters of `counts`, registered once: `add` runs per message, and a lookup
+    /// by name and label (with a label string to allocate) each time would be work on the hot path.
+    recorded: [metrics::Counter; Count::ALL.len()],
     /// Bad records by fate (`BadRecordFate as usize`).
     bad: [AtomicU64; 2],
     encoder_us: AtomicU64,
@@ -102,6 +105,7 @@ impl Metrics {
         Self {
             pipeline: pipeline.to_string(),
             counts: Default::default(),
+            recorded: Count::ALL.map(|c| counter!(c.name(), "pipeline" => pipeline.to_string())),
             bad: Default::default(),
             encoder_us: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -112,7 +116,7 @@ impl Metrics {
 
     pub fn add(&self, what: Count, n: usize) {
         self.counts[what as usize].fetch_add(n as u64, Ordering::Relaxed);
-        counter!(what.name(), "pipeline" => self.pipeline.clone()).increment(n as u64);
+        self.recorded[what as usize].increment(n as u64);
     }
 
     pub fn get(&self, what: Count) -> u64 {

@@ -99,20 +99,17 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         return report(&history, &out);
     }
     let mut args = cmd.run;
-    if let Some(file) = args.pipeline.clone() {
-        from_pipeline(&mut args, &file)?;
-    }
+    // The job's outcome is labelled by pipeline when the evaluation comes from a spec.
+    let name = match args.pipeline.clone() {
+        Some(file) => from_pipeline(&mut args, &file)?,
+        None => String::new(),
+    };
     let job = eval_job(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let encoder = args.encoder.open(&[])?;
     super::metrics::install(&[])?;
-    // The job's outcome is labelled by pipeline when the evaluation comes from a spec.
-    let name = match &args.pipeline {
-        Some(file) => lexembed_pipeline::LoadedSpec::load(file)?.spec.name,
-        None => String::new(),
-    };
     let once = || -> anyhow::Result<()> {
         let outcome = super::metrics::JobRun::start("eval", &name, args.metrics_file.as_deref());
         let result = rt.block_on(job.run(&encoder)).map_err(anyhow::Error::from);
@@ -173,8 +170,9 @@ fn report_alerts(run: &EvalRun) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fills what the flags left out from the pipeline spec's sink, encoder and `eval:` block.
-fn from_pipeline(args: &mut EvalArgs, file: &std::path::Path) -> anyhow::Result<()> {
+/// Fills what the flags left out from the pipeline spec's sink, encoder and `eval:` block; returns the
+/// pipeline's name.
+fn from_pipeline(args: &mut EvalArgs, file: &std::path::Path) -> anyhow::Result<String> {
     let loaded = lexembed_pipeline::LoadedSpec::load(file)?;
     let spec = &loaded.spec;
     let ev = spec
@@ -211,7 +209,7 @@ fn from_pipeline(args: &mut EvalArgs, file: &std::path::Path) -> anyhow::Result<
             .as_deref()
             .map(|m| PathBuf::from(loaded.resolve(m)));
     }
-    Ok(())
+    Ok(spec.name.clone())
 }
 
 fn print_result(args: &EvalArgs, run: &EvalRun) -> anyhow::Result<()> {

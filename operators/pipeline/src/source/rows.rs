@@ -21,6 +21,17 @@ pub enum Value<'a> {
     Other(String),
 }
 
+impl Value<'_> {
+    /// The value as text, `None` when missing or null (metadata columns are nullable text).
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            Value::Other(s) => Some(s),
+            Value::Missing | Value::Null => None,
+        }
+    }
+}
+
 /// A record that passed the checks: owned id, text and metadata values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Doc {
@@ -133,23 +144,14 @@ impl RowBuilder {
         text: Value,
         metadata: Vec<Value>,
     ) -> Result<()> {
-        let sizes = metadata.iter().map(|v| match v {
-            Value::Str(s) => Some(s.as_ref()),
-            Value::Other(s) => Some(s.as_str()),
-            Value::Missing | Value::Null => None,
-        });
-        let checked =
-            check_metadata(spec, sizes).and_then(|()| check(spec, id, text, self.max_text));
+        let checked = check_metadata(spec, metadata.iter().map(Value::as_text))
+            .and_then(|()| check(spec, id, text, self.max_text));
         match checked {
             Ok((id, text)) => {
                 self.id.append_value(id);
                 self.text.append_value(text);
-                for (b, v) in self.metadata.iter_mut().zip(metadata) {
-                    match v {
-                        Value::Str(s) => b.append_value(s),
-                        Value::Other(s) => b.append_value(s),
-                        Value::Missing | Value::Null => b.append_null(),
-                    }
+                for (b, v) in self.metadata.iter_mut().zip(&metadata) {
+                    b.append_option(v.as_text());
                 }
                 self.rows += 1;
                 Ok(())
