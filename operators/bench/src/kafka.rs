@@ -12,6 +12,7 @@ use lexembed_kafka::{
     OperatorOptions, OperatorSummary, ProduceOptions, create_topic, produce_lines,
 };
 use lexembed_pipeline::LoadedSpec;
+use lexembed_pipeline::spec::SourceInput;
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -130,7 +131,15 @@ fn operator(
     let io = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    Ok(lexembed_kafka::run_operator(&loaded, &opts, io.handle())?)
+    let SourceInput::Kafka(kafka) = &loaded.spec.source.input else {
+        anyhow::bail!("the benchmark's spec has no kafka source");
+    };
+    Ok(lexembed_kafka::run_operator(
+        &loaded,
+        kafka,
+        &opts,
+        io.handle(),
+    )?)
 }
 
 pub fn run(args: KafkaBenchArgs) -> anyhow::Result<()> {

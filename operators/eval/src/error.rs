@@ -26,6 +26,8 @@ pub enum EvalError {
     Store(#[from] lexembed_lance::StoreError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    #[error(transparent)]
+    Metric(#[from] crate::key::UnknownMetric),
     #[error("{0}")]
     Runtime(String),
 }

@@ -1,11 +1,12 @@
 //! One evaluation: QA pairs against a corpus of stored vectors, every Matryoshka dim, the metrics of
-//! sentence-transformers' `InformationRetrievalEvaluator` keyed `dim_<d>_cosine_<metric>@<k>`.
+//! sentence-transformers' `InformationRetrievalEvaluator` keyed by (dim, metric).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
 use crate::error::{EvalError, Result};
+use crate::key::{DimMetric, Metric};
 use crate::metrics::{MetricConfig, compute};
 use crate::qa::QaPair;
 use crate::scoring::{Matrix, rank_all};
@@ -21,8 +22,8 @@ pub struct Corpus {
 /// What an evaluation found.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalResult {
-    /// `dim_<d>_cosine_<metric>@<k>` → value.
-    pub metrics: BTreeMap<String, f64>,
+    /// Value of each metric at each dim (JSON keys `dim_<d>_cosine_<metric>@<k>`).
+    pub metrics: BTreeMap<DimMetric, f64>,
     pub dims: Vec<u32>,
     pub queries_evaluated: usize,
     /// Queries dropped because they list no relevant document (as the reference does).
@@ -41,9 +42,9 @@ pub struct EvalResult {
 }
 
 impl EvalResult {
-    /// The value of `metric` (e.g. `cosine_ndcg@10`) at `dim`.
-    pub fn get(&self, dim: u32, metric: &str) -> Option<f64> {
-        self.metrics.get(&format!("dim_{dim}_{metric}")).copied()
+    /// The value of `metric` at `dim`.
+    pub fn get(&self, dim: u32, metric: Metric) -> Option<f64> {
+        self.metrics.get(&DimMetric { dim, metric }).copied()
     }
 }
 
@@ -120,8 +121,8 @@ pub fn evaluate(
             .iter_mut()
             .map(|per_dim| std::mem::take(&mut per_dim[j]))
             .collect();
-        for (k, v) in compute(&ranked, &relevant, &totals, cfg) {
-            metrics.insert(format!("dim_{d}_{k}"), v);
+        for (metric, v) in compute(&ranked, &relevant, &totals, cfg) {
+            metrics.insert(DimMetric { dim: *d, metric }, v);
         }
         by_dim.insert(*d, ranked);
     }
@@ -152,6 +153,7 @@ fn string_order(ids: &[String]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::Measure;
 
     fn pair(id: &str, rel: &[&str]) -> QaPair {
         QaPair {
@@ -186,9 +188,12 @@ mod tests {
         );
         assert_eq!(r.dims, vec![2, 1]);
         // q1: d4 is second behind its twin d10 → mrr 0.5; q3: d10 first → 1. Mean 0.75.
-        assert_eq!(r.get(2, "cosine_mrr@10"), Some(0.75));
+        assert_eq!(r.get(2, Metric::new(Measure::Mrr, 10)), Some(0.75));
         // q3 has 2 relevant (one missing from the corpus): recall@10 = 1/2.
-        assert_eq!(r.get(2, "cosine_recall@10"), Some((1.0 + 0.5) / 2.0));
+        assert_eq!(
+            r.get(2, Metric::new(Measure::Recall, 10)),
+            Some((1.0 + 0.5) / 2.0)
+        );
         assert!(
             evaluate(
                 &corpus,

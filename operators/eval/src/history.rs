@@ -24,6 +24,7 @@ pub struct HistoryRow {
     pub dataset_version: u64,
     pub qa_digest: String,
     pub dim: u32,
+    /// As stored: the evaluator's name (`cosine_ndcg@10`).
     pub metric: String,
     pub value: f64,
 }
@@ -42,19 +43,15 @@ pub fn rows(info: &RunInfo, result: &EvalResult) -> Vec<HistoryRow> {
     result
         .metrics
         .iter()
-        .filter_map(|(key, &value)| {
-            let rest = key.strip_prefix("dim_")?;
-            let (dim, metric) = rest.split_once('_')?;
-            Some(HistoryRow {
-                run_time_us: info.run_time_us,
-                model_id: info.model_id.clone(),
-                dataset_uri: info.dataset_uri.clone(),
-                dataset_version: info.dataset_version,
-                qa_digest: info.qa_digest.clone(),
-                dim: dim.parse().ok()?,
-                metric: metric.to_string(),
-                value,
-            })
+        .map(|(key, &value)| HistoryRow {
+            run_time_us: info.run_time_us,
+            model_id: info.model_id.clone(),
+            dataset_uri: info.dataset_uri.clone(),
+            dataset_version: info.dataset_version,
+            qa_digest: info.qa_digest.clone(),
+            dim: key.dim,
+            metric: key.metric.to_string(),
+            value,
         })
         .collect()
 }

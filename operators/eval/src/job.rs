@@ -49,6 +49,8 @@ impl EvalJob {
         let started_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
+        let cfg = MetricConfig::default();
+        self.rules.check_against(&cfg)?;
         let model_id = encoder.model().model_id.clone();
         let ds = self.dataset.open().await?;
         check_query_model(&ds, &model_id)?;
@@ -59,13 +61,7 @@ impl EvalJob {
             true => loaded.dims.clone(),
             false => self.dims.clone(),
         };
-        let result = evaluate(
-            &loaded.corpus,
-            &queries,
-            &pairs,
-            &dims,
-            &MetricConfig::default(),
-        )?;
+        let result = evaluate(&loaded.corpus, &queries, &pairs, &dims, &cfg)?;
         if result.unknown_relevant_ids > 0 {
             warn!(
                 count = result.unknown_relevant_ids,

@@ -2,7 +2,7 @@
 //! sentence-transformers' `InformationRetrievalEvaluator` (`shared/ir-metrics.md`) at every Matryoshka
 //! dim; results kept as history in Lance, rendered as reports, checked by alerts.
 //!
-//! `metrics` (pure, per ranking) and `scoring` (exact ranking, every dim in one pass) are the core;
+//! `key` names metrics (typed; sentence-transformers' text only at the edges); `metrics` (pure, per ranking) and `scoring` (exact ranking, every dim in one pass) are the core;
 //! `qa` and `corpus` load inputs; `history`, `report` and `alerts` are what a scheduled job needs;
 //! `job` is one evaluation run end to end (model check, query embedding, metrics, history, alerts).
 
@@ -12,6 +12,7 @@ pub mod error;
 pub mod evaluate;
 pub mod history;
 pub mod job;
+pub mod key;
 pub mod metrics;
 pub mod qa;
 pub mod report;
@@ -20,5 +21,6 @@ pub mod scoring;
 pub use error::{EvalError, Result};
 pub use evaluate::{Corpus, EvalResult, evaluate};
 pub use job::{EvalJob, EvalRun};
+pub use key::{DimMetric, Measure, Metric, UnknownMetric};
 pub use metrics::MetricConfig;
 pub use qa::QaPair;

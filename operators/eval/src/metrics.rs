@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::key::{Measure, Metric};
+
 /// Which cut-offs to compute: the evaluator's defaults are accuracy/precision/recall at 1, 3, 5, 10,
 /// MRR@10, NDCG@10 and MAP@100.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,15 +45,27 @@ impl MetricConfig {
         .max()
         .unwrap_or(10)
     }
+
+    /// Whether `metric` is among those computed (an alert rule on another would never fire).
+    pub fn computes(&self, metric: Metric) -> bool {
+        let cuts = match metric.measure {
+            Measure::Accuracy => &self.accuracy_at_k,
+            Measure::Precision | Measure::Recall => &self.precision_recall_at_k,
+            Measure::Mrr => &self.mrr_at_k,
+            Measure::Ndcg => &self.ndcg_at_k,
+            Measure::Map => &self.map_at_k,
+        };
+        cuts.contains(&metric.k)
+    }
 }
 
 /// Per-metric sums over queries; divide by the query count for means.
 #[derive(Debug, Clone, Default)]
-struct Sums(BTreeMap<String, f64>);
+struct Sums(BTreeMap<Metric, f64>);
 
 impl Sums {
-    fn add(&mut self, key: String, v: f64) {
-        *self.0.entry(key).or_default() += v;
+    fn add(&mut self, measure: Measure, k: usize, v: f64) {
+        *self.0.entry(Metric::new(measure, k)).or_default() += v;
     }
 }
 
@@ -65,7 +79,7 @@ pub fn compute(
     relevant: &[HashSet<u32>],
     relevant_total: &[usize],
     cfg: &MetricConfig,
-) -> BTreeMap<String, f64> {
+) -> BTreeMap<Metric, f64> {
     let mut sums = Sums::default();
     for ((ranking, rel), &n_rel) in ranked.iter().zip(relevant).zip(relevant_total) {
         per_query(ranking, rel, n_rel, cfg, &mut sums);
@@ -84,21 +98,19 @@ fn per_query(
     let hit = |i: usize| ranking.get(i).is_some_and(|c| rel.contains(c));
     let hits_in = |k: usize| (0..k.min(ranking.len())).filter(|&i| hit(i)).count();
     for &k in &cfg.accuracy_at_k {
-        sums.add(
-            format!("cosine_accuracy@{k}"),
-            if hits_in(k) > 0 { 1.0 } else { 0.0 },
-        );
+        let found = if hits_in(k) > 0 { 1.0 } else { 0.0 };
+        sums.add(Measure::Accuracy, k, found);
     }
     for &k in &cfg.precision_recall_at_k {
         let h = hits_in(k) as f64;
-        sums.add(format!("cosine_precision@{k}"), h / k as f64);
-        sums.add(format!("cosine_recall@{k}"), h / n_rel as f64);
+        sums.add(Measure::Precision, k, h / k as f64);
+        sums.add(Measure::Recall, k, h / n_rel as f64);
     }
     for &k in &cfg.mrr_at_k {
         let rr = (0..k.min(ranking.len()))
             .find(|&i| hit(i))
             .map_or(0.0, |i| 1.0 / (i + 1) as f64);
-        sums.add(format!("cosine_mrr@{k}"), rr);
+        sums.add(Measure::Mrr, k, rr);
     }
     for &k in &cfg.ndcg_at_k {
         let dcg: f64 = (0..k.min(ranking.len()))
@@ -108,10 +120,8 @@ fn per_query(
         let ideal: f64 = (0..n_rel.min(k))
             .map(|i| 1.0 / ((i + 2) as f64).log2())
             .sum();
-        sums.add(
-            format!("cosine_ndcg@{k}"),
-            if ideal > 0.0 { dcg / ideal } else { 0.0 },
-        );
+        let ndcg = if ideal > 0.0 { dcg / ideal } else { 0.0 };
+        sums.add(Measure::Ndcg, k, ndcg);
     }
     for &k in &cfg.map_at_k {
         let mut found = 0usize;
@@ -122,7 +132,7 @@ fn per_query(
                 sum += found as f64 / (i + 1) as f64;
             }
         }
-        sums.add(format!("cosine_map@{k}"), sum / k.min(n_rel) as f64);
+        sums.add(Measure::Map, k, sum / k.min(n_rel) as f64);
     }
 }
 
@@ -130,13 +140,18 @@ fn per_query(
 mod tests {
     use super::*;
 
+    /// Keyed by the evaluator's names, as the reference's dictionaries are.
+    fn named(m: BTreeMap<Metric, f64>) -> BTreeMap<String, f64> {
+        m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
     fn one(ranking: Vec<u32>, rel: &[u32], n_rel: usize) -> BTreeMap<String, f64> {
-        compute(
+        named(compute(
             &[ranking],
             &[rel.iter().copied().collect()],
             &[n_rel],
             &MetricConfig::default(),
-        )
+        ))
     }
 
     #[test]
@@ -166,14 +181,23 @@ mod tests {
 
     #[test]
     fn means_over_queries() {
-        let m = compute(
+        let m = named(compute(
             &[vec![1, 2], vec![2, 1]],
             &[HashSet::from([1]), HashSet::from([1])],
             &[1, 1],
             &MetricConfig::default(),
-        );
+        ));
         assert_eq!(m["cosine_accuracy@1"], 0.5);
         assert_eq!(m["cosine_mrr@10"], 0.75);
         assert_eq!(MetricConfig::default().max_k(), 100);
+    }
+
+    #[test]
+    fn the_default_config_computes_the_evaluators_metrics_only() {
+        let cfg = MetricConfig::default();
+        let m = compute(&[vec![1]], &[HashSet::from([1])], &[1], &cfg);
+        assert_eq!(m.len(), 4 * 3 + 3);
+        assert!(m.keys().all(|&k| cfg.computes(k)));
+        assert!(!cfg.computes(Metric::new(Measure::Ndcg, 5)));
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
-use lexembed_pipeline::source::rows::{Doc, RowBuilder};
+use lexembed_pipeline::source::rows::{Doc, RefusalKind, RowBuilder};
 use lexembed_pipeline::spec::SourceSpec;
 
 use crate::error::Result;
@@ -21,7 +21,7 @@ pub struct DeadLetter {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub kind: &'static str,
+    pub kind: RefusalKind,
     pub reason: String,
 }
 
@@ -210,7 +210,7 @@ mod tests {
                 offset: 6,
                 key: None,
                 value: Some(b"x".to_vec()),
-                kind: "not_json",
+                kind: RefusalKind::NotJson,
                 reason: "not JSON".into(),
             },
             None,

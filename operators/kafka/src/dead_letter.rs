@@ -113,7 +113,7 @@ impl DeadLetterSink {
                 })
                 .insert(Header {
                     key: HEADER_ERROR_KIND,
-                    value: Some(d.kind),
+                    value: Some(d.kind.name()),
                 })
                 .insert(Header {
                     key: HEADER_TOPIC,

@@ -3,8 +3,8 @@
 //! is the id. Checks are the file sources' (`lexembed_pipeline::source::rows`), so a record is good or
 //! bad the same way whether it arrives in a file or on a topic.
 
-pub use lexembed_pipeline::source::rows::Refusal;
 use lexembed_pipeline::source::rows::{Doc, json_doc};
+pub use lexembed_pipeline::source::rows::{Refusal, RefusalKind};
 use lexembed_pipeline::spec::SourceSpec;
 
 /// Parses a message value (and key, when it is the id) into a document.
@@ -16,7 +16,7 @@ pub fn message_doc(
 ) -> Result<Doc, Refusal> {
     let Some(value) = value else {
         return Err(Refusal {
-            kind: "no_value",
+            kind: RefusalKind::NoValue,
             message: "message has no value (a tombstone?)".into(),
         });
     };
@@ -25,7 +25,7 @@ pub fn message_doc(
             Some(k) if !k.is_empty() => Some(k),
             _ => {
                 return Err(Refusal {
-                    kind: "missing_id",
+                    kind: RefusalKind::MissingId,
                     message: "key_as_id is set but the message has no key".into(),
                 });
             }
@@ -50,7 +50,12 @@ mod tests {
     #[test]
     fn every_kind_of_bad_message_is_named() {
         let s = spec();
-        let kind = |v: &[u8]| message_doc(Some(v), None, &s, false).unwrap_err().kind;
+        let kind = |v: &[u8]| {
+            message_doc(Some(v), None, &s, false)
+                .unwrap_err()
+                .kind
+                .name()
+        };
         assert_eq!(kind(b"nope"), "not_json");
         assert_eq!(kind(b"[1]"), "not_object");
         assert_eq!(kind(b"{\"id\":\"a\"}"), "missing_text");
@@ -62,7 +67,7 @@ mod tests {
         );
         assert_eq!(kind(b"{\"id\":\"a\",\"text\":\"\xff\"}"), "invalid_utf8");
         assert_eq!(
-            message_doc(None, None, &s, false).unwrap_err().kind,
+            message_doc(None, None, &s, false).unwrap_err().kind.name(),
             "no_value"
         );
         let d = message_doc(Some(b"{\"id\":7,\"text\":\"hola\"}"), None, &s, false).unwrap();
@@ -72,7 +77,8 @@ mod tests {
         assert_eq!(
             message_doc(Some(b"{\"text\":\"hola\"}"), None, &s, true)
                 .unwrap_err()
-                .kind,
+                .kind
+                .name(),
             "missing_id"
         );
     }

@@ -13,6 +13,7 @@ use metrics::{
 };
 
 use crate::offsets::Partition;
+use lexembed_pipeline::source::RefusalKind;
 
 /// Upper bounds of `lexembed_batch_seconds` (the binary gives them to the exporter).
 pub const BATCH_SECONDS_BUCKETS: [f64; 11] =
@@ -124,13 +125,13 @@ impl Metrics {
     }
 
     /// A record that could not become a row, by its refusal kind.
-    pub fn bad_record(&self, kind: &'static str, fate: BadRecordFate) {
+    pub fn bad_record(&self, kind: RefusalKind, fate: BadRecordFate) {
         self.bad[fate as usize].fetch_add(1, Ordering::Relaxed);
         let name = match fate {
             BadRecordFate::DeadLettered => "lexembed_messages_dead_lettered_total",
             BadRecordFate::Skipped => "lexembed_messages_skipped_total",
         };
-        counter!(name, "pipeline" => self.pipeline.clone(), "kind" => kind).increment(1);
+        counter!(name, "pipeline" => self.pipeline.clone(), "kind" => kind.name()).increment(1);
     }
 
     /// Bad records so far that went `fate`'s way.
@@ -283,8 +284,8 @@ mod tests {
         let m = metrics::with_local_recorder(&recorder, || {
             let m = Metrics::new("boe");
             m.add(Count::Written, 5);
-            m.bad_record("not_json", BadRecordFate::Skipped);
-            m.bad_record("not_json", BadRecordFate::Skipped);
+            m.bad_record(RefusalKind::NotJson, BadRecordFate::Skipped);
+            m.bad_record(RefusalKind::NotJson, BadRecordFate::Skipped);
             let p = Partition {
                 topic: "docs".into(),
                 partition: 3,

@@ -151,12 +151,13 @@ pub(crate) struct Operator<'a> {
 /// runs on `io` (the caller's runtime); the operator's own threads block on it.
 pub fn run_operator(
     loaded: &LoadedSpec,
+    kafka: &KafkaSourceSpec,
     opts: &OperatorOptions,
     io: &Handle,
 ) -> Result<OperatorSummary> {
     let started = Instant::now();
     let stop = opts.stop.clone().unwrap_or_default();
-    let op = Operator::open(loaded, io.clone())?;
+    let op = Operator::open(loaded, kafka, io.clone())?;
     if let Some(addr) = &opts.http_addr {
         let endpoint = crate::http::Endpoint {
             metrics: op.metrics.clone(),
@@ -186,11 +187,8 @@ pub fn run_operator(
 }
 
 impl<'a> Operator<'a> {
-    fn open(loaded: &'a LoadedSpec, rt: Handle) -> Result<Self> {
+    fn open(loaded: &'a LoadedSpec, kafka: &'a KafkaSourceSpec, rt: Handle) -> Result<Self> {
         let spec = &loaded.spec;
-        let kafka = spec.source.kafka.as_ref().ok_or_else(|| {
-            KafkaError::Runtime("this pipeline's source is not kafka (source.kafka)".into())
-        })?;
         let encoder = Arc::new(open_encoder(&spec.encoder, |p| loaded.resolve(p))?);
         let dims = output_dims(&spec.encoder, &encoder);
         let schema = embedded_dataset(

@@ -314,6 +314,19 @@ fn history_alerts_reports_and_bad_inputs() {
             && err.contains("floor"),
         "{err}"
     );
+    // Rules on metrics the evaluation does not compute used to pass silently: a misspelt name and a
+    // cut-off the evaluator does not use are refused, and the refused runs add nothing to the history.
+    for (rule, named) in [
+        ("cosine_ndgc@10=0.5", "\"cosine_ndgc@10\""),
+        ("ndcg@5=0.5", "cosine_ndcg@5 (not computed"),
+    ] {
+        let refused = eval(&["--min", rule]);
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && err.contains(named),
+            "{rule}: {err}"
+        );
+    }
 
     let out = dir.path().join("report");
     ok(bin()

@@ -26,7 +26,7 @@ pub fn record(summary: &RunSummary) {
         usize::from(summary.version.is_some()),
     );
     for (kind, &n) in &summary.skipped {
-        counter!("lexembed_bad_records_total", "pipeline" => pipeline.clone(), "kind" => kind.clone())
+        counter!("lexembed_bad_records_total", "pipeline" => pipeline.clone(), "kind" => kind.name())
             .increment(n as u64);
     }
     histogram!("lexembed_encoder_seconds", "pipeline" => pipeline.clone())

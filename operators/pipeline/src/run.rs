@@ -15,11 +15,11 @@ use arrow_schema::{ArrowError, SchemaRef};
 use indicatif::{ProgressBar, ProgressStyle};
 use lexembed_encoder::runtime::default_model_dir;
 use lexembed_encoder::stage::DEFAULT_AHEAD;
-use lexembed_encoder::{Dim, Encoder, EncoderOptions, Precision, Provider, TokenBudget};
+use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider, TokenBudget};
 use lexembed_encoder::{EncodeStage, Staged};
 use lexembed_lance::schema::{TEXT_COLUMN, WrittenBy, embedded_dataset};
 use lexembed_lance::{
-    CommitRecord, DatasetLocation, IndexKind, IndexParams, SinkMode, build_index, commit_history,
+    CommitRecord, DatasetLocation, IndexParams, SinkMode, build_index, commit_history,
 };
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -28,8 +28,9 @@ use tracing::info;
 use crate::error::{PipelineError, Result};
 use crate::shard::Shard;
 use crate::source::DocBatch;
+use crate::source::RefusalKind;
 use crate::source::file::{SourceFile, read_file, resolve_files};
-use crate::spec::{EncoderSpec, LoadedSpec, SinkModeSpec};
+use crate::spec::{EncoderSpec, LoadedSpec, SinkModeSpec, SourceInput};
 
 /// What a run did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -43,7 +44,7 @@ pub struct RunSummary {
     pub rows_embedded: usize,
     /// Bad records skipped, by kind (`not_json`, `missing_text`, `too_large`, …; each is logged with
     /// its file, line and message).
-    pub skipped: BTreeMap<String, usize>,
+    pub skipped: BTreeMap<RefusalKind, usize>,
     pub rows_written: usize,
     /// Lance version of the commit; `None` when there was nothing to write.
     pub version: Option<u64>,
@@ -72,12 +73,12 @@ pub fn open_encoder(spec: &EncoderSpec, resolve: impl Fn(&str) -> String) -> Res
         Some(m) => PathBuf::from(resolve(m)),
         None => default_model_dir(),
     };
-    let provider = Provider::parse(spec.provider.as_deref().unwrap_or("cpu"))?
+    let provider = Provider::from(spec.provider.unwrap_or_default())
         .on_device(spec.device_id.unwrap_or(0))
         .with_engine_cache(spec.trt_cache.as_deref().map(|p| PathBuf::from(resolve(p))));
     let opts = EncoderOptions {
         provider,
-        precision: Precision::parse(spec.precision.as_deref().unwrap_or("auto"))?,
+        precision: spec.precision.unwrap_or_default().into(),
         intra_threads: spec.threads,
         token_budget: spec.token_budget.map(TokenBudget),
         max_batch_rows: spec.max_batch_rows,
@@ -151,13 +152,13 @@ fn file_source(
     summary: &mut RunSummary,
 ) -> Result<Option<ExternalDocs>> {
     let spec = &loaded.spec;
-    let path = spec.source.path.as_deref().ok_or_else(|| {
-        PipelineError::Runtime(format!(
-            "source kind {:?} is run by the lexembed command, not as files (source.path)",
-            spec.source.kind
-        ))
-    })?;
-    let mut files = resolve_files(&loaded.resolve(path), spec.source.format)?;
+    let SourceInput::File { path, format } = &spec.source.input else {
+        return Err(PipelineError::Runtime(format!(
+            "a {} source is not files: run it with lexembed run",
+            spec.source.input.kind().name()
+        )));
+    };
+    let mut files = resolve_files(&loaded.resolve(path), *format)?;
     if let Some(shard) = opts.shard {
         files.retain(|f| shard.owns(&f.path.display().to_string()));
         info!(%shard, files = files.len(), "this shard's files");
@@ -301,7 +302,7 @@ fn run_to_summary(
         for ix in &spec.sink.indexes {
             let mut ds = rt.block_on(location.open())?;
             let params = IndexParams {
-                kind: IndexKind::parse(&ix.kind)?,
+                kind: ix.kind.into(),
                 num_partitions: ix.num_partitions,
                 num_sub_vectors: ix.num_sub_vectors,
             };
@@ -441,7 +442,7 @@ fn doc_batches(
 struct Tally {
     rows_read: usize,
     rows_embedded: usize,
-    skipped: BTreeMap<String, usize>,
+    skipped: BTreeMap<RefusalKind, usize>,
 }
 
 /// Lance pulls batches from this reader on its writer thread. Behind it the encoder stage reads and
@@ -493,7 +494,7 @@ impl EmbeddingReader {
         if let Ok(mut t) = self.tally.lock() {
             t.rows_read += n + skipped;
             for b in &doc.skipped {
-                *t.skipped.entry(b.kind.to_string()).or_default() += 1;
+                *t.skipped.entry(b.kind).or_default() += 1;
             }
         }
         self.progress.add((n + skipped) as u64);

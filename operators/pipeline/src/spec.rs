@@ -121,23 +121,84 @@ pub enum OnBadRecord {
     Skip,
 }
 
-/// Where documents come from.
+/// Where documents come from: one kind of input (typed, so a Kafka run always has its `kafka` block)
+/// and the record settings every kind shares. Written as `kind:` plus that kind's key
+/// ([`SourceFields`]): serde's `flatten` cannot sit beside `deny_unknown_fields`, so the YAML shape
+/// is read into [`SourceFields`] (unknown keys refused with their line) and converted here.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(try_from = "SourceFields", into = "SourceFields")]
+pub struct SourceSpec {
+    pub input: SourceInput,
+    /// Field holding the document id.
+    pub id_field: String,
+    /// Field holding the text to embed.
+    pub text_field: String,
+    /// Fields copied to the dataset as nullable text columns.
+    pub metadata_fields: Vec<String>,
+    pub on_bad_record: OnBadRecord,
+    /// Rows per record batch (and per encoder call).
+    pub batch_rows: usize,
+    /// Longest text accepted, in bytes.
+    pub max_text_bytes: usize,
+    /// Longest id accepted, in bytes.
+    pub max_id_bytes: usize,
+    /// Longest value of each metadata field, in bytes.
+    pub max_metadata_bytes: usize,
+}
+
+/// The three kinds of source.
+#[derive(Debug, Clone)]
+pub enum SourceInput {
+    /// Files: one path or a glob, relative to the spec file; the format from the extension unless set.
+    File {
+        path: String,
+        format: Option<FileFormat>,
+    },
+    /// A Kafka consumer group; runs until stopped.
+    Kafka(KafkaSourceSpec),
+    /// A SQL query whose rows are the documents; runs once.
+    Sql(SqlSourceSpec),
+}
+
+impl SourceInput {
+    /// As the spec's `kind` spells it.
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            Self::File { .. } => SourceKind::File,
+            Self::Kafka(_) => SourceKind::Kafka,
+            Self::Sql(_) => SourceKind::Sql,
+        }
+    }
+}
+
+impl SourceKind {
+    /// As the spec spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Kafka => "kafka",
+            Self::Sql => "sql",
+        }
+    }
+}
+
+/// The `source:` block as written: `kind` and the key that kind needs.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SourceSpec {
+pub struct SourceFields {
     pub kind: SourceKind,
     /// kind file: file path or glob (`data/*.jsonl`); relative paths are relative to the spec file.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// kind kafka: brokers, topics, group, dead letters, micro-batching.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSourceSpec>,
     /// kind sql: a query and the tables it reads.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<SqlSourceSpec>,
-    /// File format; default from the extension (.jsonl/.ndjson/.json: JSON objects one per line, or
-    /// one array of them; .csv; .parquet).
-    #[serde(default)]
+    /// kind file: format; default from the extension (.jsonl/.ndjson/.json: JSON objects one per
+    /// line, or one array of them; .csv; .parquet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<FileFormat>,
     /// Field holding the document id (strings; JSON numbers are accepted and written as text).
     #[serde(default = "default_id_field")]
@@ -162,6 +223,137 @@ pub struct SourceSpec {
     /// Longest value of each metadata field, in bytes; longer values make bad records.
     #[serde(default = "default_max_metadata_bytes")]
     pub max_metadata_bytes: usize,
+}
+
+/// What [`SourceSpec`]'s conversion refuses: a kind without its key, or a key of another kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SourceShapeError {
+    #[error("source.path: kind file needs a path (file or glob)")]
+    FileWithoutPath,
+    #[error("source.kafka: kind kafka needs a kafka block (brokers, topics, group_id)")]
+    KafkaWithoutBlock,
+    #[error("source.sql: kind sql needs a sql block (query, tables)")]
+    SqlWithoutBlock,
+    #[error("source.{0}: only for kind {1}")]
+    OtherKindsKey(&'static str, &'static str),
+}
+
+impl SourceShapeError {
+    /// Field and reason, when `message` is one of these (serde carries them as text).
+    fn recognise(message: &str) -> Option<(String, String)> {
+        let keys = [
+            ("path", "file"),
+            ("format", "file"),
+            ("kafka", "kafka"),
+            ("sql", "sql"),
+        ];
+        let known = [
+            Self::FileWithoutPath,
+            Self::KafkaWithoutBlock,
+            Self::SqlWithoutBlock,
+        ]
+        .into_iter()
+        .chain(keys.map(|(key, kind)| Self::OtherKindsKey(key, kind)));
+        known
+            .map(|e| e.to_string())
+            .find(|text| text == message)
+            .and_then(|text| {
+                let (field, why) = text.split_once(": ")?;
+                Some((field.to_string(), why.to_string()))
+            })
+    }
+}
+
+impl TryFrom<SourceFields> for SourceSpec {
+    type Error = SourceShapeError;
+
+    /// The kind's own key must be there, and no other kind's.
+    fn try_from(f: SourceFields) -> std::result::Result<Self, SourceShapeError> {
+        let misplaced = [
+            ("path", f.path.is_some(), SourceKind::File),
+            ("format", f.format.is_some(), SourceKind::File),
+            ("kafka", f.kafka.is_some(), SourceKind::Kafka),
+            ("sql", f.sql.is_some(), SourceKind::Sql),
+        ];
+        if let Some((key, _, kind)) = misplaced.iter().find(|(_, set, k)| *set && *k != f.kind) {
+            return Err(SourceShapeError::OtherKindsKey(key, kind.name()));
+        }
+        let input = match (f.kind, f.path, f.kafka, f.sql) {
+            (SourceKind::File, Some(path), ..) => SourceInput::File {
+                path,
+                format: f.format,
+            },
+            (SourceKind::Kafka, _, Some(kafka), _) => SourceInput::Kafka(kafka),
+            (SourceKind::Sql, .., Some(sql)) => SourceInput::Sql(sql),
+            (SourceKind::File, ..) => return Err(SourceShapeError::FileWithoutPath),
+            (SourceKind::Kafka, ..) => return Err(SourceShapeError::KafkaWithoutBlock),
+            (SourceKind::Sql, ..) => return Err(SourceShapeError::SqlWithoutBlock),
+        };
+        Ok(Self {
+            input,
+            id_field: f.id_field,
+            text_field: f.text_field,
+            metadata_fields: f.metadata_fields,
+            on_bad_record: f.on_bad_record,
+            batch_rows: f.batch_rows,
+            max_text_bytes: f.max_text_bytes,
+            max_id_bytes: f.max_id_bytes,
+            max_metadata_bytes: f.max_metadata_bytes,
+        })
+    }
+}
+
+impl From<SourceSpec> for SourceFields {
+    fn from(s: SourceSpec) -> Self {
+        let kind = s.input.kind();
+        let (mut path, mut format, mut kafka, mut sql) = (None, None, None, None);
+        match s.input {
+            SourceInput::File { path: p, format: f } => (path, format) = (Some(p), f),
+            SourceInput::Kafka(k) => kafka = Some(k),
+            SourceInput::Sql(q) => sql = Some(q),
+        }
+        Self {
+            kind,
+            path,
+            kafka,
+            sql,
+            format,
+            id_field: s.id_field,
+            text_field: s.text_field,
+            metadata_fields: s.metadata_fields,
+            on_bad_record: s.on_bad_record,
+            batch_rows: s.batch_rows,
+            max_text_bytes: s.max_text_bytes,
+            max_id_bytes: s.max_id_bytes,
+            max_metadata_bytes: s.max_metadata_bytes,
+        }
+    }
+}
+
+/// Editors see the written shape, plus which key each kind requires.
+impl JsonSchema for SourceSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SourceSpec".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = SourceFields::json_schema(generator);
+        let needs = |kind: &str, key: &str| {
+            serde_json::json!({
+                "if": {"properties": {"kind": {"const": kind}}},
+                "then": {"required": [key]}
+            })
+        };
+        schema.insert(
+            "allOf".into(),
+            serde_json::json!([
+                needs("file", "path"),
+                needs("kafka", "kafka"),
+                needs("sql", "sql")
+            ]),
+        );
+        schema
+    }
 }
 
 /// A SQL source: the query's rows are the documents (`id_field`, `text_field`, `metadata_fields` name
@@ -269,7 +461,7 @@ pub struct EncoderSpec {
     pub model: Option<String>,
     /// cpu (default), cuda or tensorrt.
     #[serde(default)]
-    pub provider: Option<String>,
+    pub provider: Option<ProviderSpec>,
     #[serde(default)]
     pub device_id: Option<i32>,
     /// Matryoshka dims written (one column each); default: every dim the model serves.
@@ -287,7 +479,7 @@ pub struct EncoderSpec {
     /// Graph precision: auto (default: fp16 on cuda/tensorrt when the model has onnx/model_fp16.onnx,
     /// else fp32), fp32 or fp16.
     #[serde(default)]
-    pub precision: Option<String>,
+    pub precision: Option<PrecisionSpec>,
     /// Model sessions running at once (own thread and CUDA stream each); default 1 on CPU, 2 on GPUs.
     #[serde(default)]
     pub streams: Option<usize>,
@@ -298,6 +490,68 @@ pub struct EncoderSpec {
     /// every start without it.
     #[serde(default)]
     pub trt_cache: Option<String>,
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderSpec {
+    #[default]
+    Cpu,
+    Cuda,
+    #[serde(alias = "trt")]
+    Tensorrt,
+}
+
+impl From<ProviderSpec> for lexembed_encoder::Provider {
+    /// With the encoder's default options for that provider (device, engine cache are set apart).
+    fn from(p: ProviderSpec) -> Self {
+        match p {
+            ProviderSpec::Cpu => Self::Cpu,
+            ProviderSpec::Cuda => Self::Cuda(lexembed_encoder::CudaOptions::default()),
+            ProviderSpec::Tensorrt => Self::tensorrt(),
+        }
+    }
+}
+
+/// Which graph of the model directory runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionSpec {
+    #[default]
+    Auto,
+    #[serde(alias = "float32")]
+    Fp32,
+    #[serde(alias = "float16")]
+    Fp16,
+}
+
+impl From<PrecisionSpec> for lexembed_encoder::Precision {
+    fn from(p: PrecisionSpec) -> Self {
+        match p {
+            PrecisionSpec::Auto => Self::Auto,
+            PrecisionSpec::Fp32 => Self::Fp32,
+            PrecisionSpec::Fp16 => Self::Fp16,
+        }
+    }
+}
+
+/// Which vector index to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexTypeSpec {
+    #[default]
+    IvfPq,
+    IvfHnswSq,
+}
+
+impl From<IndexTypeSpec> for lexembed_lance::IndexKind {
+    fn from(k: IndexTypeSpec) -> Self {
+        match k {
+            IndexTypeSpec::IvfPq => Self::IvfPq,
+            IndexTypeSpec::IvfHnswSq => Self::IvfHnswSq,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -355,8 +609,8 @@ pub struct IndexSpec {
     /// Vector column, e.g. emb_256.
     pub column: String,
     /// ivf_pq (default) or ivf_hnsw_sq.
-    #[serde(default = "default_index_type", rename = "type")]
-    pub kind: String,
+    #[serde(default, rename = "type")]
+    pub kind: IndexTypeSpec,
     #[serde(default)]
     pub num_partitions: Option<usize>,
     #[serde(default)]
@@ -380,9 +634,6 @@ fn default_max_id_bytes() -> usize {
 }
 fn default_max_metadata_bytes() -> usize {
     64 << 10
-}
-fn default_index_type() -> String {
-    "ivf_pq".into()
 }
 
 /// A parsed spec and the file it came from (relative paths resolve against its directory).
@@ -417,20 +668,41 @@ impl LoadedSpec {
 /// Parses a spec, then validates it. `${VAR}` / `${VAR:-default}` are replaced inside string values
 /// after the YAML is parsed, never in its text: a value is only ever text (a secret such as
 /// `p@ss #2`, one starting with `!`, `&` or `*`, or one with a newline stays exactly that string).
-/// Variables go in string fields only.
+/// A variable in a typed field (`provider: ${GPU:-cpu}`) is read as that type once replaced.
 pub fn parse(raw: &str, file: &Path) -> Result<PipelineSpec> {
     let located = |e: yaml_serde::Error| {
+        let message = e.to_string();
+        // The source's kind/key check runs after its mapping is read, where the parser's position
+        // is no longer the field's: name the field instead of a wrong line.
+        if let Some((field, message)) = SourceShapeError::recognise(&message) {
+            let file = file.to_path_buf();
+            return PipelineError::Invalid {
+                file,
+                field,
+                message,
+            };
+        }
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         PipelineError::Spec {
             file: file.to_path_buf(),
             line,
             column,
-            message: e.to_string(),
+            message,
         }
     };
-    // The spec as written first: syntax, unknown keys and wrong types, with line and column.
+    // The spec as written first: syntax, unknown keys and wrong types, with line and column. An
+    // error on a line holding a `${VAR}` waits for the value (`provider: ${GPU:-cpu}` is a provider
+    // only once replaced): the pass after substitution reports it, without the line.
     check_variables(raw, file)?;
-    yaml_serde::from_str::<PipelineSpec>(raw).map_err(located)?;
+    if let Err(e) = yaml_serde::from_str::<PipelineSpec>(raw) {
+        let on_variable = e
+            .location()
+            .and_then(|l| raw.lines().nth(l.line().saturating_sub(1)))
+            .is_some_and(|line| line.contains("${"));
+        if !on_variable {
+            return Err(located(e));
+        }
+    }
     let mut value: yaml_serde::Value = yaml_serde::from_str(raw).map_err(located)?;
     substitute(&mut value, file)?;
     let spec = PipelineSpec::deserialize(value).map_err(|e| PipelineError::Spec {
@@ -489,26 +761,7 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         field: field.to_string(),
         message,
     };
-    let src = &spec.source;
-    let blocks = [
-        ("source.path", src.path.is_some(), SourceKind::File),
-        ("source.kafka", src.kafka.is_some(), SourceKind::Kafka),
-        ("source.sql", src.sql.is_some(), SourceKind::Sql),
-    ];
-    for (field, present, kind) in blocks {
-        if present && kind != src.kind {
-            return Err(bad(field, format!("only for kind {}", kind_name(kind))));
-        }
-        if !present && kind == src.kind {
-            let what = match kind {
-                SourceKind::File => "kind file needs a path (file or glob)",
-                SourceKind::Kafka => "kind kafka needs a kafka block (brokers, topics, group_id)",
-                SourceKind::Sql => "kind sql needs a sql block (query, tables)",
-            };
-            return Err(bad(field, what.into()));
-        }
-    }
-    if let Some(k) = &src.kafka {
+    if let SourceInput::Kafka(k) = &spec.source.input {
         if k.topics.is_empty() {
             return Err(bad("source.kafka.topics", "list at least one topic".into()));
         }
@@ -535,17 +788,7 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
             "only makes sense with mode: append".into(),
         ));
     }
-    // Names that would otherwise fail only when the run starts, after the model has loaded.
-    if let Some(p) = &spec.encoder.provider {
-        lexembed_encoder::Provider::parse(p).map_err(|e| bad("encoder.provider", e.to_string()))?;
-    }
-    if let Some(p) = &spec.encoder.precision {
-        lexembed_encoder::Precision::parse(p)
-            .map_err(|e| bad("encoder.precision", e.to_string()))?;
-    }
     for (i, ix) in spec.sink.indexes.iter().enumerate() {
-        lexembed_lance::IndexKind::parse(&ix.kind)
-            .map_err(|e| bad(&format!("sink.indexes[{i}].type"), e.to_string()))?;
         let dim = lexembed_lance::schema::column_dim(&ix.column);
         let listed =
             spec.encoder.dims.is_empty() || dim.is_some_and(|d| spec.encoder.dims.contains(&d.0));
@@ -578,14 +821,6 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn kind_name(kind: SourceKind) -> &'static str {
-    match kind {
-        SourceKind::File => "file",
-        SourceKind::Kafka => "kafka",
-        SourceKind::Sql => "sql",
-    }
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}`; an unset variable without default is an error naming it
@@ -729,7 +964,9 @@ mod tests {
     fn kafka_sources_need_their_block_and_append() {
         let kafka = "name: k\nsource:\n  kind: kafka\n  kafka:\n    brokers: b:9092\n    topics: [t]\n    group_id: g\nsink:\n  uri: out.lance\n  mode: append\n";
         let s = parse(kafka, Path::new("p.yaml")).unwrap();
-        let k = s.source.kafka.unwrap();
+        let SourceInput::Kafka(k) = s.source.input else {
+            panic!("not a kafka source: {:?}", s.source.input)
+        };
         assert_eq!((k.linger_ms, k.start), (500, StartPosition::Earliest));
         let e = err(&kafka.replace("  mode: append\n", ""));
         assert!(e.contains("sink.mode"), "{e}");
@@ -738,9 +975,44 @@ mod tests {
         let e = err(&kafka.replace("group_id: g", "group_id: g\n    properties: {group.id: x}"));
         assert!(e.contains("source.kafka.properties.group.id"), "{e}");
         let e = err(&kafka.replace("kind: kafka", "kind: file"));
-        assert!(e.contains("source.path"), "{e}");
+        assert!(e.contains("source.kafka: only for kind kafka"), "{e}");
         let e = err("name: k\nsource:\n  kind: kafka\nsink:\n  uri: o\n  mode: append\n");
-        assert!(e.contains("source.kafka"), "{e}");
+        assert!(e.contains("source.kafka") && e.contains("p.yaml:"), "{e}");
+        let e = err(&GOOD.replace("path: docs.jsonl", "path: docs.jsonl\n  sql: {query: x}"));
+        assert!(e.contains("source.sql: only for kind sql"), "{e}");
+    }
+
+    /// Provider, precision and index type are typed when parsed; a `${VAR}` holding one is read
+    /// after substitution, and a bad value there is still refused, naming the value.
+    #[test]
+    fn typed_settings_accept_variables_and_refuse_bad_values() {
+        let spec = |provider: &str| {
+            format!(
+                "{GOOD}  indexes: [{{column: emb_64, type: ivf_hnsw_sq}}]\nencoder:\n  provider: {provider}\n  precision: fp16\n"
+            )
+        };
+        let s = parse(&spec("tensorrt"), Path::new("p.yaml")).unwrap();
+        assert_eq!(s.encoder.provider, Some(ProviderSpec::Tensorrt));
+        assert_eq!(s.encoder.precision, Some(PrecisionSpec::Fp16));
+        assert_eq!(s.sink.indexes[0].kind, IndexTypeSpec::IvfHnswSq);
+        // SAFETY: variables of this test only.
+        unsafe {
+            std::env::set_var("LEXEMBED_TEST_PROVIDER_CUDA", "cuda");
+            std::env::set_var("LEXEMBED_TEST_PROVIDER_BAD", "rocm");
+        }
+        let s = parse(&spec("${LEXEMBED_TEST_PROVIDER_CUDA}"), Path::new("p.yaml")).unwrap();
+        assert_eq!(s.encoder.provider, Some(ProviderSpec::Cuda));
+        let s = parse(
+            &spec("${LEXEMBED_TEST_UNSET_VAR:-cpu}"),
+            Path::new("p.yaml"),
+        )
+        .unwrap();
+        assert_eq!(s.encoder.provider, Some(ProviderSpec::Cpu));
+        let e = err(&spec("${LEXEMBED_TEST_PROVIDER_BAD}"));
+        assert!(e.contains("rocm") && e.contains("after replacing"), "{e}");
+        // Without a variable on the line, the error keeps its line and column.
+        let e = err(&spec("rocm"));
+        assert!(e.contains("rocm") && e.contains("p.yaml:9:"), "{e}");
     }
 
     #[test]
@@ -785,5 +1057,9 @@ mod tests {
                 "{e}"
             );
         }
+        let e = err(&format!(
+            "{GOOD}  indexes: [{{column: emb_64, type: hnsw}}]\n"
+        ));
+        assert!(e.contains("hnsw") && e.contains("ivf_pq"), "{e}");
     }
 }

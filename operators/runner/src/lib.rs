@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use lexembed_kafka::{OperatorOptions, RenderMetrics};
-use lexembed_pipeline::spec::SourceKind;
+use lexembed_pipeline::spec::SourceInput;
 use lexembed_pipeline::{LoadedSpec, RunOptions, Shard, run_pipeline, run_pipeline_from};
 use tokio::runtime::Handle;
 
@@ -55,7 +55,7 @@ pub struct RunnerOptions {
 /// Whether the spec's source runs until stopped (a Kafka consumer) rather than to its end: the
 /// binary then turns SIGTERM/SIGINT into a stop request instead of leaving them fatal.
 pub fn runs_until_stopped(loaded: &LoadedSpec) -> bool {
-    loaded.spec.source.kind == SourceKind::Kafka
+    matches!(loaded.spec.source.input, SourceInput::Kafka(_))
 }
 
 /// Runs `loaded` to its end (file, SQL) or until `opts.stop` (Kafka). Lance, object-store and
@@ -66,13 +66,13 @@ pub fn run(loaded: &LoadedSpec, opts: &RunnerOptions, io: &Handle) -> Result<Sum
         resume: opts.resume,
         shard: opts.shard,
     };
-    Ok(match loaded.spec.source.kind {
-        SourceKind::File => Summary::Batch(run_pipeline(loaded, &batch, io)?),
-        SourceKind::Sql => {
-            let docs = lexembed_sql::query_documents(loaded, opts.shard, io)?;
+    Ok(match &loaded.spec.source.input {
+        SourceInput::File { .. } => Summary::Batch(run_pipeline(loaded, &batch, io)?),
+        SourceInput::Sql(sql) => {
+            let docs = lexembed_sql::query_documents(loaded, sql, opts.shard, io)?;
             Summary::Batch(run_pipeline_from(loaded, &batch, Some(docs), io)?)
         }
-        SourceKind::Kafka => {
+        SourceInput::Kafka(kafka) => {
             if opts.shard.is_some() {
                 return Err(RunError::ShardOfStream);
             }
@@ -82,7 +82,9 @@ pub fn run(loaded: &LoadedSpec, opts: &RunnerOptions, io: &Handle) -> Result<Sum
                 stop: opts.stop.clone(),
                 render_metrics: opts.render_metrics.clone(),
             };
-            Summary::Stream(lexembed_kafka::run_operator(loaded, &stream, io).map_err(Box::new)?)
+            Summary::Stream(
+                lexembed_kafka::run_operator(loaded, kafka, &stream, io).map_err(Box::new)?,
+            )
         }
     })
 }

@@ -17,7 +17,7 @@ use lance::datafusion::LanceTableProvider;
 use lexembed_lance::DatasetLocation;
 use lexembed_pipeline::source::DocBatch;
 use lexembed_pipeline::source::rows::{RowBuilder, Value};
-use lexembed_pipeline::spec::{LoadedSpec, SourceSpec};
+use lexembed_pipeline::spec::{LoadedSpec, SourceSpec, SqlSourceSpec};
 use lexembed_pipeline::{ExternalDocs, PipelineError, Shard};
 
 use crate::error::{Result, SqlError};
@@ -69,14 +69,12 @@ pub async fn register_file_table(ctx: &SessionContext, name: &str, path: &str) -
 /// whose id it owns (a row without an id goes to shard 0, which reports it).
 pub fn query_documents(
     loaded: &LoadedSpec,
+    sql: &SqlSourceSpec,
     shard: Option<Shard>,
     io: &tokio::runtime::Handle,
 ) -> Result<ExternalDocs> {
     let spec = loaded.spec.source.clone();
-    let sql = spec
-        .sql
-        .clone()
-        .ok_or_else(|| SqlError::Source("the spec has no source.sql block".into()))?;
+    let sql = sql.clone();
     let tables: Vec<(String, String)> = sql
         .tables
         .iter()

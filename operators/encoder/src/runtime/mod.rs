@@ -51,12 +51,17 @@ impl Provider {
         match name.to_ascii_lowercase().as_str() {
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda(CudaOptions::default())),
-            "tensorrt" | "trt" => Ok(Self::TensorRt(TensorRtOptions {
-                fp16: true,
-                ..TensorRtOptions::default()
-            })),
+            "tensorrt" | "trt" => Ok(Self::tensorrt()),
             other => Err(EncoderError::UnknownProvider(other.to_string())),
         }
+    }
+
+    /// TensorRT with fp16 kernels allowed, on device 0, without an engine cache.
+    pub fn tensorrt() -> Self {
+        Self::TensorRt(TensorRtOptions {
+            fp16: true,
+            ..TensorRtOptions::default()
+        })
     }
 
     /// The same provider on GPU `device_id` (no effect on CPU).

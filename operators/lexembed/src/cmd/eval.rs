@@ -12,6 +12,7 @@ use lexembed_eval::alerts::AlertRules;
 use lexembed_eval::history::{self, RunInfo};
 use lexembed_eval::report::{card_table, render};
 use lexembed_eval::{EvalJob, EvalResult, EvalRun};
+use lexembed_eval::{Metric, UnknownMetric};
 use lexembed_lance::DatasetLocation;
 use lexembed_pipeline::schedule::Schedule;
 
@@ -63,12 +64,13 @@ pub struct EvalArgs {
     /// Fail when a watched metric falls more than this against the previous comparable run.
     #[arg(long)]
     pub max_drop: Option<f64>,
-    /// Metric watched for drops (repeatable; default cosine_ndcg@10).
-    #[arg(long = "watch")]
-    pub watched: Vec<String>,
+    /// Metric watched for drops (repeatable; default cosine_ndcg@10). Names are the evaluator's:
+    /// cosine_{accuracy,precision,recall}@{1,3,5,10}, cosine_mrr@10, cosine_ndcg@10, cosine_map@100.
+    #[arg(long = "watch", value_parser = parse_metric)]
+    pub watched: Vec<Metric>,
     /// Floor, as metric=value (e.g. cosine_ndcg@10=0.6), at every dim (repeatable).
     #[arg(long = "min", value_parser = parse_floor)]
-    pub min: Vec<(String, f64)>,
+    pub min: Vec<(Metric, f64)>,
     /// Write each query's ranking (top 100 corpus ids per dim) to this JSONL file.
     #[arg(long)]
     pub rankings: Option<PathBuf>,
@@ -89,9 +91,16 @@ pub struct EvalArgs {
     pub encoder: EncoderArgs,
 }
 
-fn parse_floor(s: &str) -> Result<(String, f64), String> {
+fn parse_metric(s: &str) -> Result<Metric, String> {
+    s.parse().map_err(|e: UnknownMetric| e.to_string())
+}
+
+fn parse_floor(s: &str) -> Result<(Metric, f64), String> {
     let (m, v) = s.split_once('=').ok_or("expected metric=value")?;
-    Ok((m.to_string(), v.parse().map_err(|e| format!("{v}: {e}"))?))
+    Ok((
+        parse_metric(m)?,
+        v.parse().map_err(|e| format!("{v}: {e}"))?,
+    ))
 }
 
 pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
@@ -159,7 +168,7 @@ fn eval_job(args: &EvalArgs) -> anyhow::Result<EvalJob> {
 /// Alerts are logged, printed and make the run fail (a CronJob shows it).
 fn report_alerts(run: &EvalRun) -> anyhow::Result<()> {
     for a in &run.alerts {
-        tracing::error!(dim = a.dim, metric = %a.metric, value = a.value, reference = a.reference, kind = a.kind, "retrieval alert");
+        tracing::error!(dim = a.dim, metric = %a.metric, value = a.value, reference = a.reference, kind = a.kind.name(), "retrieval alert");
         eprintln!("ALERT: {a}");
     }
     anyhow::ensure!(
@@ -196,11 +205,23 @@ fn from_pipeline(args: &mut EvalArgs, file: &std::path::Path) -> anyhow::Result<
         args.dims = ev.dims.clone();
     }
     args.max_drop = args.max_drop.or(ev.max_drop);
+    let named = |field: &str, m: &str| {
+        m.parse::<Metric>()
+            .with_context(|| format!("{}: eval.{field}", file.display()))
+    };
     if args.watched.is_empty() {
-        args.watched = ev.watch.clone();
+        args.watched = ev
+            .watch
+            .iter()
+            .map(|m| named("watch", m))
+            .collect::<anyhow::Result<_>>()?;
     }
     if args.min.is_empty() {
-        args.min = ev.min.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        args.min = ev
+            .min
+            .iter()
+            .map(|(m, v)| Ok((named("min", m)?, *v)))
+            .collect::<anyhow::Result<_>>()?;
     }
     if args.encoder.model.is_none() {
         args.encoder.model = spec
@@ -225,12 +246,10 @@ fn print_result(args: &EvalArgs, run: &EvalRun) -> anyhow::Result<()> {
     }
     let mut by_dim: BTreeMap<u32, BTreeMap<String, f64>> = BTreeMap::new();
     for (k, v) in &r.metrics {
-        if let Some((d, m)) = k.strip_prefix("dim_").and_then(|s| s.split_once('_')) {
-            by_dim
-                .entry(d.parse()?)
-                .or_default()
-                .insert(m.to_string(), *v);
-        }
+        by_dim
+            .entry(k.dim)
+            .or_default()
+            .insert(k.metric.to_string(), *v);
     }
     println!(
         "{} queries ({} without relevant docs dropped, {} relevant ids not in the corpus) over {} documents, model {}",

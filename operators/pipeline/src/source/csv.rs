@@ -17,7 +17,7 @@ use csv::{ByteRecord, ErrorKind};
 
 use super::batches::FillBatch;
 use super::file::SourceFile;
-use super::rows::{Refusal, RowBuilder, Value};
+use super::rows::{Refusal, RefusalKind, RowBuilder, Value};
 use crate::error::{PipelineError, Result};
 use crate::spec::SourceSpec;
 
@@ -140,7 +140,7 @@ impl CsvReader {
     fn push(&mut self, record: &ByteRecord, line: usize) -> Result<()> {
         if record.len() != self.columns.fields {
             let refusal = Refusal::new(
-                "malformed_csv",
+                RefusalKind::MalformedCsv,
                 format!(
                     "{} fields, the header has {} (an unquoted comma?)",
                     record.len(),
@@ -155,7 +155,9 @@ impl CsvReader {
             };
             std::str::from_utf8(bytes)
                 .map(|s| Value::Str(Cow::Borrowed(s)))
-                .map_err(|e| Refusal::new("invalid_utf8", format!("not valid UTF-8 ({e})")))
+                .map_err(|e| {
+                    Refusal::new(RefusalKind::InvalidUtf8, format!("not valid UTF-8 ({e})"))
+                })
         };
         let fields = (|| {
             let metadata = self

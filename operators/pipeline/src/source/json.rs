@@ -11,7 +11,7 @@ use arrow_schema::SchemaRef;
 
 use super::batches::FillBatch;
 use super::file::SourceFile;
-use super::rows::{Refusal, RowBuilder, json_doc};
+use super::rows::{Refusal, RefusalKind, RowBuilder, json_doc};
 use crate::error::{PipelineError, Result};
 use crate::spec::SourceSpec;
 
@@ -270,7 +270,7 @@ impl JsonReader {
             Framing::Array { .. } => "array element",
         };
         let refusal = Refusal::new(
-            "too_large",
+            RefusalKind::TooLarge,
             format!(
                 "{what} of {bytes} bytes, over the {limit}-byte {what} limit (max_text_bytes × 6 + 1 MiB); not read into memory"
             ),

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 
+pub use rows::RefusalKind;
+
 /// A record that could not become a row, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadRecord {
@@ -20,7 +22,7 @@ pub struct BadRecord {
     /// 1-based line (JSONL, CSV counting the header) or row (Parquet).
     pub line: usize,
     /// Why, as a stable kind (`not_json`, `missing_text`, `too_large`, …): summaries count by it.
-    pub kind: &'static str,
+    pub kind: RefusalKind,
     pub reason: String,
 }
 

@@ -40,16 +40,66 @@ pub struct Doc {
     pub metadata: Vec<Option<String>>,
 }
 
-/// Why a record cannot be a row: a stable kind (a metrics label, a dead-letter header) and a message
-/// naming the field.
+/// Why a record cannot be a row, as a stable kind: summaries count by it, metrics label by it, the
+/// dead-letter topic's header carries its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RefusalKind {
+    /// Bytes (a line, a field, a Kafka key) that are not UTF-8.
+    InvalidUtf8,
+    NotJson,
+    /// JSON, but not an object.
+    NotObject,
+    /// The id is missing, null or empty (or `key_as_id` and no key).
+    MissingId,
+    /// The text is missing or null.
+    MissingText,
+    TextNotString,
+    /// Text, id or a metadata value over its byte limit.
+    TooLarge,
+    /// A CSV row whose fields do not match the header.
+    MalformedCsv,
+    /// A Kafka message without a value (a tombstone).
+    NoValue,
+}
+
+impl RefusalKind {
+    /// The stable name (`not_json`, `too_large`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::NotJson => "not_json",
+            Self::NotObject => "not_object",
+            Self::MissingId => "missing_id",
+            Self::MissingText => "missing_text",
+            Self::TextNotString => "text_not_string",
+            Self::TooLarge => "too_large",
+            Self::MalformedCsv => "malformed_csv",
+            Self::NoValue => "no_value",
+        }
+    }
+}
+
+impl std::fmt::Display for RefusalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for RefusalKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Why a record cannot be a row: its kind and a message naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub kind: &'static str,
+    pub kind: RefusalKind,
     pub message: String,
 }
 
 impl Refusal {
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: RefusalKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -61,11 +111,11 @@ impl Refusal {
 /// be one. `id` overrides the id field (a Kafka key).
 pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Doc, Refusal> {
     let text = std::str::from_utf8(bytes)
-        .map_err(|e| Refusal::new("invalid_utf8", format!("not valid UTF-8 ({e})")))?;
+        .map_err(|e| Refusal::new(RefusalKind::InvalidUtf8, format!("not valid UTF-8 ({e})")))?;
     let v: serde_json::Value = serde_json::from_str(text.trim())
-        .map_err(|e| Refusal::new("not_json", format!("not JSON: {e}")))?;
+        .map_err(|e| Refusal::new(RefusalKind::NotJson, format!("not JSON: {e}")))?;
     let serde_json::Value::Object(mut obj) = v else {
-        return Err(Refusal::new("not_object", "not a JSON object"));
+        return Err(Refusal::new(RefusalKind::NotObject, "not a JSON object"));
     };
     let mut take = |name: &str| match obj.remove(name) {
         None => Value::Missing,
@@ -78,7 +128,7 @@ pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Do
             Ok(k) => Value::Str(std::borrow::Cow::Owned(k.to_string())),
             Err(e) => {
                 return Err(Refusal::new(
-                    "invalid_utf8",
+                    RefusalKind::InvalidUtf8,
                     format!("key is not valid UTF-8 ({e})"),
                 ));
             }
@@ -178,7 +228,7 @@ impl RowBuilder {
         } = refusal;
         match self.on_bad {
             OnBadRecord::Skip => {
-                tracing::warn!(path = %path.display(), line, kind, %reason, "skipped bad record");
+                tracing::warn!(path = %path.display(), line, kind = kind.name(), %reason, "skipped bad record");
                 self.skipped.push(BadRecord {
                     path: path.to_path_buf(),
                     line,
@@ -220,7 +270,7 @@ fn check<'a>(
 ) -> Result<(String, std::borrow::Cow<'a, str>), Refusal> {
     let id_err = |what: &str| {
         Refusal::new(
-            "missing_id",
+            RefusalKind::MissingId,
             format!("id field `{}` is {what}", spec.id_field),
         )
     };
@@ -233,7 +283,7 @@ fn check<'a>(
     };
     if id.len() > spec.max_id_bytes {
         return Err(Refusal::new(
-            "too_large",
+            RefusalKind::TooLarge,
             format!(
                 "id field `{}` has {} bytes, over the {}-byte limit (source.max_id_bytes)",
                 spec.id_field,
@@ -247,13 +297,13 @@ fn check<'a>(
     };
     let text = match text {
         Value::Str(s) => s,
-        Value::Missing => return Err(text_err("missing_text", "missing")),
-        Value::Null => return Err(text_err("missing_text", "null")),
-        Value::Other(_) => return Err(text_err("text_not_string", "not a string")),
+        Value::Missing => return Err(text_err(RefusalKind::MissingText, "missing")),
+        Value::Null => return Err(text_err(RefusalKind::MissingText, "null")),
+        Value::Other(_) => return Err(text_err(RefusalKind::TextNotString, "not a string")),
     };
     if text.len() > max_text {
         return Err(Refusal::new(
-            "too_large",
+            RefusalKind::TooLarge,
             format!(
                 "text field `{}` has {} bytes, over the {max_text}-byte limit (source.max_text_bytes)",
                 spec.text_field,
@@ -273,7 +323,7 @@ fn check_metadata<'a>(
         let len = value.map_or(0, str::len);
         if len > spec.max_metadata_bytes {
             return Err(Refusal::new(
-                "too_large",
+                RefusalKind::TooLarge,
                 format!(
                     "metadata field `{name}` has {len} bytes, over the {}-byte limit (source.max_metadata_bytes)",
                     spec.max_metadata_bytes
