@@ -56,7 +56,36 @@ args = backfill["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
 assert "$(JOB_COMPLETION_INDEX)" in args[args.index("--metrics-file") + 1], args
 print("chart: batch jobs write metrics textfiles when metrics.textfileDir is set")
 PY
-for bad in "metrics.textfileDir=relative/dir" "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
+# lexembed serve: off by default; on, a Deployment + Service with probes that wait for the model.
+"$HELM" template t "$chart" --set serve.enabled=true --set serve.apiKey.existingSecret=serve-key > "$out/serve.yaml"
+"$HELM" lint "$chart" --set serve.enabled=true
+python - "$out/serve.yaml" "$out/default.yaml" "$ROOT/integration/python" <<'PY'
+import sys, yaml
+sys.path.insert(0, sys.argv[3])
+from check_chart import check_common
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+assert not any(d["metadata"]["name"].endswith("-serve") for d in yaml.safe_load_all(open(sys.argv[2])) if d), "serve rendered by default"
+dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "t-lexembed-serve")
+pod = dep["spec"]["template"]["spec"]
+c = pod["containers"][0]
+assert c["args"][:3] == ["serve", "--http-addr", "0.0.0.0:8080"], c["args"]
+assert c["args"][c["args"].index("--dataset") + 1] == "boe=$(LEXEMBED_DATASET)", c["args"]
+for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}, (probe, c[probe])
+startup = c["startupProbe"]
+assert startup["periodSeconds"] * startup["failureThreshold"] == 600, startup
+assert pod["terminationGracePeriodSeconds"] == 45, pod["terminationGracePeriodSeconds"]
+key = next(e for e in c["env"] if e["name"] == "LEXEMBED_API_KEY")
+assert key["valueFrom"]["secretKeyRef"] == {"name": "serve-key", "key": "api-key"}, key
+errors = []
+check_common(pod, c, "serve", errors)
+assert not errors, errors
+svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "t-lexembed-serve")
+assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}], svc["spec"]
+assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "serve", svc["spec"]
+print("chart: serve Deployment (startup/liveness/readiness on /health, API key from a Secret) and Service")
+PY
+for bad in "serve.maxQueued=0" "serve.service.type=Ingress" "serve.datasetName=a=b" "metrics.textfileDir=relative/dir" "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
   if "$HELM" template t "$chart" --set "$bad" > /dev/null 2>&1; then
     echo "chart: values schema accepted $bad"; exit 1
   fi

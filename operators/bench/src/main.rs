@@ -14,6 +14,8 @@ mod kafka;
 #[cfg(feature = "full")]
 mod pipeline;
 #[cfg(feature = "full")]
+mod serve;
+#[cfg(feature = "full")]
 mod sql;
 #[cfg(feature = "full")]
 mod store;
@@ -47,6 +49,9 @@ enum BenchCommand {
     /// A whole pipeline run against a bare encoder over the same rows.
     #[cfg(feature = "full")]
     Pipeline(pipeline::PipelineBenchArgs),
+    /// `lexembed serve` under 1, 8, 64 concurrent clients against the bare encoder; 429s past the queue.
+    #[cfg(feature = "full")]
+    Serve(serve::ServeBenchArgs),
     /// Lance on object storage (`--uri s3://…`) against a local directory: appends, cold open, scan.
     #[cfg(feature = "full")]
     Store(store::StoreBenchArgs),
@@ -72,6 +77,8 @@ fn main() -> std::process::ExitCode {
         BenchCommand::Kafka(a) => kafka::run(a),
         #[cfg(feature = "full")]
         BenchCommand::Store(a) => store::run(a),
+        #[cfg(feature = "full")]
+        BenchCommand::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,7 +7,8 @@
 //! `runtime` (ONNX Runtime: providers, sessions, IO binding, node placement) → `workers` (sessions on
 //! their own threads) → `pooling` → `matryoshka` (per-dim Arrow arrays), wired by `encoder::Encoder`,
 //! the only type callers need; `stage::EncodeStage` runs it over a stream of document batches,
-//! tokenizing ahead of the model.
+//! tokenizing ahead of the model; `queue::SharedBatcher` gathers many small concurrent calls (SQL,
+//! HTTP requests) into encoder batches through one bounded queue.
 
 pub mod batching;
 #[cfg(feature = "cli")]
@@ -19,6 +20,7 @@ pub mod matryoshka;
 pub mod model_dir;
 pub mod pooling;
 pub mod precision;
+pub mod queue;
 pub mod runtime;
 pub mod stage;
 pub mod stats;
@@ -34,6 +36,7 @@ pub use matryoshka::{embedding_type, matryoshka_arrays};
 pub use model_dir::ModelDir;
 pub use pooling::Pooling;
 pub use precision::{ChosenGraph, Precision};
+pub use queue::{BatchPolicy, Embedded, QueueError, SharedBatcher, embed_counted};
 pub use runtime::{CudaOptions, Provider, TensorRtOptions};
 pub use stage::{EncodeStage, Staged};
 pub use stats::StatsSnapshot;

@@ -51,6 +51,15 @@ impl TextTokenizer {
 
     /// Tokenizes every text, in parallel across texts (tokenizers' rayon pool).
     pub fn encode_all(&self, texts: &[&str]) -> Result<Vec<TokenIds>> {
+        Ok(self
+            .encode_counted(texts)?
+            .into_iter()
+            .map(|(ids, _)| ids)
+            .collect())
+    }
+
+    /// `encode_all`, with whether each text was cut at the max length (a server reports it).
+    pub fn encode_counted(&self, texts: &[&str]) -> Result<Vec<(TokenIds, bool)>> {
         let inputs: Vec<String> = texts
             .iter()
             .map(|t| {
@@ -67,7 +76,10 @@ impl TextTokenizer {
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
         Ok(encodings
             .into_iter()
-            .map(|e| TokenIds(e.get_ids().to_vec()))
+            .map(|e| {
+                let cut = !e.get_overflowing().is_empty();
+                (TokenIds(e.get_ids().to_vec()), cut)
+            })
             .collect())
     }
 }

@@ -31,6 +31,8 @@ pub struct Hit {
     pub id: String,
     pub distance: f32,
     pub text: String,
+    /// The row's metadata columns (nullable text, as pipelines write them), by name.
+    pub metadata: Vec<(String, Option<String>)>,
 }
 
 /// How to search.
@@ -115,6 +117,14 @@ pub async fn hits(
     let dist = col("_distance")?
         .as_primitive::<arrow_array::types::Float32Type>()
         .clone();
+    let schema = batch.schema();
+    let metadata: Vec<(&str, &arrow_array::StringArray)> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| !matches!(f.name().as_str(), "id" | "text"))
+        .filter_map(|(f, c)| Some((f.name().as_str(), c.as_string_opt::<i32>()?)))
+        .collect();
     let mut out: Vec<Hit> = (0..batch.num_rows())
         .map(|i| Hit {
             id: ids.value(i).to_string(),
@@ -124,6 +134,13 @@ pub async fn hits(
                 dist.value(i)
             },
             text: texts.value(i).to_string(),
+            metadata: metadata
+                .iter()
+                .map(|(name, c)| {
+                    let value = (!c.is_null(i)).then(|| c.value(i).to_string());
+                    (name.to_string(), value)
+                })
+                .collect(),
         })
         .collect();
     out.sort_by(|a, b| {

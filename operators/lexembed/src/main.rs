@@ -37,6 +37,9 @@ enum Command {
     Validate(cmd::validate::ValidateArgs),
     /// Print the JSON Schema of pipeline specs (for editors).
     Schema,
+    /// Serve the model over HTTP: OpenAI-compatible /v1/embeddings, TEI-compatible /embed, /search
+    /// over Lance datasets it wrote, /health, /info, /metrics.
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Nearest rows of a dataset to a query, embedded with the dataset's model.
     Search(cmd::dataset::SearchArgs),
     /// Build a cosine vector index on embedding columns.
@@ -65,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Validate(a) => cmd::validate::run(a),
         Command::Schema => cmd::validate::schema(),
+        Command::Serve(a) => cmd::serve::run(*a),
         Command::Search(a) => cmd::dataset::search(a),
         Command::Index(a) => cmd::dataset::index(a),
         Command::Compact(a) => cmd::dataset::compact_cmd(a),

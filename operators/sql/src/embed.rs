@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
 use lexembed_encoder::text_input::{is_text_type, text_rows};
 use lexembed_encoder::{Dim, embedding_type, matryoshka_arrays};
 
-use crate::batcher::SharedBatcher;
+use lexembed_encoder::SharedBatcher;
 
 /// Rows DataFusion should hand one call: enough for good encoder batches on any provider.
 pub const IDEAL_BATCH_SIZE: usize = 256;
@@ -182,7 +182,8 @@ impl EmbedFunc {
             .0
             .embed(present)
             .await
-            .map_err(datafusion::error::DataFusionError::Execution)?;
+            .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?
+            .embeddings;
         let full = emb.dim;
         let mut values = vec![0f32; rows.len() * full];
         let mut next = 0;

@@ -7,10 +7,10 @@ use lance::datafusion::LanceTableProvider;
 use lexembed_encoder::Encoder;
 use lexembed_lance::DatasetLocation;
 
-use crate::batcher::{BatchPolicy, SharedBatcher};
 use crate::embed::EmbedFunc;
 use crate::error::{Result, SqlError};
 use crate::vector_search::{TableRegistry, VectorSearchFunc};
+use lexembed_encoder::{BatchPolicy, SharedBatcher};
 
 /// What a session's lexembed functions share: the model's batcher and the Lance tables by name.
 #[derive(Clone)]

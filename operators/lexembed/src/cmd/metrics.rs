@@ -24,6 +24,10 @@ pub fn install(global_labels: &[(&str, String)]) -> anyhow::Result<()> {
         Matcher::Full("lexembed_encoder_seconds".into()),
         &ENCODER_SECONDS_BUCKETS,
     )?;
+    builder = builder.set_buckets_for_metric(
+        Matcher::Full("lexembed_serve_request_seconds".into()),
+        &REQUEST_SECONDS_BUCKETS,
+    )?;
     for (key, value) in global_labels {
         builder = builder.add_global_label(*key, value.clone());
     }
@@ -49,6 +53,11 @@ pub fn install(global_labels: &[(&str, String)]) -> anyhow::Result<()> {
 /// Buckets of `lexembed_encoder_seconds` (one observation per batch, or per run for file jobs).
 const ENCODER_SECONDS_BUCKETS: [f64; 12] = [
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+];
+
+/// Buckets of `lexembed_serve_request_seconds` (one observation per HTTP request).
+const REQUEST_SECONDS_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// Everything recorded so far, as Prometheus text (empty before `install`).

@@ -9,5 +9,6 @@ pub mod metrics;
 pub mod model;
 pub mod produce;
 pub mod run;
+pub mod serve;
 pub mod sql;
 pub mod validate;

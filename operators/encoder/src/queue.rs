@@ -1,28 +1,54 @@
-//! One shared batcher per model: the only place SQL calls the encoder.
+//! One shared request queue per model, for callers that each bring a few texts at once: SQL's
+//! `embed()` (DataFusion calls it per partition and per small record batch, concurrently) and
+//! `lexembed serve`'s HTTP requests.
 //!
-//! DataFusion evaluates `embed()` per partition and per (small) record batch, concurrently. Each call
-//! sends its texts over a channel and awaits a oneshot reply; one background thread owns the encoder,
-//! takes the first waiting request, gathers more until `max_rows` or `linger` passes, runs them as one
-//! encoder call (which cuts token-budget batches itself) and answers each caller with its own rows.
-//! The batching policy is `gather`, one function.
+//! Each call sends its texts over a channel and awaits a oneshot reply; one background thread owns
+//! the encoder, takes the first waiting request, gathers more until `max_rows` or `linger` passes,
+//! tokenizes them, runs them as one encoder call (which cuts token-budget batches itself) and answers
+//! each caller with its own rows and token counts. The batching policy is `gather`, one function.
 //!
-//! The queue is bounded: at most `max_queued` requests wait or run at once, and a caller beyond that
-//! waits (asynchronously) for room, so a query over a huge table cannot pile its texts up in memory.
-//! An encoder call that panics fails the requests of that call only; the thread goes on serving.
+//! The queue is bounded: at most `max_queued` requests wait or run at once. `embed` waits
+//! (asynchronously) for room, so a query over a huge table cannot pile its texts up in memory;
+//! `try_embed` refuses at once (a server answers 429). An encoder call that panics fails the requests
+//! of that call only; the thread goes on serving.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use lexembed_encoder::{Embeddings, Encoder};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, TryAcquireError, oneshot};
 use tracing::{debug, error};
 
-/// Texts from one `embed()` call and where to send their full-width vectors.
+use crate::encoder::{Embeddings, Encoder};
+
+/// Texts from one call and where to send their vectors.
 struct Request {
     texts: Vec<String>,
-    reply: oneshot::Sender<Result<Embeddings, String>>,
+    reply: oneshot::Sender<Result<Embedded, QueueError>>,
+}
+
+/// One call's answer: full-width vectors in input order and what the tokenizer made of each text.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub embeddings: Embeddings,
+    /// Tokens the model saw per text (special tokens included, after truncation).
+    pub tokens: Vec<usize>,
+    /// Whether each text was cut at the model's max length.
+    pub truncated: Vec<bool>,
+}
+
+/// Why a call got no vectors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// `max_queued` requests are already waiting or running (`try_embed` only).
+    #[error("the queue is full ({0} requests waiting or running): retry later")]
+    Full(usize),
+    #[error("the embedding queue has stopped")]
+    Closed,
+    /// The encoder failed (or panicked) on the gathered batch this call was part of.
+    #[error("{0}")]
+    Encoder(String),
 }
 
 /// When a gathered batch is cut.
@@ -47,21 +73,36 @@ impl Default for BatchPolicy {
 }
 
 /// What the batching thread calls: the encoder, in production.
-type EncodeFn = Box<dyn Fn(&[&str]) -> Result<Embeddings, String> + Send>;
+type EncodeFn = Box<dyn Fn(&[&str]) -> Result<Embedded, String> + Send>;
 
-/// Handle to a model's batching thread; cheap to clone, shared by every `embed()` of a session.
+/// Tokenizes `texts` once, keeping the counts, and embeds the tokens.
+pub fn embed_counted(encoder: &Encoder, texts: &[&str]) -> crate::Result<Embedded> {
+    let counted = encoder.tokenizer().encode_counted(texts)?;
+    let tokens = counted.iter().map(|(t, _)| t.0.len()).collect();
+    let truncated = counted.iter().map(|&(_, cut)| cut).collect();
+    let ids = counted.into_iter().map(|(t, _)| t).collect();
+    Ok(Embedded {
+        embeddings: encoder.encode_tokens(ids)?,
+        tokens,
+        truncated,
+    })
+}
+
+/// Handle to a model's batching thread; cheap to clone, shared by every caller of the model.
 #[derive(Clone)]
 pub struct SharedBatcher {
     tx: Sender<Request>,
     room: Arc<Semaphore>,
+    max_queued: usize,
     encoder: Arc<Encoder>,
 }
 
 impl SharedBatcher {
     pub fn start(encoder: Arc<Encoder>, policy: BatchPolicy) -> Self {
         let worker = encoder.clone();
-        let encode =
-            Box::new(move |texts: &[&str]| worker.encode(texts).map_err(|e| e.to_string()));
+        let encode = Box::new(move |texts: &[&str]| {
+            embed_counted(&worker, texts).map_err(|e| e.to_string())
+        });
         Self::start_with(encoder, encode, policy)
     }
 
@@ -73,9 +114,11 @@ impl SharedBatcher {
             .spawn(move || run(&encode, &rx, policy))
             .map(|_| ())
             .unwrap_or_else(|e| error!("cannot start the batcher thread: {e}"));
+        let max_queued = policy.max_queued.max(1);
         Self {
             tx,
-            room: Arc::new(Semaphore::new(policy.max_queued.max(1))),
+            room: Arc::new(Semaphore::new(max_queued)),
+            max_queued,
             encoder,
         }
     }
@@ -84,20 +127,39 @@ impl SharedBatcher {
         &self.encoder
     }
 
-    /// Full-width embeddings of `texts`, computed together with whatever else is waiting.
-    pub async fn embed(&self, texts: Vec<String>) -> Result<Embeddings, String> {
+    /// Full-width embeddings of `texts`, computed together with whatever else is waiting; waits for
+    /// room in the queue.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Embedded, QueueError> {
         // Held until the reply arrives: the permit is the request's place in the queue.
-        let _place = self
-            .room
-            .acquire()
-            .await
-            .map_err(|_| "the batcher is closed".to_string())?;
+        let _place = self.room.acquire().await.map_err(|_| QueueError::Closed)?;
+        self.send(texts).await
+    }
+
+    /// `embed`, or `QueueError::Full` at once when the queue has no room.
+    pub async fn try_embed(&self, texts: Vec<String>) -> Result<Embedded, QueueError> {
+        let _place = self.room.try_acquire().map_err(|e| match e {
+            TryAcquireError::NoPermits => QueueError::Full(self.max_queued),
+            TryAcquireError::Closed => QueueError::Closed,
+        })?;
+        self.send(texts).await
+    }
+
+    /// Requests that may wait or run at once.
+    pub fn capacity(&self) -> usize {
+        self.max_queued
+    }
+
+    /// Requests waiting or running now.
+    pub fn queued(&self) -> usize {
+        self.max_queued - self.room.available_permits()
+    }
+
+    async fn send(&self, texts: Vec<String>) -> Result<Embedded, QueueError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request { texts, reply })
-            .map_err(|_| "the batcher thread has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the batcher dropped the request".to_string())?
+            .map_err(|_| QueueError::Closed)?;
+        rx.await.map_err(|_| QueueError::Closed)?
     }
 }
 
@@ -120,7 +182,7 @@ fn gather(rx: &Receiver<Request>, first: Request, policy: BatchPolicy) -> Vec<Re
 }
 
 /// The encoder's answer for `texts`; a panic inside it becomes an error for this call only.
-fn encode_guarded(encode: &EncodeFn, texts: &[&str]) -> Result<Embeddings, String> {
+fn encode_guarded(encode: &EncodeFn, texts: &[&str]) -> Result<Embedded, String> {
     catch_unwind(AssertUnwindSafe(|| encode(texts))).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
@@ -146,20 +208,25 @@ fn run(encode: &EncodeFn, rx: &Receiver<Request>, policy: BatchPolicy) {
         );
         match encode_guarded(encode, &texts) {
             Ok(all) => {
+                let dim = all.embeddings.dim;
                 let mut at = 0;
                 for r in batch {
-                    let n = r.texts.len();
-                    let values = all.values[at * all.dim..(at + n) * all.dim].to_vec();
-                    at += n;
-                    let _ = r.reply.send(Ok(Embeddings {
-                        dim: all.dim,
-                        values,
+                    let rows = at..at + r.texts.len();
+                    at = rows.end;
+                    let _ = r.reply.send(Ok(Embedded {
+                        embeddings: Embeddings {
+                            dim,
+                            values: all.embeddings.values[rows.start * dim..rows.end * dim]
+                                .to_vec(),
+                        },
+                        tokens: all.tokens[rows.clone()].to_vec(),
+                        truncated: all.truncated[rows].to_vec(),
                     }));
                 }
             }
             Err(e) => {
                 for r in batch {
-                    let _ = r.reply.send(Err(e.clone()));
+                    let _ = r.reply.send(Err(QueueError::Encoder(e.clone())));
                 }
             }
         }
@@ -197,7 +264,7 @@ mod tests {
         let real = encoder.clone();
         let encode: EncodeFn = Box::new(move |texts: &[&str]| {
             assert!(!texts.contains(&"panic"), "a fault in the model runtime");
-            real.encode(texts).map_err(|e| e.to_string())
+            embed_counted(&real, texts).map_err(|e| e.to_string())
         });
         let batcher = SharedBatcher::start_with(encoder.clone(), encode, BatchPolicy::default());
         let rt = runtime();
@@ -205,7 +272,8 @@ mod tests {
             .block_on(batcher.embed(vec!["plazo".into(), "panic".into()]))
             .unwrap_err();
         assert!(
-            err.contains("the encoder panicked: a fault in the model runtime"),
+            err.to_string()
+                .contains("the encoder panicked: a fault in the model runtime"),
             "{err}"
         );
         for _ in 0..2 {
@@ -213,7 +281,7 @@ mod tests {
                 .block_on(batcher.embed(vec!["plazo de diez días".into()]))
                 .unwrap();
             let want = encoder.encode(&["plazo de diez días"]).unwrap();
-            assert_eq!(got.values, want.values);
+            assert_eq!(got.embeddings.values, want.values);
         }
     }
 
@@ -230,7 +298,7 @@ mod tests {
             seen.lock().unwrap().push(texts.len());
             // A slow model: the other callers arrive while it runs.
             std::thread::sleep(Duration::from_millis(30));
-            real.encode(texts).map_err(|e| e.to_string())
+            embed_counted(&real, texts).map_err(|e| e.to_string())
         });
         let policy = BatchPolicy {
             max_rows: 1024,
@@ -251,7 +319,7 @@ mod tests {
         for (t, r) in texts.iter().zip(results) {
             let got = r.unwrap().unwrap();
             assert_eq!(
-                got.values,
+                got.embeddings.values,
                 encoder.encode(&[t.as_str()]).unwrap().values,
                 "{t}"
             );
@@ -259,5 +327,51 @@ mod tests {
         let gathered = gathered.lock().unwrap();
         assert_eq!(gathered.iter().sum::<usize>(), 12);
         assert!(gathered.iter().all(|&n| n <= 2), "{gathered:?}");
+    }
+
+    /// `try_embed` answers `Full` while `max_queued` calls hold the queue, instead of waiting; once
+    /// they are answered it takes calls again. Token counts and truncation come back per text.
+    #[test]
+    fn try_embed_refuses_when_full_and_counts_tokens() {
+        let encoder = tiny();
+        let real = encoder.clone();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let gate = Mutex::new((started_tx, go_rx));
+        let encode: EncodeFn = Box::new(move |texts: &[&str]| {
+            if texts.contains(&"hold") {
+                let gate = gate.lock().unwrap();
+                gate.0.send(()).unwrap();
+                gate.1.recv().unwrap();
+            }
+            embed_counted(&real, texts).map_err(|e| e.to_string())
+        });
+        let policy = BatchPolicy {
+            max_queued: 1,
+            ..BatchPolicy::default()
+        };
+        let batcher = SharedBatcher::start_with(encoder.clone(), encode, policy);
+        let rt = runtime();
+        let held = rt.spawn({
+            let b = batcher.clone();
+            async move { b.try_embed(vec!["hold".into()]).await }
+        });
+        started_rx.recv().unwrap();
+        assert_eq!(batcher.queued(), 1);
+        let refused = rt.block_on(batcher.try_embed(vec!["plazo".into()]));
+        assert_eq!(refused.unwrap_err(), QueueError::Full(1));
+        go_tx.send(()).unwrap();
+        rt.block_on(held).unwrap().unwrap();
+        let long = "plazo ".repeat(5000);
+        let got = rt
+            .block_on(batcher.try_embed(vec!["plazo".into(), long.clone()]))
+            .unwrap();
+        let ids = encoder.tokenize(&["plazo", long.as_str()]).unwrap();
+        assert_eq!(got.tokens, vec![ids[0].0.len(), ids[1].0.len()]);
+        assert_eq!(got.truncated, vec![false, true]);
+        assert_eq!(
+            got.embeddings.values,
+            encoder.encode(&["plazo", long.as_str()]).unwrap().values
+        );
     }
 }

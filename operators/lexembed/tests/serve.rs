@@ -1,0 +1,172 @@
+//! `lexembed serve` end to end: a dataset written by `lexembed run` and indexed, the server started
+//! on it, and `integration/python/serve_check.py` checking it as clients see it — the official
+//! `openai` client against `lexembed embed`, `/search` against `lexembed search`, bad requests,
+//! the bounded queue (429), and a graceful shutdown on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A running server and the URL it printed.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(args: &[&std::ffi::OsStr]) -> Self {
+        let mut child = bin()
+            .arg("serve")
+            .arg("--model")
+            .arg(tiny())
+            .args(["--http-addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn lexembed serve");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("lexembed serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
+        Self { child, url }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn check(mode: &str, url: &str, extra: &[&std::ffi::OsStr]) {
+    let said = run_ok(
+        Command::new(python())
+            .arg(repo().join("integration/python/serve_check.py"))
+            .args([mode, "--url", url])
+            .args(extra),
+    );
+    eprint!("{said}");
+}
+
+/// 300 BOE articles embedded by the tiny model, with an IVF-PQ index on emb_64; the first 12 QA
+/// questions as queries.
+fn indexed_dataset(dir: &Path) -> (String, std::path::PathBuf) {
+    let data = lexembed_encoder::runtime::lexembed_home().join("data");
+    let articles: Vec<String> = std::fs::read_to_string(data.join("boe_articles.jsonl"))
+        .expect("run integration/setup.sh")
+        .lines()
+        .take(300)
+        .map(str::to_string)
+        .collect();
+    std::fs::write(dir.join("docs.jsonl"), articles.join("\n")).unwrap();
+    let uri = dir.join("boe.lance").display().to_string();
+    let spec = dir.join("p.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: serve-test\nsource:\n  kind: file\n  path: docs.jsonl\n  metadata_fields: [law]\nencoder:\n  model: {}\nsink:\n  uri: {uri}\n",
+            tiny().display()
+        ),
+    )
+    .unwrap();
+    run_ok(bin().arg("run").arg(&spec));
+    run_ok(bin().args([
+        "index",
+        &uri,
+        "--column",
+        "emb_64",
+        "--type",
+        "ivf_pq",
+        "--partitions",
+        "4",
+    ]));
+    let queries: Vec<String> = std::fs::read_to_string(data.join("boe_qa.jsonl"))
+        .unwrap()
+        .lines()
+        .take(12)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["query"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let q = dir.join("queries.json");
+    std::fs::write(&q, serde_json::to_string(&queries).unwrap()).unwrap();
+    (uri, q)
+}
+
+#[test]
+fn serve_answers_openai_tei_and_search_clients_like_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uri, queries) = indexed_dataset(dir.path());
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "s3cret-key\n").unwrap();
+    let server = Server::start(&[
+        "--dataset".as_ref(),
+        format!("boe={uri}").as_ref(),
+        "--api-key-file".as_ref(),
+        key_file.as_os_str(),
+        "--max-inputs".as_ref(),
+        "64".as_ref(),
+    ]);
+    check(
+        "api",
+        &server.url,
+        &[
+            "--key".as_ref(),
+            "s3cret-key".as_ref(),
+            "--bin".as_ref(),
+            env!("CARGO_BIN_EXE_lexembed").as_ref(),
+            "--model".as_ref(),
+            tiny().as_os_str(),
+            "--dataset".as_ref(),
+            uri.as_ref(),
+            "--queries".as_ref(),
+            queries.as_os_str(),
+        ],
+    );
+}
+
+#[test]
+fn a_full_queue_answers_429_and_sigterm_lets_requests_finish() {
+    let tight = Server::start(&["--max-queued".as_ref(), "1".as_ref()]);
+    check("overload", &tight.url, &[]);
+    let mut server = Server::start(&[]);
+    let pid = server.pid();
+    check("shutdown", &server.url, &["--pid".as_ref(), pid.as_ref()]);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "after SIGTERM: {status}");
+}
+
+#[test]
+fn a_dataset_of_another_model_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uri, _) = indexed_dataset(dir.path());
+    // The default model (all-MiniLM-L6-v2) over a dataset the tiny model wrote.
+    let out = bin()
+        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .env_remove("LEXEMBED_MODEL")
+        .arg("--dataset")
+        .arg(format!("boe={uri}"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--dataset boe=") && err.contains("model"),
+        "{err}"
+    );
+}

@@ -1,0 +1,61 @@
+//! What operators and orchestrators read: `/health` (the model is loaded: the server binds only
+//! after that), `/info` (model, dims, max length, limits, datasets), `/metrics` (Prometheus text from
+//! the recorder the binary installed), and the JSON 404 of unknown routes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::{ApiError, ServeState};
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn info(State(state): State<Arc<ServeState>>) -> Json<Value> {
+    let encoder = state.queue.encoder();
+    let model = encoder.model();
+    let datasets: Vec<Value> = state
+        .datasets
+        .values()
+        .map(|d| {
+            let dims: Vec<u32> = d.dims.iter().map(|x| x.0).collect();
+            json!({"name": d.name, "uri": d.location.uri, "dims": dims})
+        })
+        .collect();
+    let dims: Vec<u32> = state.dims().iter().map(|d| d.0).collect();
+    Json(json!({
+        "model": state.model_name,
+        "model_id": model.model_id,
+        "dims": dims,
+        "max_length": model.max_seq_length,
+        "pooling": format!("{:?}", model.pooling),
+        "provider": encoder.provider().name(),
+        "max_inputs": state.limits.max_inputs,
+        "max_request_bytes": state.limits.max_request_bytes,
+        "queue": {"capacity": state.queue.capacity(), "in_use": state.queue.queued()},
+        "datasets": datasets,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+pub async fn metrics(State(state): State<Arc<ServeState>>) -> Response {
+    let body = state
+        .render_metrics
+        .as_ref()
+        .map_or_else(String::new, |r| r());
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::invalid("path", format!("no route {}", uri.path())).with_status(StatusCode::NOT_FOUND)
+}

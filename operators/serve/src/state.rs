@@ -1,0 +1,127 @@
+//! What every handler shares: the model's queue, the served datasets and the limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use lexembed_encoder::{Dim, SharedBatcher};
+use lexembed_lance::DatasetLocation;
+
+/// `/metrics`' body, rendered by the recorder the binary installed.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// How much one request may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Texts per request.
+    pub max_inputs: usize,
+    /// Bytes of one request body.
+    pub max_request_bytes: usize,
+    /// Hits per search.
+    pub max_k: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inputs: 256,
+            max_request_bytes: 8 << 20,
+            max_k: 1000,
+        }
+    }
+}
+
+/// A Lance dataset `/search` may read, by the name clients use.
+#[derive(Debug, Clone)]
+pub struct ServedDataset {
+    pub name: String,
+    pub location: DatasetLocation,
+    /// Its vector columns' dims, widest first.
+    pub dims: Vec<Dim>,
+}
+
+/// Everything a handler needs.
+pub struct ServeState {
+    pub queue: SharedBatcher,
+    /// The id clients name in `model` (default: the model directory's model id).
+    pub model_name: String,
+    pub datasets: BTreeMap<String, ServedDataset>,
+    pub limits: Limits,
+    /// Bearer key every API route requires, when set.
+    pub api_key: Option<String>,
+    pub render_metrics: Option<RenderMetrics>,
+}
+
+impl ServeState {
+    /// The Matryoshka dims the model serves, widest first.
+    pub fn dims(&self) -> &[Dim] {
+        self.queue.encoder().dims().as_slice()
+    }
+
+    /// `requested`, when the model serves it; the full width when none is asked for.
+    pub fn dim(&self, requested: Option<u32>) -> Result<Dim, crate::ApiError> {
+        let full = self.queue.encoder().dims().full();
+        let Some(d) = requested else {
+            return Ok(full);
+        };
+        self.dims()
+            .iter()
+            .copied()
+            .find(|x| x.0 == d)
+            .ok_or_else(|| {
+                let served: Vec<String> = self.dims().iter().map(|d| d.0.to_string()).collect();
+                crate::ApiError::invalid(
+                    "dimensions",
+                    format!(
+                        "{d} is not a Matryoshka dim of this model: use one of {}",
+                        served.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// A request's vectors at one dim, and what the tokenizer made of its texts.
+#[derive(Debug, Clone)]
+pub struct Vectors {
+    pub rows: Vec<Vec<f32>>,
+    /// Tokens of every text together (special tokens included): OpenAI's `usage.prompt_tokens`.
+    pub tokens: usize,
+    /// Whether each text was cut at the model's max length.
+    pub truncated: Vec<bool>,
+}
+
+impl Vectors {
+    /// Texts cut at the model's max length.
+    pub fn truncated_count(&self) -> usize {
+        self.truncated.iter().filter(|&&t| t).count()
+    }
+}
+
+impl ServeState {
+    /// `texts` through the model's queue (429 when it is full), at `dim`: the Matryoshka prefix,
+    /// renormalised unless `renormalise` is false (then the prefix of the model's output as is).
+    pub async fn embed(
+        &self,
+        texts: Vec<String>,
+        dim: Dim,
+        renormalise: bool,
+    ) -> Result<Vectors, crate::ApiError> {
+        let n = texts.len();
+        let out = self.queue.try_embed(texts).await?;
+        let rows = (0..n)
+            .map(|i| match renormalise {
+                true => out.embeddings.prefix(i, dim),
+                false => out.embeddings.row(i)[..dim.get()].to_vec(),
+            })
+            .collect();
+        let vectors = Vectors {
+            rows,
+            tokens: out.tokens.iter().sum(),
+            truncated: out.truncated,
+        };
+        metrics::counter!("lexembed_serve_texts_total").increment(n as u64);
+        metrics::counter!("lexembed_serve_truncated_total")
+            .increment(vectors.truncated_count() as u64);
+        Ok(vectors)
+    }
+}
