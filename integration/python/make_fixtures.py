@@ -2,6 +2,7 @@
 """Make the encoder's committed test fixtures (run from the repo root; deterministic).
 
     python integration/python/make_fixtures.py
+    python integration/python/make_fixtures.py --full-token-ids   # only xlmr-full-token-ids.json
 
 Writes operators/encoder/tests/fixtures/:
   tiny-xlmr/                 a random-weight XLM-RoBERTa (the bge-m3 architecture: CLS pooling, Normalize)
@@ -34,6 +35,21 @@ SENTENCES = ROOT / "integration/fixtures/sentences.json"
 MAX_SEQ = 32
 EXTRA_PIECES = 2500
 LATIN = set("abcdefghijklmnopqrstuvwxyzáéíóúüñçàèìòùâêîôûABCDEFGHIJKLMNOPQRSTUVWXYZÁÉÍÓÚÜÑ0123456789.,;:¡!¿?()«»\"'-—–/%§ºª“”")
+
+
+def write_full_token_ids(sentences, full) -> None:
+    """Token ids under the full XLM-R tokenizer as sentence-transformers gets them: `AutoTokenizer` on a
+    model directory (transformers builds XLMRobertaTokenizer's own pipeline, which splits on whitespace
+    before Metaspace: no `▁` token for leading or trailing spaces), not the bare tokenizer.json."""
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(full_tokenizer_path(), Path(tmp) / "tokenizer.json")
+        (Path(tmp) / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": 512}))
+        hf = AutoTokenizer.from_pretrained(tmp)
+        enc = hf(sentences, padding=True, truncation="longest_first", max_length=512)
+    ids = [[t for t, m in zip(r, ms) if m] for r, ms in zip(enc["input_ids"], enc["attention_mask"])]
+    (FIX / "xlmr-full-token-ids.json").write_text(json.dumps({"max_length": 512, "vocab_size": len(full["model"]["vocab"]), "token_ids": ids}))
 
 
 def full_tokenizer_path() -> Path:
@@ -109,6 +125,9 @@ def main() -> int:
     FIX.mkdir(parents=True, exist_ok=True)
     sentences = json.loads(SENTENCES.read_text())
     full = json.loads(full_tokenizer_path().read_text())
+    if sys.argv[1:] == ["--full-token-ids"]:
+        write_full_token_ids(sentences, full)
+        return 0
     pruned = prune(full, sentences)
     tiny = FIX / "tiny-xlmr"
     make_tiny(pruned, tiny)
@@ -122,12 +141,7 @@ def main() -> int:
         shutil.copy(old / "onnx/model.onnx", FIX / "tiny-xlmr-token-output.onnx")
     run("integration/python/golden.py", str(tiny), str(SENTENCES), str(FIX / "tiny-xlmr.golden.json"), "--dims", "64", "32", "16", "8")
 
-    from transformers import XLMRobertaTokenizerFast
-
-    hf = XLMRobertaTokenizerFast(tokenizer_file=str(full_tokenizer_path()))
-    enc = hf(sentences, padding=True, truncation="longest_first", max_length=512)
-    ids = [[t for t, m in zip(r, ms) if m] for r, ms in zip(enc["input_ids"], enc["attention_mask"])]
-    (FIX / "xlmr-full-token-ids.json").write_text(json.dumps({"max_length": 512, "vocab_size": len(full["model"]["vocab"]), "token_ids": ids}))
+    write_full_token_ids(sentences, full)
     total = sum(f.stat().st_size for f in FIX.rglob("*") if f.is_file())
     print(f"[fixtures] {FIX}: {total / 1e6:.2f} MB", file=sys.stderr)
     assert total < 5e6, "fixtures must stay under 5 MB"

@@ -1,12 +1,19 @@
 //! Tokenization with HF `tokenizers`, configured as sentence-transformers configures it: special tokens
-//! added, `longest_first` truncation at the model's `max_seq_length`, lower-casing when the model asks.
+//! added, `longest_first` truncation at the model's `max_seq_length`, lower-casing when the model asks,
+//! and SentencePiece's whitespace rule for XLM-R-family tokenizers (see `sentencepiece_whitespace`).
 //!
 //! Owns turning texts into token ids (in parallel) and the pad id. Padding itself happens per batch in
 //! `encoder`, because only the batch knows its padded length.
 
 use std::path::Path;
 
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::pre_tokenizers::metaspace::PrependScheme;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+use tokenizers::{
+    ModelWrapper, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+};
 
 use crate::error::{EncoderError, Result};
 
@@ -29,6 +36,7 @@ impl TextTokenizer {
             message: e.to_string(),
         })?;
         let pad_id = find_pad_id(&inner);
+        sentencepiece_whitespace(&mut inner);
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams {
@@ -81,6 +89,26 @@ impl TextTokenizer {
                 (TokenIds(e.get_ids().to_vec()), cut)
             })
             .collect())
+    }
+}
+
+/// XLM-R-family `tokenizer.json` files (a Unigram model behind a bare `Metaspace` pre-tokenizer, as
+/// bge-m3 and multilingual-e5 ship them) keep a text's leading and trailing whitespace as a `▁` token,
+/// where SentencePiece, and transformers' XLM-R tokenizer that sentence-transformers uses, split on
+/// whitespace first and drop it: `"…final.   "` ends `[…, 5, 6, 2]` instead of `[…, 5, 2]`, a
+/// different vector. Splitting on whitespace before `Metaspace`, as transformers does, gives its ids.
+fn sentencepiece_whitespace(tok: &mut Tokenizer) {
+    let unigram = matches!(tok.get_model(), ModelWrapper::Unigram(_));
+    let bare_metaspace = match tok.get_pre_tokenizer() {
+        Some(PreTokenizerWrapper::Metaspace(m)) if unigram && m.get_split() => {
+            (m.get_prepend_scheme() == PrependScheme::Always).then(|| m.clone())
+        }
+        _ => None,
+    };
+    if let Some(metaspace) = bare_metaspace {
+        let split: PreTokenizerWrapper = WhitespaceSplit.into();
+        let sequence = Sequence::new(vec![split, metaspace.into()]);
+        tok.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(sequence)));
     }
 }
 

