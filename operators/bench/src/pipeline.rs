@@ -3,28 +3,19 @@
 //! Reports rows/s of both, the pipeline's overhead over the bare encoder, and how long the model sat
 //! idle between calls during the pipeline (wall time less the model's busy time).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use arrow_array::StringArray;
 use clap::Args;
-use lexembed_encoder::runtime::lexembed_home;
 use lexembed_pipeline::{LoadedSpec, RunOptions, open_encoder, run_pipeline};
 
 use super::median;
 
 #[derive(Args, Debug)]
 pub struct PipelineBenchArgs {
-    /// JSONL corpus (id, text, …). Default: the BOE demo corpus.
-    #[arg(long)]
-    pub corpus: Option<PathBuf>,
-    /// Rows to use.
-    #[arg(long, default_value_t = 2000)]
-    pub limit: usize,
-    /// Model directory (default: the all-MiniLM-L6-v2 export).
-    #[arg(long, env = "LEXEMBED_MODEL")]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: super::texts::CorpusArgs,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
     #[arg(long)]
@@ -32,20 +23,14 @@ pub struct PipelineBenchArgs {
 }
 
 pub fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
-    let corpus = args
-        .corpus
-        .clone()
-        .unwrap_or_else(|| lexembed_home().join("data/boe_articles.jsonl"));
+    let corpus = args.input.corpus();
     let text = std::fs::read_to_string(&corpus)
         .with_context(|| format!("{}: run integration/setup.sh", corpus.display()))?;
-    let lines: Vec<&str> = text.lines().take(args.limit).collect();
+    let lines: Vec<&str> = text.lines().take(args.input.limit).collect();
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("docs.jsonl");
     std::fs::write(&input, lines.join("\n"))?;
-    let model = args
-        .model
-        .clone()
-        .unwrap_or_else(|| lexembed_home().join("models/all-MiniLM-L6-v2"));
+    let model = args.input.model();
     let batch_rows = 512;
     let spec_text = format!(
         "name: bench\nsource:\n  kind: file\n  path: {}\n  metadata_fields: [law, title]\n  batch_rows: {batch_rows}\nencoder:\n  model: {}\nsink:\n  uri: {}/out.lance\n  mode: overwrite\n",

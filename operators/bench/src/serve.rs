@@ -4,13 +4,11 @@
 //! ratio to the bare encoder, p50/p99 request latency, and an overload level (many clients, a small
 //! queue) where the server answers 429 instead of queueing without bound.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use lexembed_encoder::runtime::lexembed_home;
 use lexembed_encoder::{BatchPolicy, Encoder, EncoderOptions, SharedBatcher};
 use lexembed_serve::{Limits, ServeState};
 
@@ -18,15 +16,9 @@ use super::median;
 
 #[derive(Args, Debug)]
 pub struct ServeBenchArgs {
-    /// JSONL corpus (title and text of each row are texts). Default: the BOE demo corpus.
-    #[arg(long)]
-    pub corpus: Option<PathBuf>,
-    /// Texts sent at each concurrency level.
-    #[arg(long, default_value_t = 2000)]
-    pub limit: usize,
-    /// Model directory (default: the all-MiniLM-L6-v2 export).
-    #[arg(long, env = "LEXEMBED_MODEL")]
-    pub model: Option<PathBuf>,
+    /// The texts (title and body of each row; `--limit` texts are sent at each level) and the model.
+    #[command(flatten)]
+    pub input: super::texts::CorpusArgs,
     /// Concurrent clients, one level per value.
     #[arg(long = "clients", value_delimiter = ',', default_values_t = [1, 8, 64])]
     pub clients: Vec<usize>,
@@ -51,15 +43,8 @@ struct Load {
 }
 
 pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
-    let corpus = args
-        .corpus
-        .clone()
-        .unwrap_or_else(|| lexembed_home().join("data/boe_articles.jsonl"));
-    let texts = super::texts::load(&corpus, args.limit)?;
-    let model = args
-        .model
-        .clone()
-        .unwrap_or_else(|| lexembed_home().join("models/all-MiniLM-L6-v2"));
+    let texts = super::texts::load(&args.input.corpus(), args.input.limit)?;
+    let model = args.input.model();
     let encoder = Arc::new(Encoder::open(&model, &EncoderOptions::default())?);
     let requests = request_bodies(&texts, &encoder.model().model_id);
     let rt = tokio::runtime::Builder::new_multi_thread()

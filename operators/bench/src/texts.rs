@@ -2,8 +2,42 @@
 
 use std::io::BufRead;
 use std::path::Path;
+#[cfg(feature = "full")]
+use std::path::PathBuf;
 
 use anyhow::Context;
+#[cfg(feature = "full")]
+use lexembed_encoder::runtime::lexembed_home;
+
+/// Which texts and model a benchmark over BOE articles uses.
+#[cfg(feature = "full")]
+#[derive(clap::Args, Debug)]
+pub struct CorpusArgs {
+    /// JSONL corpus (id, title, text, …). Default: the BOE demo corpus.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Rows (or texts) to use.
+    #[arg(long, default_value_t = 2000)]
+    pub limit: usize,
+    /// Model directory (default: the all-MiniLM-L6-v2 export).
+    #[arg(long, env = "LEXEMBED_MODEL")]
+    pub model: Option<PathBuf>,
+}
+
+#[cfg(feature = "full")]
+impl CorpusArgs {
+    pub fn corpus(&self) -> PathBuf {
+        self.corpus
+            .clone()
+            .unwrap_or_else(|| lexembed_home().join("data/boe_articles.jsonl"))
+    }
+
+    pub fn model(&self) -> PathBuf {
+        self.model
+            .clone()
+            .unwrap_or_else(|| lexembed_home().join("models/all-MiniLM-L6-v2"))
+    }
+}
 
 /// Up to `limit` texts from a JSONL file of `{"title", "text"}` rows (titles are short, bodies long:
 /// together they give the mixed lengths real traffic has), or from a plain file of one text per line.
