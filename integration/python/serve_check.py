@@ -262,6 +262,7 @@ def api(args):
     args.full_dim = info["dims"][0]
     args.model_name = info["model"]
     check(info["datasets"][0]["name"] == "boe", f"/info datasets {info['datasets']}")
+    check(info["prompts"]["prompts"] == {"document": "", "query": ""}, f"/info prompts {info['prompts']}")
     check_openai(args)
     check_tei(args)
     check_search(args)

@@ -33,7 +33,7 @@ pub use dims::{Dim, MatryoshkaDims};
 pub use encoder::{Embeddings, Encoder, EncoderOptions};
 pub use error::{EncoderError, Result};
 pub use matryoshka::{embedding_type, matryoshka_arrays};
-pub use model_dir::ModelDir;
+pub use model_dir::{ModelDir, Prompts};
 pub use pooling::Pooling;
 pub use precision::{ChosenGraph, Precision};
 pub use queue::{BatchPolicy, Embedded, QueueError, SharedBatcher, embed_counted};

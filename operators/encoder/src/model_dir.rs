@@ -1,8 +1,10 @@
 //! The model directory as sentence-transformers saves it, plus the ONNX graph: reading and checking it.
 //!
 //! Owns: which files must exist, what they say (module list, pooling, normalisation, max length,
-//! Matryoshka dims) and the errors that name the missing or bad file. Knows nothing of ONNX Runtime.
+//! Matryoshka dims, prompts) and the errors that name the missing or bad file. Knows nothing of ONNX
+//! Runtime.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -31,7 +33,30 @@ pub struct ModelDir {
     /// Width of the pooled vector, from the pooling config.
     pub full_dim: u32,
     pub dims: MatryoshkaDims,
+    /// The prompts `config_sentence_transformers.json` names (E5: `query` → `"query: "`, `document` →
+    /// `"passage: "`); empty when the model has none.
+    pub prompts: Prompts,
 }
+
+/// A model's prompts, as sentence-transformers stores them: name → text put before the input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Prompts {
+    #[serde(default)]
+    pub prompts: BTreeMap<String, String>,
+    /// The prompt sentence-transformers applies when the caller names none.
+    #[serde(default)]
+    pub default_prompt_name: Option<String>,
+}
+
+impl Prompts {
+    /// The text of prompt `name`, when the model has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.prompts.get(name).map(String::as_str)
+    }
+}
+
+/// sentence-transformers' own config, where the prompts live.
+pub const ST_CONFIG: &str = "config_sentence_transformers.json";
 
 #[derive(Debug, Deserialize)]
 struct ModuleEntry {
@@ -87,6 +112,7 @@ impl ModelDir {
             })?
         };
         let model_id = extra.model_id.unwrap_or_else(|| default_model_id(&dir));
+        let prompts = read_prompts(&dir)?;
         Ok(Self {
             dir,
             model_id,
@@ -97,6 +123,7 @@ impl ModelDir {
             max_seq_length,
             full_dim,
             dims,
+            prompts,
         })
     }
 }
@@ -237,6 +264,25 @@ fn find_onnx(dir: &Path) -> Result<OnnxGraphs> {
         });
     }
     Ok(OnnxGraphs { fp32, fp16 })
+}
+
+/// The prompts of `config_sentence_transformers.json` (none without the file); a default prompt
+/// name that names no prompt is refused.
+fn read_prompts(dir: &Path) -> Result<Prompts> {
+    let path = dir.join(ST_CONFIG);
+    if !path.is_file() {
+        return Ok(Prompts::default());
+    }
+    let prompts: Prompts = read_json(&path)?;
+    if let Some(name) = &prompts.default_prompt_name
+        && !prompts.prompts.contains_key(name)
+    {
+        return Err(EncoderError::BadFile {
+            path,
+            message: format!("default_prompt_name {name:?} is not one of its prompts"),
+        });
+    }
+    Ok(prompts)
 }
 
 fn read_lexembed_config(dir: &Path) -> Result<LexembedConfig> {

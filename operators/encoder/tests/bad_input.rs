@@ -141,3 +141,32 @@ fn a_token_budget_below_the_max_length_is_refused() {
     let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
     assert_eq!(enc.token_budget().0, 2048, "CPU default");
 }
+
+/// Prompts come from `config_sentence_transformers.json`; a default prompt name that names none of
+/// them is refused naming the file, and a model without the file has no prompts.
+#[test]
+fn prompts_are_read_and_a_bad_default_is_named() {
+    let with = |config: &str| {
+        let config = config.to_string();
+        broken_copy(move |d| {
+            std::fs::write(d.join("config_sentence_transformers.json"), config).unwrap()
+        })
+    };
+    let dir = with(
+        r#"{"prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": "query"}"#,
+    );
+    let model = lexembed_encoder::ModelDir::open(dir.path()).unwrap();
+    assert_eq!(model.prompts.get("query"), Some("query: "));
+    assert_eq!(model.prompts.get("document"), Some("passage: "));
+    assert_eq!(model.prompts.default_prompt_name.as_deref(), Some("query"));
+    let dir = with(r#"{"prompts": {"query": "query: "}, "default_prompt_name": "search"}"#);
+    let e = open_err(dir.path(), &EncoderOptions::default());
+    assert!(
+        e.contains("config_sentence_transformers.json") && e.contains("\"search\""),
+        "{e}"
+    );
+    let dir =
+        broken_copy(|d| std::fs::remove_file(d.join("config_sentence_transformers.json")).unwrap());
+    let model = lexembed_encoder::ModelDir::open(dir.path()).unwrap();
+    assert!(model.prompts.prompts.is_empty());
+}

@@ -80,6 +80,11 @@ fn tiny_xlmr_matches_sentence_transformers_at_every_dim() {
 fn multilingual_e5_matches_sentence_transformers() {
     let dir = common::e5();
     check_parity(&dir, dir.join("golden.json"), GraphOutput::Pooled);
+    let prompts = lexembed_encoder::ModelDir::open(&dir).unwrap().prompts;
+    assert_eq!(
+        (prompts.get("query"), prompts.get("document")),
+        (Some("query: "), Some("passage: "))
+    );
 }
 
 /// Mean pooling and Normalize inside the graph, as setup exports it.

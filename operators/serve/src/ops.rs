@@ -33,6 +33,8 @@ pub async fn info(State(state): State<Arc<ServeState>>) -> Json<Value> {
         "model_id": model.model_id,
         "dims": dims,
         "max_length": model.max_seq_length,
+        // Not applied by the server yet: inputs are embedded as sent.
+        "prompts": model.prompts,
         "pooling": format!("{:?}", model.pooling),
         "provider": encoder.provider().name(),
         "max_inputs": state.limits.max_inputs,

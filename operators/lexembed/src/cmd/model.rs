@@ -42,6 +42,7 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
         "pooling": m.pooling.name(),
         "normalize": m.normalize,
         "max_seq_length": m.max_seq_length,
+        "prompts": m.prompts,
         "full_dim": m.full_dim,
         "dims": enc.dims().as_slice().iter().map(|d| d.0).collect::<Vec<_>>(),
         "provider": enc.provider().name(),
