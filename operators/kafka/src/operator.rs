@@ -138,7 +138,9 @@ pub(crate) struct Operator<'a> {
     pub(crate) location: DatasetLocation,
     pub(crate) rt: Handle,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) consumer: BaseConsumer<OperatorContext>,
+    /// Dropped by `Operator`'s own `Drop`, only once the consumer has closed: rdkafka's drop polls
+    /// until the group close completes, with no bound (after a broker restart it waited past 600 s).
+    pub(crate) consumer: std::mem::ManuallyDrop<BaseConsumer<OperatorContext>>,
     pub(crate) dead_letters: Option<DeadLetterSink>,
     pub(crate) metrics: Arc<Metrics>,
     #[cfg(feature = "test-hooks")]
@@ -234,7 +236,7 @@ impl<'a> Operator<'a> {
             location,
             rt,
             shared,
-            consumer,
+            consumer: std::mem::ManuallyDrop::new(consumer),
             dead_letters,
             metrics,
             #[cfg(feature = "test-hooks")]
@@ -432,5 +434,40 @@ impl<'a> Operator<'a> {
     fn close(&self) {
         self.consumer.unsubscribe();
         let _ = self.consumer.poll(Duration::from_millis(100));
+    }
+
+    /// Closes the consumer (leave the group, revocation callbacks), waiting at most `CLOSE_WAIT`.
+    /// True when it closed; otherwise the coordinator drops the member after its session timeout.
+    fn close_consumer(&self) -> bool {
+        if let Err(e) = self.consumer.close_queue() {
+            warn!(error = %e, "closing the consumer");
+            return false;
+        }
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while !self.consumer.closed() {
+            if Instant::now() > deadline {
+                warn!(
+                    waited_s = CLOSE_WAIT.as_secs(),
+                    "the consumer did not close in time: leaving it to the group's session timeout"
+                );
+                return false;
+            }
+            let _ = self.consumer.poll(Duration::from_millis(100));
+        }
+        true
+    }
+}
+
+/// How long shutting down waits for the consumer group to let the consumer go.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+
+impl Drop for Operator<'_> {
+    fn drop(&mut self) {
+        if self.close_consumer() {
+            // SAFETY: the consumer is dropped once, here, and not used after: `self` is being dropped.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.consumer) };
+        }
+        // Otherwise the consumer is leaked rather than dropped: its drop would poll until the close
+        // completes, which can be forever; the process exits next.
     }
 }
