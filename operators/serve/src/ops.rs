@@ -35,7 +35,7 @@ pub async fn info(State(state): State<Arc<ServeState>>) -> Json<Value> {
         "max_length": model.max_seq_length,
         // Not applied by the server yet: inputs are embedded as sent.
         "prompts": model.prompts,
-        "pooling": format!("{:?}", model.pooling),
+        "pooling": model.pooling.name(),
         "provider": encoder.provider().name(),
         "max_inputs": state.limits.max_inputs,
         "max_request_bytes": state.limits.max_request_bytes,
