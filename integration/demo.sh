@@ -10,7 +10,9 @@ say "building lexembed (first time: several minutes)"
 cargo build --locked -p lexembed --manifest-path "$ROOT/Cargo.toml"
 lexembed="$CARGO_TARGET_DIR/debug/lexembed"
 data="$LEXEMBED_HOME/data"
-say "lexembed run pipelines/demo.yaml  (BOE articles -> $data/boe.lance)"
+# The model pipelines/demo.yaml embeds with; search and eval embed questions with the same one.
+export LEXEMBED_MODEL="$LEXEMBED_HOME/models/${LEXEMBED_DEMO_MODEL:-multilingual-e5-small}"
+say "lexembed run pipelines/demo.yaml  (BOE articles -> $data/boe.lance, model $(basename "$LEXEMBED_MODEL"))"
 "$lexembed" run "$ROOT/pipelines/demo.yaml"
 say "lexembed search: ¿Qué rentas están exentas del impuesto?"
 "$lexembed" search "$data/boe.lance" --column emb_256 --query "¿Qué rentas están exentas del impuesto?" -k 5

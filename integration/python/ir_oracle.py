@@ -7,6 +7,8 @@ MODEL_DIR is a lexembed model directory; its sentence-transformers weights are l
 lexembed.json, else from the directory itself. CORPUS.jsonl holds {"id", "text"} rows; QA.jsonl
 {"query_id", "query", "relevant_ids"}. For each dim the evaluator runs with truncate_dim=dim and
 name dim_<dim>; OUT.json receives every metric it returns (keys dim_<d>_cosine_<metric>@<k>).
+With --query-prompt-name/--corpus-prompt-name the evaluator gets those prompts of the model as its
+query_prompt/corpus_prompt (lexembed embeds queries and documents with the model's own).
 """
 import argparse
 import json
@@ -37,7 +39,7 @@ def cached_evaluator():
     return CachedEvaluator
 
 
-def write_rankings(model, queries, relevant, corpus, dims, path):
+def write_rankings(model, queries, relevant, corpus, dims, path, query_prompt=None, corpus_prompt=None):
     """The scores the evaluator ranks by (cos_sim of truncated embeddings, float32), top 120 per query."""
     import torch
     from sentence_transformers.util import cos_sim
@@ -47,10 +49,10 @@ def write_rankings(model, queries, relevant, corpus, dims, path):
     full = {k[3]: v for k, v in FULL.items()}
     qe_full = full.get(tuple(queries[q] for q in qids))
     if qe_full is None:
-        qe_full = model.encode([queries[q] for q in qids], convert_to_tensor=True, batch_size=64)
+        qe_full = model.encode([queries[q] for q in qids], convert_to_tensor=True, batch_size=64, prompt=query_prompt)
     ce_full = full.get(tuple(corpus[c] for c in cids))
     if ce_full is None:
-        ce_full = model.encode([corpus[c] for c in cids], convert_to_tensor=True, batch_size=64)
+        ce_full = model.encode([corpus[c] for c in cids], convert_to_tensor=True, batch_size=64, prompt=corpus_prompt)
     with open(path, "w") as f:
         for d in dims:
             scores = cos_sim(qe_full[..., :d], ce_full[..., :d])
@@ -69,6 +71,8 @@ def main() -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--dims", type=int, nargs="+", required=True)
     ap.add_argument("--rankings", type=Path, help="also write each query's top 120 (ids, cosine scores) per dim, JSONL")
+    ap.add_argument("--query-prompt-name", help="the model's prompt for queries (e.g. query)")
+    ap.add_argument("--corpus-prompt-name", help="the model's prompt for documents (e.g. document)")
     a = ap.parse_args()
 
     from sentence_transformers import SentenceTransformer
@@ -87,14 +91,19 @@ def main() -> int:
             row = json.loads(line)
             queries[row["query_id"]] = row["query"]
             relevant[row["query_id"]] = set(row["relevant_ids"])
+    query_prompt = model.prompts[a.query_prompt_name] if a.query_prompt_name else None
+    corpus_prompt = model.prompts[a.corpus_prompt_name] if a.corpus_prompt_name else None
     metrics = {}
     for d in a.dims:
-        ev = cached_evaluator()(queries, corpus, relevant, truncate_dim=d, name=f"dim_{d}", write_csv=False, batch_size=64)
+        ev = cached_evaluator()(
+            queries, corpus, relevant, truncate_dim=d, name=f"dim_{d}", write_csv=False, batch_size=64,
+            query_prompt=query_prompt, corpus_prompt=corpus_prompt,
+        )
         metrics.update({k: float(v) for k, v in ev(model).items()})
     a.out.write_text(json.dumps(metrics, indent=1, sort_keys=True))
     if a.rankings:
-        write_rankings(model, queries, relevant, corpus, a.dims, a.rankings)
-    print(f"[oracle] {len(queries)} queries, {len(corpus)} documents, dims {a.dims} -> {a.out}", file=sys.stderr)
+        write_rankings(model, queries, relevant, corpus, a.dims, a.rankings, query_prompt, corpus_prompt)
+    print(f"[oracle] {len(queries)} queries, {len(corpus)} documents, dims {a.dims}, prompts {query_prompt!r}/{corpus_prompt!r} -> {a.out}", file=sys.stderr)
     return 0
 
 

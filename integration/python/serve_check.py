@@ -81,9 +81,10 @@ def get(url, key=None):
         return e.code, e.read()
 
 
-def cli_embed(args, dim):
+def cli_embed(args, dim, prompt=None):
+    extra = ["--prompt", prompt] if prompt else []
     out = subprocess.run(
-        [args.bin, "embed", "--model", args.model, "--dim", str(dim), *TEXTS],
+        [args.bin, "embed", "--model", args.model, "--dim", str(dim), *extra, *TEXTS],
         check=True, capture_output=True, text=True,
     ).stdout
     return [json.loads(line)["embeddings"][str(dim)] for line in out.splitlines()]
@@ -156,8 +157,8 @@ def check_tei(args):
     print("TEI /embed: equal to lexembed embed; too-long inputs refused unless truncate, and counted")
 
 
-def cli_search(args, query, exact, extra=("-k", "10")):
-    cmd = [args.bin, "search", args.dataset, "--column", "emb_64", "--query", query,
+def cli_search(args, query, exact, extra=("-k", "10"), mode="dense"):
+    cmd = [args.bin, "search", args.dataset, "--column", "emb_64", "--query", query, "--mode", mode,
            *extra, "--json", "--model", args.model]
     if exact:
         cmd.append("--exact")
@@ -270,6 +271,60 @@ def api(args):
     check_metrics(args)
 
 
+def prompts(args):
+    """A model with prompts: `prompt_name` on /embed and (as an extension) /v1/embeddings gives the
+    vectors `lexembed embed --prompt` gives, none given is the model's default (none here), tokens count
+    the prompt, an unknown name is a 400 naming the field, and /search embeds with the query prompt as
+    `lexembed search` does."""
+    import openai
+
+    status, body = get(f"{args.url}/info")
+    info = json.loads(body)
+    check(info["prompts"]["prompts"] == {"query": "query: ", "document": "passage: "}, f"/info {info['prompts']}")
+    client = openai.OpenAI(base_url=f"{args.url}/v1", api_key="unused", max_retries=0)
+    wants, tokens = {}, {}
+    for name in (None, "query", "document"):
+        want = wants[name] = cli_embed(args, 64, name)
+        named = {"prompt_name": name} if name else {}
+        status, _, body = post(f"{args.url}/embed", {"inputs": TEXTS, "dimensions": 64, **named})
+        check(status == 200, f"/embed prompt {name}: {status} {body}")
+        for got, w in zip(body, want):
+            check(max_diff(got, w) <= 1e-6, f"/embed prompt {name} differs from lexembed embed --prompt")
+        resp = client.embeddings.create(model=info["model"], input=TEXTS, dimensions=64,
+                                        encoding_format="float", extra_body=named)
+        for d, w in zip(resp.data, want):
+            check(max_diff(d.embedding, w) <= 1e-6, f"openai prompt {name} differs from lexembed embed --prompt")
+        tokens[name] = resp.usage.prompt_tokens
+    check(max_diff(wants["query"][0], wants[None][0]) > 1e-3, "the query prompt changed nothing")
+    check(tokens["query"] > tokens[None], f"usage does not count the prompt: {tokens}")
+    status, _, body = post(f"{args.url}/embed", {"inputs": TEXTS[:1], "prompt_name": "search_query"})
+    check(status == 400 and body["error"]["param"] == "prompt_name" and "search_query" in body["error"]["message"],
+          f"unknown prompt: {status} {body}")
+    with open(args.queries) as f:
+        queries = json.load(f)[:4]
+    for q in queries:
+        want = [h["id"] for h in cli_search(args, q, True)]
+        status, _, body = post(f"{args.url}/search", {"dataset": "boe", "query": q, "dim": 64, "k": 10, "mode": "exact"})
+        check(status == 200 and [h["id"] for h in body["hits"]] == want, f"/search {q!r}: {status} {body} != {want}")
+    print("prompts: prompt_name on /embed and /v1/embeddings equal to lexembed embed --prompt; /search with the query prompt")
+    # Full-text and hybrid modes: refused until the index exists (saying how to build it), then equal
+    # to lexembed search --mode.
+    status, _, body = post(f"{args.url}/search", {"dataset": "boe", "query": queries[0], "mode": "fts"})
+    check(status == 400 and body["error"]["param"] == "mode" and "--type fts" in body["error"]["message"],
+          f"fts without the index: {status} {body}")
+    subprocess.run([args.bin, "index", args.dataset, "--column", "text", "--type", "fts"], check=True,
+                   capture_output=True)
+    for mode in ("fts", "hybrid"):
+        for q in queries:
+            want = cli_search(args, q, False, mode=mode)
+            status, _, body = post(f"{args.url}/search", {"dataset": "boe", "query": q, "dim": 64, "k": 10, "mode": mode})
+            check(status == 200 and body["mode"] == mode, f"/search {mode}: {status} {body}")
+            check([h["id"] for h in body["hits"]] == [h["id"] for h in want], f"/search {mode} {q!r} != lexembed search")
+            for h, w in zip(body["hits"], want):
+                check(abs(h["score"] - w["score"]) <= 1e-6 and h["distance"] is None, f"{mode} hit {h} vs {w}")
+    print("/search fts and hybrid: equal to lexembed search --mode")
+
+
 def overload(args):
     status, body = get(f"{args.url}/info")
     model = json.loads(body)["model"]
@@ -323,7 +378,7 @@ def shutdown(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["api", "overload", "shutdown"])
+    p.add_argument("mode", choices=["api", "overload", "shutdown", "prompts"])
     p.add_argument("--url", required=True)
     p.add_argument("--key")
     p.add_argument("--bin")
@@ -332,7 +387,7 @@ def main():
     p.add_argument("--queries")
     p.add_argument("--pid", type=int)
     args = p.parse_args()
-    {"api": api, "overload": overload, "shutdown": shutdown}[args.mode](args)
+    {"api": api, "overload": overload, "shutdown": shutdown, "prompts": prompts}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use lexembed_encoder::padding_ratio;
 use lexembed_encoder::runtime::lexembed_home;
+use lexembed_encoder::{Prompt, padding_ratio};
 
 use super::{median, texts};
 use lexembed_encoder::cli::EncoderArgs;
@@ -133,7 +133,8 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         enc_args.threads = Some(threads);
     }
     let encoder = enc_args.open(&[])?;
-    let tokens = encoder.tokenize(&refs)?;
+    // No prompt, as the reference engines run (`encode()` of a model without a default prompt).
+    let tokens = encoder.tokenize(&refs, &Prompt::none())?;
     let plan = encoder.plan_encode(&tokens)?;
     let lengths: Vec<usize> = tokens.iter().map(|t| t.0.len()).collect();
     let real_tokens: usize = lengths.iter().sum();
@@ -156,7 +157,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
     let time_lexembed = || -> anyhow::Result<(f64, f64, lexembed_encoder::Embeddings)> {
         let before = encoder.stats().model_seconds();
         let t = Instant::now();
-        let e = encoder.encode(&refs)?;
+        let e = encoder.encode(&refs, &Prompt::none())?;
         let wall = t.elapsed().as_secs_f64();
         Ok((wall, encoder.stats().model_seconds() - before, e))
     };
@@ -245,7 +246,7 @@ fn min_cosine_vs_fp32_cpu(
     cpu.max_batch_rows = None;
     cpu.token_budget = None;
     let n = args.fp32_sample.min(texts.len());
-    let reference = cpu.open(&[])?.encode(&texts[..n])?;
+    let reference = cpu.open(&[])?.encode(&texts[..n], &Prompt::none())?;
     Ok(min_cosine(
         &gpu.values[..n * gpu.dim],
         &reference.values,

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use arrow_array::StringArray;
 use clap::Args;
+use lexembed_encoder::{PromptChoice, Role};
 use lexembed_pipeline::{LoadedSpec, RunOptions, open_encoder, run_pipeline};
 
 use super::median;
@@ -45,6 +46,8 @@ pub fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
     // The bare encoder: the same texts, the same batches of rows, the same dims, nothing else.
     let encoder = open_encoder(&spec.spec.encoder, |p| p.to_string())?;
     let dims = encoder.dims().as_slice().to_vec();
+    // The pipeline puts the model's document prompt before every text: so does the bare run.
+    let prompt = encoder.prompt(Role::Document, &PromptChoice::Model)?;
     let texts: Vec<String> = lines
         .iter()
         .map(|l| {
@@ -55,7 +58,7 @@ pub fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
     let bare = || -> anyhow::Result<f64> {
         let t = Instant::now();
         for chunk in texts.chunks(batch_rows) {
-            encoder.encode_array(&StringArray::from_iter_values(chunk), &dims)?;
+            encoder.encode_array(&StringArray::from_iter_values(chunk), &dims, &prompt)?;
         }
         Ok(t.elapsed().as_secs_f64())
     };

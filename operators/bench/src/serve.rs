@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use lexembed_encoder::{BatchPolicy, Encoder, EncoderOptions, SharedBatcher};
+use lexembed_encoder::{BatchPolicy, Encoder, EncoderOptions, Prompt, SharedBatcher};
 use lexembed_serve::{Limits, ServeState};
 
 use super::median;
@@ -59,7 +59,7 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
     let bare = || -> anyhow::Result<f64> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let t = Instant::now();
-        encoder.encode(&refs)?;
+        encoder.encode(&refs, &Prompt::none())?;
         Ok(t.elapsed().as_secs_f64())
     };
     bare()?;

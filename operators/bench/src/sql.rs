@@ -12,7 +12,8 @@ use clap::Args;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use lexembed_encoder::runtime::lexembed_home;
-use lexembed_encoder::{Dim, Encoder};
+use lexembed_encoder::{Dim, Encoder, PromptChoice, Role};
+use lexembed_lance::schema::WrittenBy;
 use lexembed_lance::{DatasetLocation, IndexParams, SearchOptions, SinkMode, build_index, hits};
 use lexembed_sql::{BatchPolicy, register_functions};
 
@@ -93,7 +94,9 @@ async fn embed_overhead(
     rounds: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_batch_size(1024));
-    register_functions(&ctx, encoder.clone(), BatchPolicy::default());
+    register_functions(&ctx, encoder.clone(), BatchPolicy::default())?;
+    // `embed()` puts the model's document prompt: the direct calls do too.
+    let doc_prompt = encoder.prompt(Role::Document, &PromptChoice::Model)?;
     let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
         "text",
         arrow_schema::DataType::Utf8,
@@ -123,7 +126,11 @@ async fn embed_overhead(
         let t = Instant::now();
         // The same work without SQL: the encoder on the same chunks, Arrow arrays out.
         for c in refs.chunks(1024) {
-            encoder.encode_array(&StringArray::from(c.to_vec()), &[encoder.dims().full()])?;
+            encoder.encode_array(
+                &StringArray::from(c.to_vec()),
+                &[encoder.dims().full()],
+                &doc_prompt,
+            )?;
         }
         d.push(t.elapsed().as_secs_f64());
         eprintln!("round {}: sql {:.2}s, direct {:.2}s", r + 1, s[r], d[r]);
@@ -152,7 +159,8 @@ async fn search_latency(n: usize) -> anyhow::Result<serde_json::Value> {
     let dim = 256;
     let dir = tempfile::tempdir()?;
     let loc = DatasetLocation::new(dir.path().join("search.lance").display().to_string());
-    let schema = lexembed_lance::schema::embedded_dataset("bench", &[Dim(dim as u32)], &[])?;
+    let by = WrittenBy::new("bench", &[Dim(dim as u32)], Default::default());
+    let schema = lexembed_lance::schema::embedded_dataset(&by, &[])?;
     let values = random_vectors(n, dim, 0x9E37_79B9);
     let batches: Vec<Result<RecordBatch, arrow_schema::ArrowError>> = (0..n)
         .step_by(10_000)

@@ -130,7 +130,8 @@ async fn scans(
 /// `rows` rows of the embedded-dataset schema with unit vectors at every dim, ids unique per append.
 fn batch(index: usize, rows: usize) -> anyhow::Result<RecordBatch> {
     let dims: Vec<Dim> = DIMS.iter().map(|&d| Dim(d)).collect();
-    let schema = lexembed_lance::schema::embedded_dataset("bench", &dims, &[])?;
+    let by = lexembed_lance::schema::WrittenBy::new("bench", &dims, Default::default());
+    let schema = lexembed_lance::schema::embedded_dataset(&by, &[])?;
     let ids = StringArray::from_iter_values((0..rows).map(|r| format!("b{index}-{r}")));
     let texts = StringArray::from_iter_values((0..rows).map(|r| format!("Artículo {r}.")));
     let mut columns: Vec<arrow_array::ArrayRef> = vec![Arc::new(ids), Arc::new(texts)];

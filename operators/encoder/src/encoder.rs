@@ -18,6 +18,7 @@ use crate::error::{EncoderError, Result};
 use crate::matryoshka::matryoshka_arrays;
 use crate::model_dir::ModelDir;
 use crate::precision::{ChosenGraph, Precision};
+use crate::prompt::{Prompt, PromptChoice, Role};
 use crate::runtime::{ModelSession, Provider, SessionOptions};
 use crate::stats::{EncodeStats, StatsSnapshot};
 use crate::text_input::text_rows;
@@ -203,19 +204,25 @@ impl Encoder {
         &self.tokenizer
     }
 
-    /// Token ids as the model sees them (truncated, with special tokens).
-    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<TokenIds>> {
-        self.tokenizer.encode_all(texts)
+    /// Token ids as the model sees them (prompt first, truncated, with special tokens).
+    pub fn tokenize(&self, texts: &[&str], prompt: &Prompt) -> Result<Vec<TokenIds>> {
+        self.tokenizer.encode_all(texts, prompt)
     }
 
-    /// Full-width embeddings of `texts`, in input order, pooled and normalised as the model says.
-    /// Long inputs go in chunks: the next chunk is tokenized while the model runs this one.
-    pub fn encode(&self, texts: &[&str]) -> Result<Embeddings> {
+    /// The prompt for `role` chosen by `choice` (see `ModelDir::prompt_for`).
+    pub fn prompt(&self, role: Role, choice: &PromptChoice) -> Result<Prompt> {
+        self.model.prompt_for(role, choice)
+    }
+
+    /// Full-width embeddings of `texts` with `prompt` before each, in input order, pooled and
+    /// normalised as the model says. Long inputs go in chunks: the next chunk is tokenized while the
+    /// model runs this one.
+    pub fn encode(&self, texts: &[&str], prompt: &Prompt) -> Result<Embeddings> {
         let full = self.model.full_dim as usize;
         let mut values = Vec::with_capacity(texts.len() * full);
         let mut running: Option<Pending> = None;
         for chunk in texts.chunks(ENCODE_CHUNK_TEXTS) {
-            let next = self.start_job(chunk)?;
+            let next = self.start_job(chunk, prompt)?;
             if let Some(p) = running.replace(next) {
                 values.extend(p.wait()?);
             }
@@ -256,11 +263,16 @@ impl Encoder {
     }
 
     /// One `FixedSizeList<Float32, d>` array per requested dim for a string array; null in, null out.
-    pub fn encode_array(&self, array: &dyn Array, dims: &[Dim]) -> Result<Vec<FixedSizeListArray>> {
+    pub fn encode_array(
+        &self,
+        array: &dyn Array,
+        dims: &[Dim],
+        prompt: &Prompt,
+    ) -> Result<Vec<FixedSizeListArray>> {
         self.check_dims(dims)?;
         let rows = text_rows(array)?;
         let present: Vec<&str> = rows.iter().flatten().copied().collect();
-        let emb = self.encode(&present)?;
+        let emb = self.encode(&present, prompt)?;
         self.arrays_around_nulls(array, emb.values, dims)
     }
 
@@ -271,11 +283,11 @@ impl Encoder {
 
     /// Tokenizes a job's texts (inside a `tokenize` span carrying the job id: the stage's overlap
     /// with `model_call` spans is read from these) and hands its batches to the model workers.
-    pub(crate) fn start_job(&self, texts: &[&str]) -> Result<Pending> {
+    pub(crate) fn start_job(&self, texts: &[&str], prompt: &Prompt) -> Result<Pending> {
         let job = self.workers.next_job_id();
         let tokens = {
             let _span = debug_span!("tokenize", job, texts = texts.len()).entered();
-            self.tokenizer.encode_all(texts)?
+            self.tokenizer.encode_all(texts, prompt)?
         };
         self.submit(job, tokens)
     }

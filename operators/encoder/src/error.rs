@@ -53,6 +53,17 @@ pub enum EncoderError {
     NotText(String),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    #[error("model {model} has no prompt named {name:?} (its prompts: {known:?})")]
+    UnknownPrompt {
+        model: String,
+        name: String,
+        known: Vec<String>,
+    },
+    #[error(
+        "model {model}: its pooling leaves prompt tokens out (include_prompt: false), which lexembed \
+         does not implement; embed without a prompt (prompt: none)"
+    )]
+    PromptExcludedFromPooling { model: String },
     #[error("token budget {budget} is smaller than one row of {max_len} tokens")]
     BudgetTooSmall { budget: usize, max_len: usize },
 }

@@ -3,7 +3,7 @@
 //!
 //! This crate is the bottom of the workspace: it must not depend on lance, datafusion or rdkafka, so
 //! that its tests build in minutes. Pieces, in the order data flows through them:
-//! `model_dir` (what the model directory says) → `tokenize` → `batching` (token budget) →
+//! `model_dir` (what the model directory says) → `prompt` (the text put before inputs) → `tokenize` → `batching` (token budget) →
 //! `runtime` (ONNX Runtime: providers, sessions, IO binding, node placement) → `workers` (sessions on
 //! their own threads) → `pooling` → `matryoshka` (per-dim Arrow arrays), wired by `encoder::Encoder`,
 //! the only type callers need; `stage::EncodeStage` runs it over a stream of document batches,
@@ -20,6 +20,7 @@ pub mod matryoshka;
 pub mod model_dir;
 pub mod pooling;
 pub mod precision;
+pub mod prompt;
 pub mod queue;
 pub mod runtime;
 pub mod stage;
@@ -36,8 +37,9 @@ pub use matryoshka::{embedding_type, matryoshka_arrays};
 pub use model_dir::{ModelDir, Prompts};
 pub use pooling::Pooling;
 pub use precision::{ChosenGraph, Precision};
+pub use prompt::{Prompt, PromptChoice, Role, RolePrompts};
 pub use queue::{BatchPolicy, Embedded, QueueError, SharedBatcher, embed_counted};
 pub use runtime::{CudaOptions, Provider, TensorRtOptions};
-pub use stage::{EncodeStage, Staged};
+pub use stage::{EncodeStage, StageModel, Staged};
 pub use stats::StatsSnapshot;
 pub use workers::SessionInfo;

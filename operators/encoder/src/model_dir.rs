@@ -36,6 +36,9 @@ pub struct ModelDir {
     /// The prompts `config_sentence_transformers.json` names (E5: `query` → `"query: "`, `document` →
     /// `"passage: "`); empty when the model has none.
     pub prompts: Prompts,
+    /// Whether pooling covers the prompt's tokens (sentence-transformers' `include_prompt`, true
+    /// unless the Pooling config says otherwise).
+    pub include_prompt: bool,
 }
 
 /// A model's prompts, as sentence-transformers stores them: name → text put before the input.
@@ -97,6 +100,7 @@ impl ModelDir {
             "the Pooling module's config",
         )?;
         let (pooling, full_dim) = read_pooling(&pooling_file)?;
+        let include_prompt = read_include_prompt(&pooling_file)?;
         let max_seq_length = read_max_seq_length(&dir)?;
         let tokenizer_path = require(&dir, "tokenizer.json", "the HF tokenizers file")?;
         let graphs = find_onnx(&dir)?;
@@ -124,6 +128,7 @@ impl ModelDir {
             full_dim,
             dims,
             prompts,
+            include_prompt,
         })
     }
 }
@@ -199,6 +204,19 @@ fn read_pooling(path: &Path) -> Result<(Pooling, u32)> {
             path: path.to_path_buf(),
             mode: many.join("+"),
         }),
+    }
+}
+
+/// The Pooling config's `include_prompt` (absent: true).
+fn read_include_prompt(path: &Path) -> Result<bool> {
+    let v: Value = read_json(path)?;
+    match v.get("include_prompt") {
+        None => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(bad(
+            path,
+            format!("include_prompt must be true or false, got {other}"),
+        )),
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, TryAcquireError, oneshot};
 use tracing::{debug, error};
 
 use crate::encoder::{Embeddings, Encoder};
+use crate::prompt::Prompt;
 
 /// Texts from one call and where to send their vectors.
 struct Request {
@@ -75,9 +76,13 @@ impl Default for BatchPolicy {
 /// What the batching thread calls: the encoder, in production.
 type EncodeFn = Box<dyn Fn(&[&str]) -> Result<Embedded, String> + Send>;
 
-/// Tokenizes `texts` once, keeping the counts, and embeds the tokens.
-pub fn embed_counted(encoder: &Encoder, texts: &[&str]) -> crate::Result<Embedded> {
-    let counted = encoder.tokenizer().encode_counted(texts)?;
+/// Tokenizes `texts` once with `prompt` before each, keeping the counts, and embeds the tokens.
+pub fn embed_counted(
+    encoder: &Encoder,
+    texts: &[&str],
+    prompt: &Prompt,
+) -> crate::Result<Embedded> {
+    let counted = encoder.tokenizer().encode_counted(texts, prompt)?;
     let tokens = counted.iter().map(|(t, _)| t.0.len()).collect();
     let truncated = counted.iter().map(|&(_, cut)| cut).collect();
     let ids = counted.into_iter().map(|(t, _)| t).collect();
@@ -101,7 +106,8 @@ impl SharedBatcher {
     pub fn start(encoder: Arc<Encoder>, policy: BatchPolicy) -> Self {
         let worker = encoder.clone();
         let encode = Box::new(move |texts: &[&str]| {
-            embed_counted(&worker, texts).map_err(|e| e.to_string())
+            // Callers' prompts are already in the texts (`prompted`).
+            embed_counted(&worker, texts, &Prompt::none()).map_err(|e| e.to_string())
         });
         Self::start_with(encoder, encode, policy)
     }
@@ -127,21 +133,26 @@ impl SharedBatcher {
         &self.encoder
     }
 
-    /// Full-width embeddings of `texts`, computed together with whatever else is waiting; waits for
-    /// room in the queue.
-    pub async fn embed(&self, texts: Vec<String>) -> Result<Embedded, QueueError> {
+    /// Full-width embeddings of `texts` with `prompt` before each, computed together with whatever
+    /// else is waiting (other callers' prompts may differ); waits for room in the queue. Token counts
+    /// include the prompt.
+    pub async fn embed(&self, texts: Vec<String>, prompt: &Prompt) -> Result<Embedded, QueueError> {
         // Held until the reply arrives: the permit is the request's place in the queue.
         let _place = self.room.acquire().await.map_err(|_| QueueError::Closed)?;
-        self.send(texts).await
+        self.send(prompted(texts, prompt)).await
     }
 
     /// `embed`, or `QueueError::Full` at once when the queue has no room.
-    pub async fn try_embed(&self, texts: Vec<String>) -> Result<Embedded, QueueError> {
+    pub async fn try_embed(
+        &self,
+        texts: Vec<String>,
+        prompt: &Prompt,
+    ) -> Result<Embedded, QueueError> {
         let _place = self.room.try_acquire().map_err(|e| match e {
             TryAcquireError::NoPermits => QueueError::Full(self.max_queued),
             TryAcquireError::Closed => QueueError::Closed,
         })?;
-        self.send(texts).await
+        self.send(prompted(texts, prompt)).await
     }
 
     /// Requests that may wait or run at once.
@@ -160,6 +171,14 @@ impl SharedBatcher {
             .send(Request { texts, reply })
             .map_err(|_| QueueError::Closed)?;
         rx.await.map_err(|_| QueueError::Closed)?
+    }
+}
+
+/// The texts with the prompt before each; as they are without one.
+fn prompted(texts: Vec<String>, prompt: &Prompt) -> Vec<String> {
+    match prompt.text() {
+        None => texts,
+        Some(_) => texts.iter().map(|t| prompt.apply(t)).collect(),
     }
 }
 
@@ -261,15 +280,16 @@ mod tests {
     #[test]
     fn an_encoder_panic_fails_its_call_and_later_calls_work() {
         let encoder = tiny();
+        let none = Prompt::none();
         let real = encoder.clone();
         let encode: EncodeFn = Box::new(move |texts: &[&str]| {
             assert!(!texts.contains(&"panic"), "a fault in the model runtime");
-            embed_counted(&real, texts).map_err(|e| e.to_string())
+            embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
         });
         let batcher = SharedBatcher::start_with(encoder.clone(), encode, BatchPolicy::default());
         let rt = runtime();
         let err = rt
-            .block_on(batcher.embed(vec!["plazo".into(), "panic".into()]))
+            .block_on(batcher.embed(vec!["plazo".into(), "panic".into()], &none))
             .unwrap_err();
         assert!(
             err.to_string()
@@ -278,9 +298,9 @@ mod tests {
         );
         for _ in 0..2 {
             let got = rt
-                .block_on(batcher.embed(vec!["plazo de diez días".into()]))
+                .block_on(batcher.embed(vec!["plazo de diez días".into()], &none))
                 .unwrap();
-            let want = encoder.encode(&["plazo de diez días"]).unwrap();
+            let want = encoder.encode(&["plazo de diez días"], &none).unwrap();
             assert_eq!(got.embeddings.values, want.values);
         }
     }
@@ -298,7 +318,7 @@ mod tests {
             seen.lock().unwrap().push(texts.len());
             // A slow model: the other callers arrive while it runs.
             std::thread::sleep(Duration::from_millis(30));
-            embed_counted(&real, texts).map_err(|e| e.to_string())
+            embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
         });
         let policy = BatchPolicy {
             max_rows: 1024,
@@ -312,7 +332,7 @@ mod tests {
             let calls = texts.iter().map(|t| {
                 let b = batcher.clone();
                 let t = t.clone();
-                tokio::spawn(async move { b.embed(vec![t]).await })
+                tokio::spawn(async move { b.embed(vec![t], &Prompt::none()).await })
             });
             futures::future::join_all(calls).await
         });
@@ -320,7 +340,10 @@ mod tests {
             let got = r.unwrap().unwrap();
             assert_eq!(
                 got.embeddings.values,
-                encoder.encode(&[t.as_str()]).unwrap().values,
+                encoder
+                    .encode(&[t.as_str()], &Prompt::none())
+                    .unwrap()
+                    .values,
                 "{t}"
             );
         }
@@ -330,7 +353,8 @@ mod tests {
     }
 
     /// `try_embed` answers `Full` while `max_queued` calls hold the queue, instead of waiting; once
-    /// they are answered it takes calls again. Token counts and truncation come back per text.
+    /// they are answered it takes calls again. Token counts and truncation come back per text, the
+    /// prompt included, and the vectors are those of the prompted texts.
     #[test]
     fn try_embed_refuses_when_full_and_counts_tokens() {
         let encoder = tiny();
@@ -344,7 +368,7 @@ mod tests {
                 gate.0.send(()).unwrap();
                 gate.1.recv().unwrap();
             }
-            embed_counted(&real, texts).map_err(|e| e.to_string())
+            embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
         });
         let policy = BatchPolicy {
             max_queued: 1,
@@ -354,24 +378,33 @@ mod tests {
         let rt = runtime();
         let held = rt.spawn({
             let b = batcher.clone();
-            async move { b.try_embed(vec!["hold".into()]).await }
+            async move { b.try_embed(vec!["hold".into()], &Prompt::none()).await }
         });
         started_rx.recv().unwrap();
         assert_eq!(batcher.queued(), 1);
-        let refused = rt.block_on(batcher.try_embed(vec!["plazo".into()]));
+        let refused = rt.block_on(batcher.try_embed(vec!["plazo".into()], &Prompt::none()));
         assert_eq!(refused.unwrap_err(), QueueError::Full(1));
         go_tx.send(()).unwrap();
         rt.block_on(held).unwrap().unwrap();
         let long = "plazo ".repeat(5000);
+        let query = Prompt::literal("query: ");
         let got = rt
-            .block_on(batcher.try_embed(vec!["plazo".into(), long.clone()]))
+            .block_on(batcher.try_embed(vec!["plazo".into(), long.clone()], &query))
             .unwrap();
-        let ids = encoder.tokenize(&["plazo", long.as_str()]).unwrap();
+        let ids = encoder.tokenize(&["plazo", long.as_str()], &query).unwrap();
+        let bare = encoder.tokenize(&["plazo"], &Prompt::none()).unwrap();
+        assert!(
+            ids[0].0.len() > bare[0].0.len(),
+            "the prompt's tokens count"
+        );
         assert_eq!(got.tokens, vec![ids[0].0.len(), ids[1].0.len()]);
         assert_eq!(got.truncated, vec![false, true]);
         assert_eq!(
             got.embeddings.values,
-            encoder.encode(&["plazo", long.as_str()]).unwrap().values
+            encoder
+                .encode(&["plazo", long.as_str()], &query)
+                .unwrap()
+                .values
         );
     }
 }

@@ -16,6 +16,7 @@ use arrow_array::{ArrayRef, FixedSizeListArray};
 use crate::dims::Dim;
 use crate::encoder::Encoder;
 use crate::error::{EncoderError, Result};
+use crate::prompt::Prompt;
 use crate::text_input::text_rows;
 use crate::workers::Pending;
 
@@ -48,27 +49,33 @@ pub struct EncodeStage<T> {
     ended: bool,
 }
 
+/// What the stage embeds: the model, the dims wanted and the prompt put before every text.
+pub struct StageModel {
+    pub encoder: Arc<Encoder>,
+    pub dims: Vec<Dim>,
+    pub prompt: Prompt,
+}
+
 impl<T: Send + 'static> EncodeStage<T> {
     /// Starts the stage over `inputs`. `texts` picks the text column of an item (`None`: pass it
     /// through); `ahead` bounds the items tokenized ahead of the caller (at least 1).
-    pub fn spawn<I, F>(
-        encoder: Arc<Encoder>,
-        dims: Vec<Dim>,
-        ahead: usize,
-        inputs: I,
-        texts: F,
-    ) -> Result<Self>
+    pub fn spawn<I, F>(model: StageModel, ahead: usize, inputs: I, texts: F) -> Result<Self>
     where
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
         F: Fn(&T) -> Option<ArrayRef> + Send + 'static,
     {
+        let StageModel {
+            encoder,
+            dims,
+            prompt,
+        } = model;
         encoder.check_dims(&dims)?;
         let (tx, rx) = sync_channel(ahead.max(1));
         let (enc, inputs) = (encoder.clone(), inputs.into_iter());
         std::thread::Builder::new()
             .name("lexembed-tokenize".into())
-            .spawn(move || feed(&enc, inputs, &texts, &tx))
+            .spawn(move || feed(&enc, &prompt, inputs, &texts, &tx))
             .map_err(|e| EncoderError::Inference(format!("starting the tokenizer thread: {e}")))?;
         Ok(Self {
             rx,
@@ -81,6 +88,7 @@ impl<T: Send + 'static> EncodeStage<T> {
 
 fn feed<T>(
     enc: &Encoder,
+    prompt: &Prompt,
     inputs: impl Iterator<Item = T>,
     texts: &impl Fn(&T) -> Option<ArrayRef>,
     tx: &SyncSender<Inflight<T>>,
@@ -88,7 +96,7 @@ fn feed<T>(
     for item in inputs {
         let next = match texts(&item) {
             None => Inflight::Pass(item),
-            Some(text) => match start(enc, &text) {
+            Some(text) => match start(enc, prompt, &text) {
                 Ok(pending) => Inflight::Encoding {
                     item,
                     text,
@@ -104,10 +112,10 @@ fn feed<T>(
     let _ = tx.send(Inflight::End);
 }
 
-fn start(enc: &Encoder, text: &ArrayRef) -> Result<Pending> {
+fn start(enc: &Encoder, prompt: &Prompt, text: &ArrayRef) -> Result<Pending> {
     let rows = text_rows(text.as_ref())?;
     let present: Vec<&str> = rows.into_iter().flatten().collect();
-    enc.start_job(&present)
+    enc.start_job(&present, prompt)
 }
 
 impl<T> Iterator for EncodeStage<T> {

@@ -16,6 +16,7 @@ use tokenizers::{
 };
 
 use crate::error::{EncoderError, Result};
+use crate::prompt::Prompt;
 
 /// Token ids of one text, truncated, with special tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,24 +58,28 @@ impl TextTokenizer {
         self.pad_id
     }
 
-    /// Tokenizes every text, in parallel across texts (tokenizers' rayon pool).
-    pub fn encode_all(&self, texts: &[&str]) -> Result<Vec<TokenIds>> {
+    /// Tokenizes every text with `prompt` before it, in parallel across texts (tokenizers' rayon
+    /// pool).
+    pub fn encode_all(&self, texts: &[&str], prompt: &Prompt) -> Result<Vec<TokenIds>> {
         Ok(self
-            .encode_counted(texts)?
+            .encode_counted(texts, prompt)?
             .into_iter()
             .map(|(ids, _)| ids)
             .collect())
     }
 
     /// `encode_all`, with whether each text was cut at the max length (a server reports it).
-    pub fn encode_counted(&self, texts: &[&str]) -> Result<Vec<(TokenIds, bool)>> {
+    /// The prompt is part of the text, as sentence-transformers prepends it: it counts towards the
+    /// max length and is lower-cased with the text when the model lower-cases.
+    pub fn encode_counted(&self, texts: &[&str], prompt: &Prompt) -> Result<Vec<(TokenIds, bool)>> {
         let inputs: Vec<String> = texts
             .iter()
             .map(|t| {
+                let text = prompt.apply(t);
                 if self.lowercase {
-                    t.to_lowercase()
+                    text.to_lowercase()
                 } else {
-                    (*t).to_string()
+                    text
                 }
             })
             .collect();

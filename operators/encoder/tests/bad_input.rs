@@ -7,7 +7,9 @@ mod common;
 use std::path::Path;
 
 use arrow_array::Int64Array;
-use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider};
+use lexembed_encoder::{
+    Dim, Encoder, EncoderOptions, ModelDir, Prompt, PromptChoice, Provider, Role,
+};
 
 fn broken_copy(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -78,7 +80,7 @@ fn dim_larger_than_the_model_is_refused() {
     let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
     let texts = arrow_array::StringArray::from(vec!["a"]);
     let err = enc
-        .encode_array(&texts, &[Dim(128)])
+        .encode_array(&texts, &[Dim(128)], &Prompt::none())
         .unwrap_err()
         .to_string();
     assert!(err.contains("128") && err.contains("64"), "{err}");
@@ -106,7 +108,7 @@ fn unavailable_providers_fail_loudly() {
 fn non_text_column_is_refused() {
     let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
     let err = enc
-        .encode_array(&Int64Array::from(vec![1, 2]), &[Dim(64)])
+        .encode_array(&Int64Array::from(vec![1, 2]), &[Dim(64)], &Prompt::none())
         .unwrap_err()
         .to_string();
     assert!(err.contains("Int64") && err.contains("Utf8"), "{err}");
@@ -117,7 +119,9 @@ fn nulls_stay_null_and_empty_strings_embed() {
     use arrow_array::Array;
     let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
     let texts = arrow_array::StringArray::from(vec![Some("Artículo 1."), None, Some("")]);
-    let out = enc.encode_array(&texts, &[Dim(64), Dim(8)]).unwrap();
+    let out = enc
+        .encode_array(&texts, &[Dim(64), Dim(8)], &Prompt::none())
+        .unwrap();
     for a in &out {
         assert!(a.is_valid(0) && a.is_null(1) && a.is_valid(2));
     }
@@ -169,4 +173,57 @@ fn prompts_are_read_and_a_bad_default_is_named() {
         broken_copy(|d| std::fs::remove_file(d.join("config_sentence_transformers.json")).unwrap());
     let model = lexembed_encoder::ModelDir::open(dir.path()).unwrap();
     assert!(model.prompts.prompts.is_empty());
+}
+
+/// A prompt name the model lacks is refused naming it and listing the model's prompts; a model
+/// whose pooling leaves prompt tokens out (Instructor's `include_prompt: false`) is refused a prompt
+/// rather than pooled wrongly, and may still embed without one; malformed prompts name the file.
+#[test]
+fn unknown_prompts_excluded_prompts_and_malformed_prompts_are_refused() {
+    let prompts = r#"{"prompts": {"query": "query: ", "document": "passage: "}}"#;
+    let dir = broken_copy(move |d| {
+        std::fs::write(d.join("config_sentence_transformers.json"), prompts).unwrap()
+    });
+    let model = ModelDir::open(dir.path()).unwrap();
+    let e = model
+        .prompt_for(Role::Query, &PromptChoice::Named("search".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"search\"") && e.contains("[\"document\", \"query\"]"),
+        "{e}"
+    );
+    assert_eq!(
+        model
+            .prompt_for(Role::Document, &PromptChoice::Literal("x: ".into()))
+            .unwrap(),
+        Prompt::literal("x: ")
+    );
+
+    let excluded = broken_copy(move |d| {
+        std::fs::write(d.join("config_sentence_transformers.json"), prompts).unwrap();
+        let pooling =
+            r#"{"embedding_dimension": 64, "pooling_mode": "cls", "include_prompt": false}"#;
+        std::fs::write(d.join("1_Pooling/config.json"), pooling).unwrap();
+    });
+    let model = ModelDir::open(excluded.path()).unwrap();
+    let e = model
+        .prompt_for(Role::Query, &PromptChoice::Model)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("include_prompt: false"), "{e}");
+    assert_eq!(
+        model.prompt_for(Role::Query, &PromptChoice::None).unwrap(),
+        Prompt::none()
+    );
+
+    let malformed = broken_copy(|d| {
+        std::fs::write(
+            d.join("config_sentence_transformers.json"),
+            r#"{"prompts": ["query: "]}"#,
+        )
+        .unwrap()
+    });
+    let e = open_err(malformed.path(), &EncoderOptions::default());
+    assert!(e.contains("config_sentence_transformers.json"), "{e}");
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, StringArray};
 use lexembed_encoder::runtime::{CudaOptions, check_placement};
-use lexembed_encoder::{Dim, EncodeStage, Encoder, EncoderOptions, Provider};
+use lexembed_encoder::{Dim, EncodeStage, Encoder, EncoderOptions, Prompt, Provider, StageModel};
 
 fn texts() -> Vec<String> {
     common::sentences()
@@ -22,7 +22,7 @@ fn open(dir: &Path, opts: EncoderOptions) -> Encoder {
 
 fn encode(enc: &Encoder, texts: &[String]) -> Vec<f32> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    enc.encode(&refs).unwrap().values
+    enc.encode(&refs, &Prompt::none()).unwrap().values
 }
 
 #[test]
@@ -109,18 +109,23 @@ fn the_stage_keeps_order_passes_items_through_and_reports_errors() {
         Ok(Arc::new(StringArray::from(vec![Some(t[2].as_str()), None]))),
         Ok(Arc::new(arrow_array::Int64Array::from(vec![1]))),
     ];
-    let stage = EncodeStage::spawn(
-        enc.clone(),
-        vec![Dim(64), Dim(8)],
-        1,
-        batches,
-        |b: &Result<ArrayRef, String>| b.as_ref().ok().cloned(),
-    )
+    // The stage puts its prompt before every text, as `encode` does.
+    let prompt = Prompt::literal("passage: ");
+    let model = StageModel {
+        encoder: enc.clone(),
+        dims: vec![Dim(64), Dim(8)],
+        prompt: prompt.clone(),
+    };
+    let stage = EncodeStage::spawn(model, 1, batches, |b: &Result<ArrayRef, String>| {
+        b.as_ref().ok().cloned()
+    })
     .unwrap();
     let out: Vec<_> = stage.map(Result::unwrap).collect();
     assert_eq!(out.len(), 4);
     let first = out[0].vectors.as_ref().unwrap().as_ref().unwrap();
-    let want = enc.encode(&[t[0].as_str(), t[1].as_str()]).unwrap();
+    let want = enc
+        .encode(&[t[0].as_str(), t[1].as_str()], &prompt)
+        .unwrap();
     let row1 = first[0].value(1);
     let row1 = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Float32Type>(&row1);
     assert!(common::max_abs_diff(row1.values(), &want.prefix(1, Dim(64))) <= 1e-6);

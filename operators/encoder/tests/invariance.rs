@@ -3,7 +3,7 @@
 
 mod common;
 
-use lexembed_encoder::{Encoder, EncoderOptions, TokenBudget};
+use lexembed_encoder::{Encoder, EncoderOptions, Prompt, TokenBudget};
 
 fn sentences() -> Vec<String> {
     let g = common::golden(common::fixtures().join("tiny-xlmr.golden.json"));
@@ -18,7 +18,7 @@ fn encode_with(budget: usize, rows: usize, texts: &[&str]) -> lexembed_encoder::
     };
     Encoder::open(common::tiny_xlmr(), &opts)
         .unwrap()
-        .encode(texts)
+        .encode(texts, &Prompt::none())
         .unwrap()
 }
 
@@ -58,7 +58,7 @@ fn token_budget_bounds_every_model_call() {
         },
     )
     .unwrap();
-    enc.encode(&texts).unwrap();
+    enc.encode(&texts, &Prompt::none()).unwrap();
     let s = enc.stats();
     assert_eq!(s.rows, texts.len() as u64);
     assert!(s.model_calls > 1);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow_array::{ArrayRef, StringArray};
-use lexembed_encoder::{Dim, EncodeStage, Encoder, EncoderOptions};
+use lexembed_encoder::{Dim, EncodeStage, Encoder, EncoderOptions, Prompt, StageModel};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -84,9 +84,16 @@ fn the_next_batch_is_tokenized_while_the_model_runs_this_one() {
             Arc::new(StringArray::from(texts)) as ArrayRef
         })
         .collect();
-    let stage = EncodeStage::spawn(enc, vec![Dim(384)], 2, batches, |a: &ArrayRef| {
-        Some(a.clone())
-    })
+    let stage = EncodeStage::spawn(
+        StageModel {
+            encoder: enc,
+            dims: vec![Dim(384)],
+            prompt: Prompt::none(),
+        },
+        2,
+        batches,
+        |a: &ArrayRef| Some(a.clone()),
+    )
     .unwrap();
     assert_eq!(stage.map(Result::unwrap).count(), 4);
 

@@ -13,16 +13,24 @@ use arrow_array::{Array, StringArray};
 use common::{cosine, golden, max_abs_diff};
 use lexembed_encoder::runtime::GraphOutput;
 use lexembed_encoder::tokenize::TextTokenizer;
-use lexembed_encoder::{Dim, Encoder, EncoderOptions};
+use lexembed_encoder::{Dim, Encoder, EncoderOptions, Prompt, PromptChoice, Role};
 
+/// Token ids and vectors at every golden dim; with the golden's prompt (resolved by name through the
+/// model's prompts, as `encode(prompt_name=…)` does) when it has one.
 fn check_parity(model: &Path, golden_file: std::path::PathBuf, output: GraphOutput) {
     let g = golden(golden_file);
     let enc = Encoder::open(model, &EncoderOptions::default()).unwrap();
+    let prompt = match &g.prompt_name {
+        Some(name) => enc
+            .prompt(Role::Query, &PromptChoice::Named(name.clone()))
+            .unwrap(),
+        None => Prompt::none(),
+    };
     assert_eq!(enc.session_info().output, output, "{}", model.display());
     assert_eq!(enc.model().max_seq_length, g.max_seq_length);
     let texts: Vec<&str> = g.sentences.iter().map(String::as_str).collect();
 
-    let ids = enc.tokenize(&texts).unwrap();
+    let ids = enc.tokenize(&texts, &prompt).unwrap();
     for (i, (got, want)) in ids.iter().zip(&g.token_ids).enumerate() {
         assert_eq!(
             &got.0, want,
@@ -41,7 +49,7 @@ fn check_parity(model: &Path, golden_file: std::path::PathBuf, output: GraphOutp
         .map(|k| Dim(k.parse().unwrap()))
         .collect();
     let arrays = enc
-        .encode_array(&StringArray::from(texts.clone()), &dims)
+        .encode_array(&StringArray::from(texts.clone()), &dims, &prompt)
         .unwrap();
     for (dim, array) in dims.iter().zip(&arrays) {
         let want = &g.embeddings[&dim.to_string()];
@@ -84,6 +92,32 @@ fn multilingual_e5_matches_sentence_transformers() {
     assert_eq!(
         (prompts.get("query"), prompts.get("document")),
         (Some("query: "), Some("passage: "))
+    );
+}
+
+/// The same with its prompts, against `encode(prompt_name="query")` and `"document"`: token ids with
+/// the prompt first (and the 512-token cut counting it), vectors at 384/256/128/64.
+#[test]
+fn multilingual_e5_with_prompts_matches_sentence_transformers() {
+    let dir = common::e5();
+    for name in ["query", "document"] {
+        let golden = dir.join(format!("golden-{name}.json"));
+        assert_eq!(
+            common::golden(golden.clone()).prompt_name.as_deref(),
+            Some(name)
+        );
+        check_parity(&dir, golden, GraphOutput::Pooled);
+    }
+    // What pipelines and searches resolve for each role is what those goldens used.
+    let enc = Encoder::open(&dir, &EncoderOptions::default()).unwrap();
+    let model = PromptChoice::Model;
+    assert_eq!(
+        enc.prompt(Role::Query, &model).unwrap(),
+        Prompt::literal("query: ")
+    );
+    assert_eq!(
+        enc.prompt(Role::Document, &model).unwrap(),
+        Prompt::literal("passage: ")
     );
 }
 
@@ -135,7 +169,7 @@ fn full_xlmr_tokenizer_matches_sentence_transformers_token_ids() {
     )
     .unwrap();
     let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
-    let got = tok.encode_all(&texts).unwrap();
+    let got = tok.encode_all(&texts, &Prompt::none()).unwrap();
     for (i, (g, w)) in got.iter().zip(&want.token_ids).enumerate() {
         assert_eq!(&g.0, w, "sentence {i}: {:?}", texts[i]);
     }

@@ -24,6 +24,8 @@ pub enum EvalError {
     NoQueries,
     #[error(transparent)]
     Store(#[from] lexembed_lance::StoreError),
+    #[error(transparent)]
+    Encoder(#[from] lexembed_encoder::EncoderError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
     #[error(transparent)]

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lexembed_encoder::Encoder;
-use lexembed_lance::{DatasetLocation, check_query_model};
+use lexembed_encoder::{Encoder, Prompt, PromptChoice, Role};
+use lexembed_lance::{DatasetLocation, QueryEmbedding, check_query_model};
 use tracing::warn;
 
 use crate::alerts::{Alert, AlertRules, check, previous_run};
@@ -52,11 +52,17 @@ impl EvalJob {
         let cfg = MetricConfig::default();
         self.rules.check_against(&cfg)?;
         let model_id = encoder.model().model_id.clone();
+        // Queries take the model's query prompt, which must be the one the dataset records.
+        let prompt = encoder.prompt(Role::Query, &PromptChoice::Model)?;
         let ds = self.dataset.open().await?;
-        check_query_model(&ds, &model_id)?;
+        let embedding = QueryEmbedding {
+            model_id: &model_id,
+            prompt: &prompt,
+        };
+        check_query_model(&ds, embedding)?;
         let loaded = corpus::load(&self.dataset).await?;
         let pairs = qa::load(&self.qa).await?;
-        let queries = self.embed_queries(encoder, &pairs, loaded.corpus.width)?;
+        let queries = self.embed_queries(encoder, &prompt, &pairs, loaded.corpus.width)?;
         let dims = match self.dims.is_empty() {
             true => loaded.dims.clone(),
             false => self.dims.clone(),
@@ -91,12 +97,13 @@ impl EvalJob {
     fn embed_queries(
         &self,
         encoder: &Encoder,
+        prompt: &Prompt,
         pairs: &[qa::QaPair],
         width: usize,
     ) -> Result<Vec<f32>> {
         let texts: Vec<&str> = pairs.iter().map(|p| p.query.as_str()).collect();
         let emb = encoder
-            .encode(&texts)
+            .encode(&texts, prompt)
             .map_err(|e| EvalError::Runtime(format!("embedding the queries: {e}")))?;
         if width > emb.dim {
             return Err(EvalError::Dataset {

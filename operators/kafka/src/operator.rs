@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
+use lexembed_encoder::EncodeStage;
 use lexembed_encoder::stage::DEFAULT_AHEAD;
-use lexembed_encoder::{Dim, EncodeStage, Encoder};
-use lexembed_lance::schema::{TEXT_COLUMN, embedded_dataset};
+use lexembed_lance::schema::TEXT_COLUMN;
 use lexembed_lance::{DatasetLocation, SinkMode};
 use lexembed_pipeline::spec::{KafkaSourceSpec, LoadedSpec, OnBadRecord, StartPosition};
-use lexembed_pipeline::{open_encoder, output_dims, sink_location};
+use lexembed_pipeline::{PipelineModel, sink_location};
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -132,8 +132,7 @@ pub fn producer_config(k: &KafkaSourceSpec) -> ClientConfig {
 pub(crate) struct Operator<'a> {
     pub(crate) loaded: &'a LoadedSpec,
     pub(crate) kafka: &'a KafkaSourceSpec,
-    pub(crate) encoder: Arc<Encoder>,
-    pub(crate) dims: Vec<Dim>,
+    pub(crate) model: PipelineModel,
     pub(crate) schema: arrow_schema::SchemaRef,
     pub(crate) location: DatasetLocation,
     pub(crate) rt: Handle,
@@ -191,13 +190,8 @@ pub fn run_operator(
 impl<'a> Operator<'a> {
     fn open(loaded: &'a LoadedSpec, kafka: &'a KafkaSourceSpec, rt: Handle) -> Result<Self> {
         let spec = &loaded.spec;
-        let encoder = Arc::new(open_encoder(&spec.encoder, |p| loaded.resolve(p))?);
-        let dims = output_dims(&spec.encoder, &encoder);
-        let schema = embedded_dataset(
-            &encoder.model().model_id,
-            &dims,
-            &spec.source.metadata_fields,
-        )?;
+        let model = PipelineModel::open(loaded)?;
+        let schema = model.schema(&spec.source.metadata_fields)?;
         let location = sink_location(loaded);
         // Refuse a dataset written by another model, dims or schema before consuming anything.
         rt.block_on(location.check_writable(SinkMode::Append, &schema))?;
@@ -225,13 +219,12 @@ impl<'a> Operator<'a> {
             .transpose()?;
         info!(
             pipeline = %spec.name, group = %kafka.group_id, ?topics, dataset = %location.uri,
-            model = %encoder.model().model_id, "Kafka operator started"
+            model = %model.written_by, "Kafka operator started"
         );
         Ok(Self {
             loaded,
             kafka,
-            encoder,
-            dims,
+            model,
             schema,
             location,
             rt,
@@ -258,13 +251,7 @@ impl<'a> Operator<'a> {
                 .then(|| c.docs.column_by_name(TEXT_COLUMN).cloned())
                 .flatten()
         };
-        let stage = EncodeStage::spawn(
-            self.encoder.clone(),
-            self.dims.clone(),
-            ahead,
-            closed,
-            texts,
-        )?;
+        let stage = EncodeStage::spawn(self.model.stage(), ahead, closed, texts)?;
         let writer_stopped = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let writer = std::thread::Builder::new()

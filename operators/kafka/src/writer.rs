@@ -7,7 +7,6 @@
 use std::time::Instant;
 
 use lexembed_encoder::{EncodeStage, Staged};
-use lexembed_lance::schema::WrittenBy;
 use lexembed_lance::{CommitRecord, KafkaCommit};
 use lexembed_pipeline::with_vectors;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -45,11 +44,11 @@ pub(crate) fn pause_from_env() -> Option<(u64, std::time::Duration)> {
 impl Operator<'_> {
     /// Commits every batch the stage yields, in order; stops at the first error.
     pub(crate) fn write_all(&self, stage: EncodeStage<ClosedBatch>) -> Result<()> {
-        let mut model_seconds = self.encoder.stats().model_seconds();
+        let mut model_seconds = self.model.encoder.stats().model_seconds();
         for staged in stage {
             let started = Instant::now();
             let closed = self.join_vectors(staged?)?;
-            let now = self.encoder.stats().model_seconds();
+            let now = self.model.encoder.stats().model_seconds();
             let encoder_seconds = now - model_seconds;
             model_seconds = now;
             self.flush(closed, started, encoder_seconds)?;
@@ -134,7 +133,7 @@ impl Operator<'_> {
     fn commit_record(&self, offsets: &LanceOffsets, closed: &ClosedBatch) -> CommitRecord {
         CommitRecord {
             pipeline: Some(self.loaded.spec.name.clone()),
-            written_by: Some(WrittenBy::new(&self.encoder.model().model_id, &self.dims)),
+            written_by: Some(self.model.written_by.clone()),
             kafka: Some(KafkaCommit {
                 group: self.kafka.group_id.clone(),
                 ranges: closed.ranges.clone(),

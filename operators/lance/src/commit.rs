@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{Result, StoreError};
 use crate::keys::{
-    CHECKPOINT_KEY, CHECKPOINT_VERSION_KEY, DIMS_KEY, GROUP_KEY, JOB_KEY, MODEL_ID_KEY,
-    OFFSETS_KEY, PIPELINE_KEY, RECOVERY_KEY, SOURCES_KEY,
+    CHECKPOINT_KEY, CHECKPOINT_VERSION_KEY, GROUP_KEY, JOB_KEY, OFFSETS_KEY, PIPELINE_KEY,
+    RECOVERY_KEY, SOURCES_KEY,
 };
-use crate::schema::{WrittenBy, format_dims, parse_dims};
+use crate::schema::{WrittenBy, written_by};
 
 /// A Kafka topic-partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -169,8 +169,7 @@ impl CommitRecord {
             p.insert(JOB_KEY.into(), job.clone());
         }
         if let Some(w) = &self.written_by {
-            p.insert(MODEL_ID_KEY.into(), w.model_id.clone());
-            p.insert(DIMS_KEY.into(), format_dims(&w.dims));
+            p.extend(w.to_metadata());
         }
         if !self.sources.is_empty() {
             let list = serde_json::to_string(&self.sources).unwrap_or_default();
@@ -193,13 +192,6 @@ impl CommitRecord {
     /// Reads a commit back from its transaction properties; a property lexembed wrote that does not
     /// parse is an error naming it (properties of other writers are ignored).
     pub fn from_properties(p: &HashMap<String, String>) -> Result<Self> {
-        let written_by = match (p.get(MODEL_ID_KEY), p.get(DIMS_KEY)) {
-            (Some(model), Some(dims)) => Some(WrittenBy {
-                model_id: model.clone(),
-                dims: parse_dims(dims),
-            }),
-            _ => None,
-        };
         let sources = match p.get(SOURCES_KEY) {
             Some(list) => serde_json::from_str(list).map_err(|e| bad(SOURCES_KEY, e))?,
             None => Vec::new(),
@@ -207,7 +199,7 @@ impl CommitRecord {
         Ok(Self {
             pipeline: p.get(PIPELINE_KEY).cloned(),
             job: p.get(JOB_KEY).cloned(),
-            written_by,
+            written_by: written_by(p),
             sources,
             kafka: kafka_commit(p)?,
             recovery: p
@@ -288,6 +280,10 @@ mod tests {
             written_by: Some(WrittenBy {
                 model_id: "m".into(),
                 dims: vec![64, 32],
+                prompts: lexembed_encoder::RolePrompts {
+                    document: lexembed_encoder::Prompt::literal("passage: "),
+                    query: lexembed_encoder::Prompt::none(),
+                },
             }),
             sources: vec![],
             kafka: Some(KafkaCommit {

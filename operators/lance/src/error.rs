@@ -1,5 +1,9 @@
 //! Errors of the Lance store: what was wrong with which dataset, column or commit.
 
+use lexembed_encoder::Prompt;
+
+use crate::schema::WrittenBy;
+
 /// Everything the store can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -9,15 +13,11 @@ pub enum StoreError {
         #[source]
         source: lance::Error,
     },
-    #[error(
-        "dataset {uri} was written by model {found_model} with dims {found_dims:?}; the pipeline says model {model} with dims {dims:?}"
-    )]
+    #[error("dataset {uri} was written by {found}; the pipeline says {want}")]
     ModelMismatch {
         uri: String,
-        found_model: String,
-        found_dims: Vec<u32>,
-        model: String,
-        dims: Vec<u32>,
+        found: Box<WrittenBy>,
+        want: Box<WrittenBy>,
     },
     #[error("dataset {uri} has another schema than this pipeline writes: {difference}")]
     SchemaMismatch { uri: String, difference: String },
@@ -39,6 +39,23 @@ pub enum StoreError {
         dataset_model: String,
         query_model: String,
     },
+    #[error(
+        "dataset {uri}: its queries take {dataset_prompt} (its documents were embedded with {document_prompt}), but this query was embedded with {query_prompt}{hint}"
+    )]
+    QueryPrompt {
+        uri: String,
+        dataset_prompt: Prompt,
+        document_prompt: Prompt,
+        query_prompt: Prompt,
+        /// How to get the right one, where the caller knows (SQL: `embed_query`).
+        hint: String,
+    },
+    #[error(
+        "dataset {uri} has no full-text index on {column}: build it with `lexembed index {uri} --column {column} --type fts` (or `indexes: [{{column: {column}, type: fts}}]` in the pipeline spec)"
+    )]
+    NoFullTextIndex { uri: String, column: String },
+    #[error("dataset {uri}: {column} is not a text column (a full-text index needs one)")]
+    NoTextColumn { uri: String, column: String },
     #[error("query vector has {got} values, column {column} holds {want}")]
     QueryWidth {
         column: String,

@@ -1,4 +1,5 @@
-//! Vector indexes (cosine) on `emb_<dim>` columns, and compaction.
+//! Indexes: vector indexes (cosine) on `emb_<dim>` columns, the full-text index on the text column
+//! (built by `fulltext`), and compaction.
 
 use lance::Dataset;
 use lance::dataset::optimize::{CompactionOptions, compact_files};
@@ -22,6 +23,8 @@ pub enum IndexKind {
     IvfPq,
     /// IVF partitions with an HNSW graph over scalar-quantised vectors: higher recall, larger.
     IvfHnswSq,
+    /// A full-text (inverted) index on the text column, Spanish analyzer (`fulltext`).
+    Fts,
 }
 
 impl IndexKind {
@@ -29,8 +32,9 @@ impl IndexKind {
         match s {
             "ivf_pq" => Ok(Self::IvfPq),
             "ivf_hnsw_sq" => Ok(Self::IvfHnswSq),
+            "fts" => Ok(Self::Fts),
             other => Err(StoreError::Invalid(format!(
-                "unknown index type {other:?} (expected ivf_pq or ivf_hnsw_sq)"
+                "unknown index type {other:?} (expected ivf_pq, ivf_hnsw_sq or fts)"
             ))),
         }
     }
@@ -59,26 +63,33 @@ fn default_sub_vectors(dim: usize) -> usize {
         .max(1)
 }
 
-/// Builds (or replaces) a cosine vector index on `column`.
+/// Builds (or replaces) a cosine vector index on `column`, or the full-text index of a text column.
 pub async fn build_index(ds: &mut Dataset, column: &str, params: &IndexParams) -> Result<()> {
-    let dim = vector_column_dim(ds, column)?;
-    let rows = ds.count_rows(None).await.map_err(lance_err(ds.uri()))?;
-    let partitions = params
-        .num_partitions
-        .unwrap_or_else(|| default_partitions(rows));
+    let partitions = |rows| {
+        params
+            .num_partitions
+            .unwrap_or_else(|| default_partitions(rows))
+    };
     let index = match params.kind {
+        IndexKind::Fts => return crate::fulltext::build_fts_index(ds, column).await,
         IndexKind::IvfPq => {
+            let dim = vector_column_dim(ds, column)?;
             let subs = params
                 .num_sub_vectors
                 .unwrap_or_else(|| default_sub_vectors(dim.get()));
-            VectorIndexParams::ivf_pq(partitions, 8, subs, MetricType::Cosine, 50)
+            let rows = count_rows(ds).await?;
+            VectorIndexParams::ivf_pq(partitions(rows), 8, subs, MetricType::Cosine, 50)
         }
-        IndexKind::IvfHnswSq => VectorIndexParams::with_ivf_hnsw_sq_params(
-            MetricType::Cosine,
-            IvfBuildParams::new(partitions),
-            HnswBuildParams::default(),
-            SQBuildParams::default(),
-        ),
+        IndexKind::IvfHnswSq => {
+            vector_column_dim(ds, column)?;
+            let rows = count_rows(ds).await?;
+            VectorIndexParams::with_ivf_hnsw_sq_params(
+                MetricType::Cosine,
+                IvfBuildParams::new(partitions(rows)),
+                HnswBuildParams::default(),
+                SQBuildParams::default(),
+            )
+        }
     };
     let uri = ds.uri().to_string();
     ds.create_index(
@@ -90,8 +101,12 @@ pub async fn build_index(ds: &mut Dataset, column: &str, params: &IndexParams) -
     )
     .await
     .map_err(lance_err(&uri))?;
-    info!(%uri, column, partitions, kind = ?params.kind, "index built");
+    info!(%uri, column, kind = ?params.kind, "index built");
     Ok(())
+}
+
+async fn count_rows(ds: &Dataset) -> Result<usize> {
+    ds.count_rows(None).await.map_err(lance_err(ds.uri()))
 }
 
 /// The dim of `column`, which must be one of the dataset's `emb_<dim>` columns.

@@ -1,11 +1,15 @@
 //! Every key lexembed writes into a Lance dataset, in one place: transaction properties that say what
-//! a commit holds (pipeline, sources, Kafka offsets and checkpoints, model, dims) and the schema
+//! a commit holds (pipeline, sources, Kafka offsets and checkpoints, model, dims, prompts) and the schema
 //! metadata that a later writer checks. Sources and operators name them from here; none defines its own.
 
 /// Schema metadata and transaction property: the model id that produced the vectors.
 pub const MODEL_ID_KEY: &str = "lexembed.model_id";
 /// Schema metadata and transaction property: the Matryoshka dims written, widest first.
 pub const DIMS_KEY: &str = "lexembed.dims";
+/// Schema metadata and transaction property: the prompt put before every document (absent: none).
+pub const DOCUMENT_PROMPT_KEY: &str = "lexembed.prompt.document";
+/// Schema metadata and transaction property: the prompt queries must be embedded with (absent: none).
+pub const QUERY_PROMPT_KEY: &str = "lexembed.prompt.query";
 /// Schema metadata: the embedded dataset's schema version.
 pub const SCHEMA_KEY: &str = "lexembed.schema";
 

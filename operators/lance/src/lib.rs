@@ -8,6 +8,8 @@ pub mod cleanup;
 pub mod commit;
 pub mod conditional;
 pub mod error;
+pub mod fulltext;
+pub mod hybrid;
 pub mod index;
 pub(crate) mod keys;
 pub mod schema;
@@ -18,6 +20,12 @@ pub use cleanup::{CleanupSummary, cleanup, recovery_version};
 pub use commit::{Checkpoint, CommitRecord, KafkaCommit, OffsetRanges, Recovery, TopicPartition};
 pub use conditional::{Conditional, PendingAppend};
 pub use error::{Result, StoreError};
+pub use fulltext::{build_fts_index, fts_hits, require_fts_index};
+pub use hybrid::{DEFAULT_RRF_K, Query, SearchMode, reciprocal_rank_fusion, search};
 pub use index::{IndexKind, IndexParams, build_index, compact, vector_columns};
-pub use search::{Hit, SearchOptions, check_query_model, hits, nearest};
+/// The Lance dataset handle every function here takes (callers need not depend on lance for it).
+pub use lance::Dataset;
+pub use search::{
+    Hit, QueryEmbedding, SearchOptions, check_query_model, check_query_with_hint, hits, nearest,
+};
 pub use store::{CommitSummary, DatasetLocation, SinkMode, commit_history};

@@ -1,17 +1,17 @@
 //! Arrow schemas from `schemas/*.json` (the single source of truth), and the embedded dataset's schema:
 //! `id`, `text`, metadata columns, one `emb_<dim>` column per Matryoshka dim, model id and dims in the
-//! schema metadata so a later writer can refuse a mismatch.
+//! schema metadata (with the prompts) so a later writer and every query can refuse a mismatch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use lexembed_encoder::{Dim, embedding_type};
+use lexembed_encoder::{Dim, Prompt, RolePrompts, embedding_type};
 use serde::Deserialize;
 
 use crate::error::{Result, StoreError};
 
-use crate::keys::{DIMS_KEY, MODEL_ID_KEY, SCHEMA_KEY};
+use crate::keys::{DIMS_KEY, DOCUMENT_PROMPT_KEY, MODEL_ID_KEY, QUERY_PROMPT_KEY, SCHEMA_KEY};
 pub const SCHEMA_VERSION: &str = "embedded_dataset/1";
 /// The documents' text column (`schemas/documents.json`), the one the encoder embeds.
 pub const TEXT_COLUMN: &str = "text";
@@ -93,25 +93,28 @@ pub fn column_dim(name: &str) -> Option<Dim> {
 }
 
 /// The embedded dataset's schema for a model, its dims and the pipeline's metadata columns.
-pub fn embedded_dataset(model_id: &str, dims: &[Dim], metadata: &[String]) -> Result<SchemaRef> {
+pub fn embedded_dataset(written_by: &WrittenBy, metadata: &[String]) -> Result<SchemaRef> {
     let mut fields = load("schemas/embedded_dataset.json", EMBEDDED_DATASET)?;
     fields.extend(metadata.iter().map(|m| Field::new(m, DataType::Utf8, true)));
     fields.extend(
-        dims.iter()
-            .map(|&d| Field::new(emb_column(d), embedding_type(d), true)),
+        written_by
+            .dims
+            .iter()
+            .map(|&d| Field::new(emb_column(Dim(d)), embedding_type(Dim(d)), true)),
     );
-    let meta = HashMap::from([
-        (MODEL_ID_KEY.to_string(), model_id.to_string()),
-        (DIMS_KEY.to_string(), format_dims(dims)),
-        (SCHEMA_KEY.to_string(), SCHEMA_VERSION.to_string()),
-    ]);
+    let mut meta = written_by.to_metadata();
+    meta.insert(SCHEMA_KEY.to_string(), SCHEMA_VERSION.to_string());
     Ok(Arc::new(Schema::new_with_metadata(fields, meta)))
 }
 
-/// `schema` with `model_id` and the dims of its `emb_<dim>` columns in the metadata, as a pipeline
-/// writes them (for rows embedded elsewhere, e.g. by SQL `embed()`); unchanged, and `None`, when it has
-/// no vector column.
-pub fn stamp_written_by(schema: &Schema, model_id: &str) -> (Schema, Option<WrittenBy>) {
+/// `schema` with `model_id`, the dims of its `emb_<dim>` columns and the prompts in the metadata, as
+/// a pipeline writes them (for rows embedded elsewhere, e.g. by SQL `embed()`); unchanged, and `None`,
+/// when it has no vector column.
+pub fn stamp_written_by(
+    schema: &Schema,
+    model_id: &str,
+    prompts: &RolePrompts,
+) -> (Schema, Option<WrittenBy>) {
     let mut dims: Vec<Dim> = schema
         .fields()
         .iter()
@@ -121,11 +124,11 @@ pub fn stamp_written_by(schema: &Schema, model_id: &str) -> (Schema, Option<Writ
         return (schema.clone(), None);
     }
     dims.sort_by(|a, b| b.cmp(a));
+    let written_by = WrittenBy::new(model_id, &dims, prompts.clone());
     let mut meta = schema.metadata().clone();
-    meta.insert(MODEL_ID_KEY.into(), model_id.into());
-    meta.insert(DIMS_KEY.into(), format_dims(&dims));
+    meta.extend(written_by.to_metadata());
     let stamped = schema.clone().with_metadata(meta);
-    (stamped, Some(WrittenBy::new(model_id, &dims)))
+    (stamped, Some(written_by))
 }
 
 /// Dims as schema metadata and commits record them: `1024,512,64`. The inverse of `parse_dims`.
@@ -140,26 +143,67 @@ pub fn parse_dims(s: &str) -> Vec<u32> {
     s.split(',').filter_map(|d| d.trim().parse().ok()).collect()
 }
 
-/// What a dataset's schema metadata says about the model that wrote it.
+/// What a dataset's schema metadata says about the model that wrote it: vectors from another model,
+/// other dims or other prompts do not belong beside them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenBy {
     pub model_id: String,
     pub dims: Vec<u32>,
+    pub prompts: RolePrompts,
 }
 
 impl WrittenBy {
-    pub fn new(model_id: &str, dims: &[Dim]) -> Self {
+    pub fn new(model_id: &str, dims: &[Dim], prompts: RolePrompts) -> Self {
         Self {
             model_id: model_id.to_string(),
             dims: dims.iter().map(|d| d.0).collect(),
+            prompts,
         }
+    }
+
+    /// The keys that record it, in schema metadata and commit properties (a prompt only when set).
+    pub fn to_metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::from([
+            (MODEL_ID_KEY.to_string(), self.model_id.clone()),
+            (DIMS_KEY.to_string(), format_dims(&self.dims)),
+        ]);
+        for (key, prompt) in [
+            (DOCUMENT_PROMPT_KEY, &self.prompts.document),
+            (QUERY_PROMPT_KEY, &self.prompts.query),
+        ] {
+            if let Some(text) = prompt.text() {
+                m.insert(key.to_string(), text.to_string());
+            }
+        }
+        m
     }
 }
 
+impl std::fmt::Display for WrittenBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "model {} with dims {:?}", self.model_id, self.dims)?;
+        if self.prompts != RolePrompts::default() {
+            write!(f, " and prompts ({})", self.prompts)?;
+        }
+        Ok(())
+    }
+}
+
+/// The model, dims and prompts recorded in schema metadata or commit properties; `None` without a
+/// model and dims (a dataset lexembed did not embed). An absent prompt is no prompt.
 pub fn written_by(metadata: &HashMap<String, String>) -> Option<WrittenBy> {
+    let prompt = |key| {
+        metadata
+            .get(key)
+            .map_or_else(Prompt::none, |t| Prompt::literal(t))
+    };
     Some(WrittenBy {
         model_id: metadata.get(MODEL_ID_KEY)?.clone(),
         dims: parse_dims(metadata.get(DIMS_KEY)?),
+        prompts: RolePrompts {
+            document: prompt(DOCUMENT_PROMPT_KEY),
+            query: prompt(QUERY_PROMPT_KEY),
+        },
     })
 }
 
@@ -186,6 +230,26 @@ pub fn difference(expected: &Schema, found: &Schema) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn by(model: &str, dims: &[Dim]) -> WrittenBy {
+        WrittenBy::new(model, dims, RolePrompts::default())
+    }
+
+    /// Prompts survive the round trip through metadata; no prompt writes no key.
+    #[test]
+    fn prompts_are_recorded_beside_the_model() {
+        let prompts = RolePrompts {
+            document: Prompt::literal("passage: "),
+            query: Prompt::literal("query: "),
+        };
+        let w = WrittenBy::new("e5", &[Dim(384)], prompts);
+        let meta = w.to_metadata();
+        assert_eq!(meta[DOCUMENT_PROMPT_KEY], "passage: ");
+        assert_eq!(written_by(&meta), Some(w));
+        let plain = by("m", &[Dim(8)]).to_metadata();
+        assert!(!plain.contains_key(QUERY_PROMPT_KEY));
+        assert_eq!(written_by(&plain).unwrap().prompts, RolePrompts::default());
+    }
+
     #[test]
     fn schema_files_load() {
         assert_eq!(documents(&["law".into()]).unwrap().fields().len(), 3);
@@ -195,7 +259,7 @@ mod tests {
 
     #[test]
     fn embedded_dataset_has_one_vector_column_per_dim_and_records_the_model() {
-        let s = embedded_dataset("m", &[Dim(384), Dim(64)], &["law".into()]).unwrap();
+        let s = embedded_dataset(&by("m", &[Dim(384), Dim(64)]), &["law".into()]).unwrap();
         let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["id", "text", "law", "emb_384", "emb_64"]);
         assert_eq!(s.field(4).data_type(), &embedding_type(Dim(64)));
@@ -204,7 +268,8 @@ mod tests {
             w,
             WrittenBy {
                 model_id: "m".into(),
-                dims: vec![384, 64]
+                dims: vec![384, 64],
+                prompts: RolePrompts::default(),
             }
         );
         assert_eq!(column_dim("emb_64"), Some(Dim(64)));
@@ -213,8 +278,8 @@ mod tests {
 
     #[test]
     fn difference_names_the_columns() {
-        let a = embedded_dataset("m", &[Dim(64)], &[]).unwrap();
-        let b = embedded_dataset("m", &[Dim(32)], &[]).unwrap();
+        let a = embedded_dataset(&by("m", &[Dim(64)]), &[]).unwrap();
+        let b = embedded_dataset(&by("m", &[Dim(32)]), &[]).unwrap();
         let d = difference(&a, &b).unwrap();
         assert!(d.contains("emb_64") && d.contains("emb_32"), "{d}");
         assert!(difference(&a, &a).is_none());

@@ -9,27 +9,58 @@ use lance_linalg::distance::MetricType;
 use crate::error::{Result, StoreError, lance_err};
 use crate::index::vector_column_dim;
 use crate::schema::written_by;
+use lexembed_encoder::Prompt;
 
-/// Queries must be embedded by the model that wrote the dataset's vectors (another model's vectors
-/// live in another space: the ranking would be noise, not an error). A dataset that records no model
-/// takes any.
-pub fn check_query_model(ds: &Dataset, query_model: &str) -> Result<()> {
-    let schema = arrow_schema::Schema::from(ds.schema());
-    match written_by(schema.metadata()) {
-        Some(w) if w.model_id != query_model => Err(StoreError::QueryModel {
-            uri: ds.uri().to_string(),
-            dataset_model: w.model_id,
-            query_model: query_model.to_string(),
-        }),
-        _ => Ok(()),
-    }
+/// How a query was embedded: by which model, with which prompt.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryEmbedding<'a> {
+    pub model_id: &'a str,
+    pub prompt: &'a Prompt,
 }
 
-/// One hit.
+/// Queries must be embedded by the model that wrote the dataset's vectors (another model's vectors
+/// live in another space: the ranking would be noise, not an error), with the query prompt recorded
+/// beside them (E5 without `"query: "` loses several points of ndcg, silently). A dataset that records
+/// no model takes any.
+pub fn check_query_model(ds: &Dataset, query: QueryEmbedding<'_>) -> Result<()> {
+    check_query_with_hint(ds, query, "")
+}
+
+/// `check_query_model`, with a hint appended to a prompt mismatch (how this caller gets the right
+/// prompt).
+pub fn check_query_with_hint(ds: &Dataset, query: QueryEmbedding<'_>, hint: &str) -> Result<()> {
+    let schema = arrow_schema::Schema::from(ds.schema());
+    let Some(w) = written_by(schema.metadata()) else {
+        return Ok(());
+    };
+    if w.model_id != query.model_id {
+        return Err(StoreError::QueryModel {
+            uri: ds.uri().to_string(),
+            dataset_model: w.model_id,
+            query_model: query.model_id.to_string(),
+        });
+    }
+    if &w.prompts.query != query.prompt {
+        return Err(StoreError::QueryPrompt {
+            uri: ds.uri().to_string(),
+            dataset_prompt: w.prompts.query,
+            document_prompt: w.prompts.document,
+            query_prompt: query.prompt.clone(),
+            hint: hint.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// One hit, best first in its list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub id: String,
-    pub distance: f32,
+    /// Higher is better: cosine similarity (1 − distance) for dense search, BM25 for full-text
+    /// search, the reciprocal-rank-fusion score for hybrid search.
+    pub score: f32,
+    /// Cosine distance, for dense search only.
+    pub distance: Option<f32>,
     pub text: String,
     /// The row's metadata columns (nullable text, as pipelines write them), by name.
     pub metadata: Vec<(String, Option<String>)>,
@@ -107,6 +138,27 @@ pub async fn hits(
     opts: &SearchOptions,
 ) -> Result<Vec<Hit>> {
     let batch = nearest(ds, column, query, opts).await?;
+    let dist = batch
+        .column_by_name("_distance")
+        .ok_or_else(|| StoreError::Invalid("search result has no _distance column".into()))?
+        .as_primitive::<arrow_array::types::Float32Type>()
+        .clone();
+    hits_from_batch(&batch, |i| {
+        let d = if dist.is_null(i) {
+            f32::NAN
+        } else {
+            dist.value(i)
+        };
+        (1.0 - d, Some(d))
+    })
+}
+
+/// A search result's rows as hits (`id`, `text`, the other text columns as metadata), `score_of` giving
+/// each row's score and distance; best score first, ties broken by id.
+pub(crate) fn hits_from_batch(
+    batch: &RecordBatch,
+    score_of: impl Fn(usize) -> (f32, Option<f32>),
+) -> Result<Vec<Hit>> {
     let col = |name: &str| {
         batch
             .column_by_name(name)
@@ -114,9 +166,6 @@ pub async fn hits(
     };
     let ids = col("id")?.as_string::<i32>().clone();
     let texts = col("text")?.as_string::<i32>().clone();
-    let dist = col("_distance")?
-        .as_primitive::<arrow_array::types::Float32Type>()
-        .clone();
     let schema = batch.schema();
     let metadata: Vec<(&str, &arrow_array::StringArray)> = schema
         .fields()
@@ -126,27 +175,40 @@ pub async fn hits(
         .filter_map(|(f, c)| Some((f.name().as_str(), c.as_string_opt::<i32>()?)))
         .collect();
     let mut out: Vec<Hit> = (0..batch.num_rows())
-        .map(|i| Hit {
-            id: ids.value(i).to_string(),
-            distance: if dist.is_null(i) {
-                f32::NAN
-            } else {
-                dist.value(i)
-            },
-            text: texts.value(i).to_string(),
-            metadata: metadata
-                .iter()
-                .map(|(name, c)| {
-                    let value = (!c.is_null(i)).then(|| c.value(i).to_string());
-                    (name.to_string(), value)
-                })
-                .collect(),
+        .map(|i| {
+            let (score, distance) = score_of(i);
+            Hit {
+                id: ids.value(i).to_string(),
+                score,
+                distance,
+                text: texts.value(i).to_string(),
+                metadata: metadata
+                    .iter()
+                    .map(|(name, c)| {
+                        let value = (!c.is_null(i)).then(|| c.value(i).to_string());
+                        (name.to_string(), value)
+                    })
+                    .collect(),
+            }
         })
         .collect();
-    out.sort_by(|a, b| {
-        a.distance
-            .total_cmp(&b.distance)
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    out.sort_by(best_first);
     Ok(out)
+}
+
+/// Dense hits by distance (exactly: `1 − d` can round two distances together), others by score,
+/// higher first; a missing score last; ties by id.
+pub(crate) fn best_first(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    let by_score = |h: &Hit| {
+        if h.score.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            h.score
+        }
+    };
+    let order = match (a.distance, b.distance) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => by_score(b).total_cmp(&by_score(a)),
+    };
+    order.then_with(|| a.id.cmp(&b.id))
 }

@@ -126,10 +126,8 @@ impl DatasetLocation {
         {
             return Err(StoreError::ModelMismatch {
                 uri: self.uri.clone(),
-                found_model: have.model_id,
-                found_dims: have.dims,
-                model: want.model_id,
-                dims: want.dims,
+                found: Box::new(have),
+                want: Box::new(want),
             });
         }
         match difference(schema, &found) {
@@ -404,7 +402,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
         let rows = |model: &str| {
-            let schema = embedded_dataset(model, &[Dim(2)], &[]).unwrap();
+            let by = crate::schema::WrittenBy::new(model, &[Dim(2)], Default::default());
+            let schema = embedded_dataset(&by, &[]).unwrap();
             let list = arrow_array::FixedSizeListArray::try_new(
                 Arc::new(Field::new("item", DataType::Float32, true)),
                 2,

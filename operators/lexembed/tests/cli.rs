@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use lexembed_encoder::Prompt;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -262,6 +263,7 @@ fn assert_emb_64_is_the_encoders(batches: &[arrow_array::RecordBatch], texts: &[
         .encode_array(
             &arrow_array::StringArray::from(texts.to_vec()),
             &[lexembed_encoder::Dim(64)],
+            &Prompt::none(),
         )
         .unwrap();
     let mut seen = 0;

@@ -65,7 +65,26 @@ fn exported_metrics_equal(prom: &Path, metrics: &BTreeMap<String, f64>) {
     assert_eq!(success.and_then(|s| s["value"].as_f64()), Some(1.0));
 }
 
+/// The model's prompt names the oracle gives the evaluator as `query_prompt`/`corpus_prompt` (lexembed
+/// applies the model's own prompts by itself).
+const E5_PROMPTS: [&str; 4] = [
+    "--query-prompt-name",
+    "query",
+    "--corpus-prompt-name",
+    "document",
+];
+
 fn parity(model: &Path, corpus: &[Value], qa: &[Value], dims: &[u32]) -> BTreeMap<String, f64> {
+    parity_with(model, corpus, qa, dims, &[])
+}
+
+fn parity_with(
+    model: &Path,
+    corpus: &[Value],
+    qa: &[Value],
+    dims: &[u32],
+    oracle_args: &[&str],
+) -> BTreeMap<String, f64> {
     let dir = tempfile::tempdir().unwrap();
     let (cfile, qfile) = (dir.path().join("corpus.jsonl"), dir.path().join("qa.jsonl"));
     jsonl(&cfile, corpus);
@@ -107,6 +126,7 @@ fn parity(model: &Path, corpus: &[Value], qa: &[Value], dims: &[u32]) -> BTreeMa
         .args(&dims_yaml)
         .arg("--rankings")
         .arg(&oracle_rankings)
+        .args(oracle_args)
         .env("HF_HUB_OFFLINE", "1")
         .status()
         .unwrap();
@@ -265,6 +285,16 @@ fn minilm_on_legal_qa_matches_the_reference() {
     let (corpus, qa) = legal_subset(1000);
     assert!(qa.len() > 300, "{} QA pairs", qa.len());
     parity(&model, &corpus, &qa, &[384, 256, 128, 64]);
+}
+
+/// multilingual-e5-small with its prompts: the corpus embedded by a pipeline with "passage: ", queries
+/// by eval with "query: ", against the evaluator given the same as `corpus_prompt`/`query_prompt`.
+#[test]
+fn multilingual_e5_with_prompts_on_legal_qa_matches_the_reference() {
+    let model = home().join("models/multilingual-e5-small");
+    let (corpus, qa) = legal_subset(300);
+    assert!(qa.len() > 80, "{} QA pairs", qa.len());
+    parity_with(&model, &corpus, &qa, &[384, 64], &E5_PROMPTS);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 mod common;
 use common::*;
+use lexembed_encoder::Prompt;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -328,7 +329,9 @@ fn two_replicas_write_100k_messages_exactly_once_with_the_encoders_vectors() {
             (0..text.len()).step_by(97).map(|i| text.value(i)),
         );
         let dims = encoder.dims().as_slice().to_vec();
-        let want = encoder.encode_array(&picked, &dims).unwrap();
+        let want = encoder
+            .encode_array(&picked, &dims, &Prompt::none())
+            .unwrap();
         for (j, d) in dims.iter().enumerate() {
             let col = b
                 .column_by_name(&format!("emb_{}", d.0))

@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use lexembed_encoder::Prompt;
 
 use std::collections::HashSet;
 use std::io::BufRead;
@@ -120,7 +121,7 @@ fn pylance_reads_back_bit_identical_and_agrees_on_nearest() {
     let queries: Vec<serde_json::Value> = QUERIES
         .iter()
         .flat_map(|q| {
-            let e = enc.encode(&[q]).unwrap();
+            let e = enc.encode(&[q], &Prompt::none()).unwrap();
             ["emb_64", "emb_16"].map(|c| {
                 let d: usize = c[4..].parse().unwrap();
                 let mut v = e.row(0)[..d].to_vec();

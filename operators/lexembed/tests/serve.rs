@@ -6,6 +6,7 @@
 
 mod common;
 use common::*;
+use lexembed_testkit::prompted_tiny;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -19,10 +20,14 @@ struct Server {
 
 impl Server {
     fn start(args: &[&std::ffi::OsStr]) -> Self {
+        Self::start_with(&tiny(), args)
+    }
+
+    fn start_with(model: &Path, args: &[&std::ffi::OsStr]) -> Self {
         let mut child = bin()
             .arg("serve")
             .arg("--model")
-            .arg(tiny())
+            .arg(model)
             .args(["--http-addr", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
@@ -66,21 +71,19 @@ fn check(mode: &str, url: &str, extra: &[&std::ffi::OsStr]) {
 /// 300 BOE articles embedded by the tiny model, with an IVF-PQ index on emb_64; the first 12 QA
 /// questions as queries.
 fn indexed_dataset(dir: &Path) -> (String, std::path::PathBuf) {
+    indexed_dataset_of(dir, &tiny())
+}
+
+fn indexed_dataset_of(dir: &Path, model: &Path) -> (String, std::path::PathBuf) {
+    boe_articles(dir, 300);
     let data = lexembed_encoder::runtime::lexembed_home().join("data");
-    let articles: Vec<String> = std::fs::read_to_string(data.join("boe_articles.jsonl"))
-        .expect("run integration/setup.sh")
-        .lines()
-        .take(300)
-        .map(str::to_string)
-        .collect();
-    std::fs::write(dir.join("docs.jsonl"), articles.join("\n")).unwrap();
     let uri = dir.join("boe.lance").display().to_string();
     let spec = dir.join("p.yaml");
     std::fs::write(
         &spec,
         format!(
             "name: serve-test\nsource:\n  kind: file\n  path: docs.jsonl\n  metadata_fields: [law]\nencoder:\n  model: {}\nsink:\n  uri: {uri}\n",
-            tiny().display()
+            model.display()
         ),
     )
     .unwrap();
@@ -167,6 +170,47 @@ fn a_dataset_of_another_model_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("--dataset boe=") && err.contains("model"),
+        "{err}"
+    );
+}
+
+/// A model with prompts (the tiny model with E5's): `prompt_name` on both embedding APIs, `/search`
+/// with the query prompt the dataset records; the same dataset served by the model without prompts
+/// is refused at start, naming the query prompt.
+#[test]
+fn prompts_apply_per_request_and_to_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = prompted_tiny();
+    let model = model_dir.path().to_path_buf();
+    let (uri, queries) = indexed_dataset_of(dir.path(), &model);
+    let server = Server::start_with(
+        &model,
+        &["--dataset".as_ref(), format!("boe={uri}").as_ref()],
+    );
+    check(
+        "prompts",
+        &server.url,
+        &[
+            "--bin".as_ref(),
+            env!("CARGO_BIN_EXE_lexembed").as_ref(),
+            "--model".as_ref(),
+            model.as_os_str(),
+            "--dataset".as_ref(),
+            uri.as_ref(),
+            "--queries".as_ref(),
+            queries.as_os_str(),
+        ],
+    );
+    let out = bin()
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--model"])
+        .arg(tiny())
+        .arg("--dataset")
+        .arg(format!("boe={uri}"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("its queries take \"query: \""),
         "{err}"
     );
 }

@@ -12,7 +12,7 @@ pub mod spec;
 
 pub use error::{PipelineError, Result};
 pub use run::{
-    ExternalDocs, RunOptions, RunSummary, open_encoder, output_dims, run_pipeline,
+    ExternalDocs, PipelineModel, RunOptions, RunSummary, open_encoder, output_dims, run_pipeline,
     run_pipeline_from, sink_location, with_vectors,
 };
 pub use shard::Shard;

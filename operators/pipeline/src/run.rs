@@ -3,7 +3,7 @@
 //! The encoder runs inside the record-batch reader that Lance drains on its writer thread, so reading
 //! and embedding batch n+1 overlaps Lance writing batch n, and memory holds a few batches at most. A
 //! failure anywhere aborts the write: nothing of the run is committed. The commit records the
-//! pipeline, its source files, model and dims; `resume` skips files an earlier commit holds.
+//! pipeline, its source files, model, dims and prompts; `resume` skips files an earlier commit holds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lexembed_encoder::runtime::default_model_dir;
 use lexembed_encoder::stage::DEFAULT_AHEAD;
 use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider, TokenBudget};
-use lexembed_encoder::{EncodeStage, Staged};
+use lexembed_encoder::{EncodeStage, PromptChoice, StageModel, Staged};
 use lexembed_lance::schema::{TEXT_COLUMN, WrittenBy, embedded_dataset};
 use lexembed_lance::{
     CommitRecord, DatasetLocation, IndexParams, SinkMode, build_index, commit_history,
@@ -65,6 +65,62 @@ pub struct RunOptions {
     pub resume: Option<bool>,
     /// Run only this shard of the sources (`--shard INDEX/COUNT`).
     pub shard: Option<Shard>,
+}
+
+/// What a pipeline embeds with, resolved once from its spec: the encoder, and what the dataset
+/// records as having written its vectors (model, dims, prompts). The file runner and the Kafka
+/// operator both start here.
+pub struct PipelineModel {
+    pub encoder: Arc<Encoder>,
+    pub written_by: WrittenBy,
+}
+
+impl PipelineModel {
+    /// Opens the spec's encoder and resolves its dims and prompts: documents take the spec's
+    /// `encoder.prompt`, else the model's document prompt; queries the model's query prompt.
+    pub fn open(loaded: &LoadedSpec) -> Result<Self> {
+        let spec = &loaded.spec.encoder;
+        let encoder = Arc::new(open_encoder(spec, |p| loaded.resolve(p))?);
+        let dims = output_dims(spec, &encoder);
+        let choice = spec
+            .prompt
+            .clone()
+            .map(PromptChoice::from)
+            .unwrap_or_default();
+        let prompts =
+            encoder
+                .model()
+                .role_prompts(&choice)
+                .map_err(|e| PipelineError::Invalid {
+                    file: loaded.file.clone(),
+                    field: "encoder.prompt".into(),
+                    message: e.to_string(),
+                })?;
+        let written_by = WrittenBy::new(&encoder.model().model_id, &dims, prompts);
+        Ok(Self {
+            encoder,
+            written_by,
+        })
+    }
+
+    /// The dims written, widest first.
+    pub fn dims(&self) -> Vec<Dim> {
+        self.written_by.dims.iter().map(|&d| Dim(d)).collect()
+    }
+
+    /// The embedded dataset's schema, with these metadata columns.
+    pub fn schema(&self, metadata_fields: &[String]) -> Result<SchemaRef> {
+        Ok(embedded_dataset(&self.written_by, metadata_fields)?)
+    }
+
+    /// What the encoder stage runs: documents, with the document prompt.
+    pub fn stage(&self) -> StageModel {
+        StageModel {
+            encoder: self.encoder.clone(),
+            dims: self.dims(),
+            prompt: self.written_by.prompts.document.clone(),
+        }
+    }
 }
 
 /// Opens the encoder a spec describes.
@@ -214,10 +270,9 @@ fn run_to_summary(
     let started = Instant::now();
     let spec = &loaded.spec;
     check_resume(loaded, opts)?;
-    let encoder = Arc::new(open_encoder(&spec.encoder, |p| loaded.resolve(p))?);
-    let dims = output_dims(&spec.encoder, &encoder);
-    let model_id = encoder.model().model_id.clone();
-    let schema = embedded_dataset(&model_id, &dims, &spec.source.metadata_fields)?;
+    let model = PipelineModel::open(loaded)?;
+    let encoder = model.encoder.clone();
+    let schema = model.schema(&spec.source.metadata_fields)?;
     let location = sink_location(loaded);
     let mode = SinkMode::from(spec.sink.mode);
     let existing = rt.block_on(location.check_writable(mode, &schema))?;
@@ -248,8 +303,7 @@ fn run_to_summary(
     let progress = Progress::new(opts.progress, source.rows_hint);
     let model_before = encoder.stats().model_seconds();
     let mut reader = EmbeddingReader::new(
-        encoder.clone(),
-        dims.clone(),
+        model.stage(),
         spec.encoder.ahead.unwrap_or(DEFAULT_AHEAD),
         source.docs,
         schema.clone(),
@@ -264,7 +318,7 @@ fn run_to_summary(
             reader.pending = Some(first);
             let record = CommitRecord {
                 pipeline: Some(spec.name.clone()),
-                written_by: Some(WrittenBy::new(&model_id, &dims)),
+                written_by: Some(model.written_by.clone()),
                 sources: source.keys.clone(),
                 ..CommitRecord::default()
             };
@@ -461,8 +515,7 @@ struct EmbeddingReader {
 
 impl EmbeddingReader {
     fn new(
-        encoder: Arc<Encoder>,
-        dims: Vec<Dim>,
+        model: StageModel,
         ahead: usize,
         docs: Box<dyn Iterator<Item = Result<DocBatch>> + Send>,
         schema: SchemaRef,
@@ -477,7 +530,7 @@ impl EmbeddingReader {
         };
         Ok(Self {
             schema,
-            staged: EncodeStage::spawn(encoder, dims, ahead, docs, texts)?,
+            staged: EncodeStage::spawn(model, ahead, docs, texts)?,
             tally: Arc::default(),
             first_error: Arc::default(),
             progress,

@@ -490,6 +490,68 @@ pub struct EncoderSpec {
     /// every start without it.
     #[serde(default)]
     pub trt_cache: Option<String>,
+    /// The prompt put before every document: one of the model's prompt names (`document`,
+    /// `passage`, …), `none`, or `{text: "passage: "}`; default: the model's document prompt
+    /// (`config_sentence_transformers.json`), none when it has none. Recorded in the dataset with the
+    /// model's query prompt, which every query against it must use.
+    #[serde(default)]
+    pub prompt: Option<PromptSpec>,
+}
+
+/// How a spec chooses the document prompt (see `EncoderSpec::prompt`). Read by hand: serde's
+/// untagged enums say only "data did not match any variant".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PromptSpec {
+    /// `none`, or one of the model's prompt names.
+    Name(String),
+    /// A literal prompt.
+    Text(PromptText),
+}
+
+/// `{text: "passage: "}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptText {
+    pub text: String,
+}
+
+impl<'de> Deserialize<'de> for PromptSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(PromptVisitor)
+    }
+}
+
+struct PromptVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PromptVisitor {
+    type Value = PromptSpec;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("one of the model's prompt names, none, or {text: \"…\"}")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<PromptSpec, E> {
+        Ok(PromptSpec::Name(v.to_string()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        map: A,
+    ) -> std::result::Result<PromptSpec, A::Error> {
+        let text = PromptText::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(PromptSpec::Text(text))
+    }
+}
+
+impl From<PromptSpec> for lexembed_encoder::PromptChoice {
+    fn from(p: PromptSpec) -> Self {
+        match p {
+            PromptSpec::Name(n) if n == "none" => Self::None,
+            PromptSpec::Name(n) => Self::Named(n),
+            PromptSpec::Text(PromptText { text }) => Self::Literal(text),
+        }
+    }
 }
 
 /// Where the model runs.
@@ -536,13 +598,15 @@ impl From<PrecisionSpec> for lexembed_encoder::Precision {
     }
 }
 
-/// Which vector index to build.
+/// Which index to build: a vector index (cosine) or the text column's full-text index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IndexTypeSpec {
     #[default]
     IvfPq,
     IvfHnswSq,
+    /// Full-text (inverted) index with a Spanish analyzer, on the `text` column.
+    Fts,
 }
 
 impl From<IndexTypeSpec> for lexembed_lance::IndexKind {
@@ -550,6 +614,7 @@ impl From<IndexTypeSpec> for lexembed_lance::IndexKind {
         match k {
             IndexTypeSpec::IvfPq => Self::IvfPq,
             IndexTypeSpec::IvfHnswSq => Self::IvfHnswSq,
+            IndexTypeSpec::Fts => Self::Fts,
         }
     }
 }
@@ -606,9 +671,10 @@ pub struct SinkSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexSpec {
-    /// Vector column, e.g. emb_256.
+    /// Vector column, e.g. emb_256; `text` for a full-text index.
     pub column: String,
-    /// ivf_pq (default) or ivf_hnsw_sq.
+    /// ivf_pq (default) or ivf_hnsw_sq for vector columns; fts for the text column (`lexembed search
+    /// --mode fts|hybrid`).
     #[serde(default, rename = "type")]
     pub kind: IndexTypeSpec,
     #[serde(default)]
@@ -789,6 +855,19 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         ));
     }
     for (i, ix) in spec.sink.indexes.iter().enumerate() {
+        if ix.kind == IndexTypeSpec::Fts {
+            if ix.column != lexembed_lance::schema::TEXT_COLUMN {
+                return Err(bad(
+                    &format!("sink.indexes[{i}].column"),
+                    format!(
+                        "{} cannot take a full-text index: it goes on the text column, {}",
+                        ix.column,
+                        lexembed_lance::schema::TEXT_COLUMN
+                    ),
+                ));
+            }
+            continue;
+        }
         let dim = lexembed_lance::schema::column_dim(&ix.column);
         let listed =
             spec.encoder.dims.is_empty() || dim.is_some_and(|d| spec.encoder.dims.contains(&d.0));
@@ -884,6 +963,29 @@ mod tests {
         assert_eq!(s.source.id_field, "id");
         assert_eq!(s.source.on_bad_record, OnBadRecord::Fail);
         assert_eq!(s.sink.mode, SinkModeSpec::Create);
+    }
+
+    /// `encoder.prompt` is a name, `none`, or `{text: …}`; anything else names the field and says
+    /// what it takes.
+    #[test]
+    fn prompt_forms_read_and_bad_ones_say_what_is_expected() {
+        let with = |p: &str| format!("{GOOD}encoder:\n  prompt: {p}\n");
+        let read = |p: &str| parse(&with(p), Path::new("p.yaml")).unwrap().encoder.prompt;
+        use lexembed_encoder::PromptChoice;
+        let choice = |p: &str| read(p).map(PromptChoice::from);
+        assert_eq!(choice("none"), Some(PromptChoice::None));
+        assert_eq!(choice("query"), Some(PromptChoice::Named("query".into())));
+        assert_eq!(
+            choice("{text: 'passage: '}"),
+            Some(PromptChoice::Literal("passage: ".into()))
+        );
+        let e = err(&with("{txt: 'a'}"));
+        assert!(
+            e.contains("encoder.prompt") && e.contains("unknown field `txt`"),
+            "{e}"
+        );
+        let e = err(&with("[a]"));
+        assert!(e.contains("encoder.prompt") && e.contains("{text:"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
 use arrow_array::{Array, RecordBatch};
 use futures::TryStreamExt;
-use lexembed_encoder::{Dim, Encoder, EncoderOptions};
+use lexembed_encoder::{Dim, Encoder, EncoderOptions, Prompt};
 use lexembed_lance::{DatasetLocation, commit_history};
 use lexembed_pipeline::{LoadedSpec, RunOptions, RunSummary, run_pipeline};
 
@@ -108,7 +108,9 @@ fn writes_one_vector_column_per_dim_equal_to_the_encoder() {
 
     let enc = Encoder::open(tiny(), &EncoderOptions::default()).unwrap();
     let text = batch.column_by_name("text").unwrap();
-    let want = enc.encode_array(text.as_ref(), &[Dim(64), Dim(8)]).unwrap();
+    let want = enc
+        .encode_array(text.as_ref(), &[Dim(64), Dim(8)], &Prompt::none())
+        .unwrap();
     for (col, w) in ["emb_64", "emb_8"].iter().zip(&want) {
         let got = batch.column_by_name(col).unwrap().as_fixed_size_list();
         for i in 0..batch.num_rows() {
@@ -617,4 +619,122 @@ fn ids_and_metadata_over_their_limits_are_bad_records_naming_the_field() {
     let mut kinds: Vec<(&str, usize)> = s.skipped.iter().map(|(k, n)| (k.name(), *n)).collect();
     kinds.sort();
     assert_eq!(kinds, [("too_large", 2)]);
+}
+
+use lexembed_testkit::prompted_tiny;
+
+/// Runs `sink` with `model` and the `encoder.prompt` line `prompt` (none: no line).
+fn run_prompted(
+    dir: &Path,
+    model: &Path,
+    prompt: Option<&str>,
+    sink: &str,
+) -> lexembed_pipeline::Result<RunSummary> {
+    let file = dir.join("p.yaml");
+    let prompt = prompt
+        .map(|p| format!("  prompt: {p}\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "name: test\nencoder:\n  model: {}\n{prompt}{sink}",
+        model.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    run_pipeline(&LoadedSpec::load(&file)?, &RunOptions::default(), io())
+}
+
+/// The vectors of `uri`'s `emb_64` equal the encoder's for its texts with `prompt` before each.
+fn assert_embedded_with(uri: &str, model: &Path, prompt: &Prompt) {
+    let batch = read_all(uri);
+    let enc = Encoder::open(model, &EncoderOptions::default()).unwrap();
+    let text = batch.column_by_name("text").unwrap();
+    let want = enc.encode_array(text.as_ref(), &[Dim(64)], prompt).unwrap();
+    let got = batch.column_by_name("emb_64").unwrap().as_fixed_size_list();
+    for i in 0..batch.num_rows() {
+        let (g, w) = (got.value(i), want[0].value(i));
+        let (g, w) = (
+            g.as_primitive::<Float32Type>().values(),
+            w.as_primitive::<Float32Type>().values(),
+        );
+        let diff = g
+            .iter()
+            .zip(w.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            diff <= 1e-6,
+            "row {i}: {diff} from the vectors with {prompt}"
+        );
+    }
+}
+
+/// Documents take the model's document prompt ("passage: ") unless `encoder.prompt` says otherwise
+/// (a literal, none); the prompts are recorded beside the model, an append with another document
+/// prompt is refused like another model, and a prompt name the model lacks names the spec field.
+#[test]
+fn documents_are_embedded_with_the_document_prompt_which_the_dataset_records() {
+    let model = prompted_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    write_jsonl(&dir.path().join("docs.jsonl"), &docs(12, 0));
+    let s = run_prompted(dir.path(), model.path(), None, JSONL_SINK).unwrap();
+    assert_eq!(s.rows_written, 12);
+    let uri = dir.path().join("out.lance").display().to_string();
+    assert_embedded_with(&uri, model.path(), &Prompt::literal("passage: "));
+    let meta = read_all(&uri).schema().metadata().clone();
+    assert_eq!(meta["lexembed.prompt.document"], "passage: ");
+    assert_eq!(meta["lexembed.prompt.query"], "query: ");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ds = rt.block_on(DatasetLocation::new(&uri).open()).unwrap();
+    let history = rt.block_on(commit_history(&ds)).unwrap();
+    let recorded = history[0].1.written_by.as_ref().unwrap();
+    assert_eq!(recorded.prompts.document, Prompt::literal("passage: "));
+
+    let append = JSONL_SINK.replace("  uri: out.lance\n", "  uri: out.lance\n  mode: append\n");
+    let err = run_prompted(dir.path(), model.path(), Some("none"), &append)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("documents \"passage: \"") && err.contains("documents no prompt"),
+        "{err}"
+    );
+    assert_eq!(
+        read_all(&uri).num_rows(),
+        12,
+        "the refused append wrote nothing"
+    );
+    let s = run_prompted(dir.path(), model.path(), Some("document"), &append).unwrap();
+    assert_eq!(s.rows_in_dataset, 24, "the same prompt by name appends");
+
+    let literal = JSONL_SINK.replace("out.lance", "literal.lance");
+    run_prompted(
+        dir.path(),
+        model.path(),
+        Some("{text: \"tema: \"}"),
+        &literal,
+    )
+    .unwrap();
+    let uri = dir.path().join("literal.lance").display().to_string();
+    assert_embedded_with(&uri, model.path(), &Prompt::literal("tema: "));
+
+    let none = JSONL_SINK.replace("out.lance", "none.lance");
+    run_prompted(dir.path(), model.path(), Some("none"), &none).unwrap();
+    let uri = dir.path().join("none.lance").display().to_string();
+    assert_embedded_with(&uri, model.path(), &Prompt::none());
+    assert!(
+        !read_all(&uri)
+            .schema()
+            .metadata()
+            .contains_key("lexembed.prompt.document")
+    );
+
+    let typo = JSONL_SINK.replace("out.lance", "typo.lance");
+    let err = run_prompted(dir.path(), model.path(), Some("documnet"), &typo)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("p.yaml: encoder.prompt: ")
+            && err.contains("\"documnet\"")
+            && err.contains("\"query\""),
+        "{err}"
+    );
+    assert!(!dir.path().join("typo.lance").exists());
 }

@@ -1,4 +1,5 @@
-//! OpenAI's embeddings API: `POST /v1/embeddings` (`input`, `model`, `dimensions`,
+//! OpenAI's embeddings API: `POST /v1/embeddings` (`input`, `model`, `dimensions`, `prompt_name` as
+//! an extension (TEI's field: one of the model's prompts; default: the model's default prompt),
 //! `encoding_format`), `GET /v1/models` and `GET /v1/models/{id}`, with OpenAI's response and error
 //! shapes, so the official SDKs work unchanged. `dimensions` picks a Matryoshka dim (truncate, then
 //! renormalise); `base64` is the little-endian f32 bytes the SDKs decode (their default).
@@ -31,6 +32,10 @@ pub struct EmbeddingsRequest {
     pub model: String,
     #[serde(default)]
     pub dimensions: Option<u32>,
+    /// One of the model's prompts (`query`, `document`, …) put before every input; default: the
+    /// model's `default_prompt_name`, else none (sentence-transformers' `encode`).
+    #[serde(default)]
+    pub prompt_name: Option<String>,
     #[serde(default)]
     pub encoding_format: EncodingFormat,
     /// Accepted and ignored, as OpenAI's end-user id.
@@ -46,7 +51,8 @@ pub async fn embeddings(
     check_model(&state, &req.model)?;
     let dim = state.dim(req.dimensions)?;
     let texts = input::texts("input", req.input, state.limits.max_inputs)?;
-    let out = state.embed(texts, dim, true).await?;
+    let prompt = state.request_prompt(req.prompt_name.as_deref())?;
+    let out = state.embed(texts, &prompt, dim, true).await?;
     let data: Vec<Value> = out
         .rows
         .iter()

@@ -1,6 +1,8 @@
-//! `POST /search`: `{dataset, query, dim | column, k, filter, mode, columns}` → hits (rank, id, score,
-//! distance, text and the selected metadata columns). The query is embedded with the served model —
-//! the dataset's own (a dataset written by another model is refused, as `lexembed search` does) — at
+//! `POST /search`: `{dataset, query, dim | column, k, filter, mode: index | exact | fts | hybrid,
+//! columns}` → hits (rank, id, score,
+//! distance, text and the selected metadata columns). The query is embedded with the served model and
+//! its query prompt — the dataset's own (a dataset written by another model, or recording another
+//! query prompt, is refused with 409, as `lexembed search` refuses it) — at
 //! the column's dim, through the same queue as every other request; then the Lance index when there
 //! is one (with exact re-ranking of its candidates), or exact search (`mode: exact`).
 
@@ -11,21 +13,46 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use lexembed_encoder::Dim;
+use lexembed_encoder::{Dim, PromptChoice, Role};
 use lexembed_lance::schema::column_dim;
-use lexembed_lance::{SearchOptions, StoreError, check_query_model, hits};
+use lexembed_lance::{
+    DEFAULT_RRF_K, Query, QueryEmbedding, SearchOptions, StoreError, check_query_model,
+    search as search_dataset,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{ApiError, ServeState, ServedDataset, input};
 
-/// Exact (flat) search, or the vector index when the column has one.
+/// Dense search through the vector index when the column has one, or exact (flat); full-text (BM25
+/// over the text's full-text index); or hybrid: reciprocal-rank fusion of the two.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     #[default]
     Index,
     Exact,
+    Fts,
+    Hybrid,
+}
+
+impl SearchMode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Index => "index",
+            Self::Exact => "exact",
+            Self::Fts => "fts",
+            Self::Hybrid => "hybrid",
+        }
+    }
+
+    fn ranking(self) -> lexembed_lance::SearchMode {
+        match self {
+            Self::Index | Self::Exact => lexembed_lance::SearchMode::Dense,
+            Self::Fts => lexembed_lance::SearchMode::Fts,
+            Self::Hybrid => lexembed_lance::SearchMode::Hybrid,
+        }
+    }
 }
 
 /// `POST /search`'s body.
@@ -88,20 +115,31 @@ pub async fn search(
         ));
     }
     let ds = served.location.open().await.map_err(store_error)?;
-    check_query_model(&ds, &state.queue.encoder().model().model_id).map_err(store_error)?;
-    let query = state.embed(vec![req.query.clone()], dim, true).await?;
+    let ranking = req.mode.ranking();
+    let vector = match ranking.needs_vector() {
+        true => Some(query_vector(&state, &ds, &req.query, dim).await?),
+        false => None,
+    };
     let opts = SearchOptions {
         k: req.k,
-        use_index: req.mode == SearchMode::Index,
+        use_index: req.mode != SearchMode::Exact,
         filter: req.filter.clone(),
         ..SearchOptions::default()
     };
-    let found = hits(&ds, &column, &query.rows[0], &opts)
+    let query = Query {
+        text: &req.query,
+        vector: vector.as_deref(),
+        column: &column,
+        mode: ranking,
+        rrf_k: DEFAULT_RRF_K,
+    };
+    let found = search_dataset(&ds, query, &opts)
         .await
         .map_err(|e| match e {
             StoreError::Lance { .. } if req.filter.is_some() => {
                 ApiError::invalid("filter", e.to_string())
             }
+            StoreError::NoFullTextIndex { .. } => ApiError::invalid("mode", e.to_string()),
             other => store_error(other),
         })?;
     let hits: Vec<Value> = found
@@ -109,7 +147,7 @@ pub async fn search(
         .enumerate()
         .map(|(rank, h)| {
             let mut hit = json!({
-                "rank": rank + 1, "id": h.id, "score": 1.0 - h.distance, "distance": h.distance,
+                "rank": rank + 1, "id": h.id, "score": h.score, "distance": h.distance,
                 "text": h.text,
             });
             for (name, value) in &h.metadata {
@@ -122,17 +160,31 @@ pub async fn search(
         })
         .collect();
     Ok(Json(json!({
-        "dataset": served.name, "column": column, "mode": req.mode_name(), "hits": hits,
+        "dataset": served.name, "column": column, "mode": req.mode.name(), "hits": hits,
     })))
 }
 
-impl SearchRequest {
-    fn mode_name(&self) -> &'static str {
-        match self.mode {
-            SearchMode::Index => "index",
-            SearchMode::Exact => "exact",
-        }
-    }
+/// The query embedded at `dim` by the served model with its query prompt, after checking both against
+/// what the dataset records.
+async fn query_vector(
+    state: &ServeState,
+    ds: &lexembed_lance::Dataset,
+    text: &str,
+    dim: Dim,
+) -> Result<Vec<f32>, ApiError> {
+    let model = state.queue.encoder().model();
+    let prompt = model
+        .prompt_for(Role::Query, &PromptChoice::Model)
+        .map_err(|e| ApiError::invalid("query", e.to_string()))?;
+    let embedding = QueryEmbedding {
+        model_id: &model.model_id,
+        prompt: &prompt,
+    };
+    check_query_model(ds, embedding).map_err(store_error)?;
+    let mut query = state
+        .embed(vec![text.to_string()], &prompt, dim, true)
+        .await?;
+    Ok(query.rows.swap_remove(0))
 }
 
 /// The vector column to search: `column`, else `emb_<dim>`, else the widest the dataset has.
@@ -175,7 +227,7 @@ fn column_of(req: &SearchRequest, served: &ServedDataset) -> Result<(String, Dim
 
 fn store_error(e: StoreError) -> ApiError {
     let status = match e {
-        StoreError::QueryModel { .. } => StatusCode::CONFLICT,
+        StoreError::QueryModel { .. } | StoreError::QueryPrompt { .. } => StatusCode::CONFLICT,
         StoreError::NotFound(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };

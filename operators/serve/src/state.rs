@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lexembed_encoder::{Dim, SharedBatcher};
+use lexembed_encoder::{Dim, Prompt, PromptChoice, Role, SharedBatcher};
 use lexembed_lance::DatasetLocation;
 
 /// `/metrics`' body, rendered by the recorder the binary installed.
@@ -98,16 +98,29 @@ impl Vectors {
 }
 
 impl ServeState {
-    /// `texts` through the model's queue (429 when it is full), at `dim`: the Matryoshka prefix,
+    /// The prompt a request names (`prompt_name`, one of the model's prompts), else the model's
+    /// default prompt, as sentence-transformers' `encode(prompt_name=…)`.
+    pub fn request_prompt(&self, name: Option<&str>) -> Result<Prompt, crate::ApiError> {
+        let model = self.queue.encoder().model();
+        match name {
+            None => Ok(model.default_prompt()),
+            Some(n) => model
+                .prompt_for(Role::Query, &PromptChoice::Named(n.to_string()))
+                .map_err(|e| crate::ApiError::invalid("prompt_name", e.to_string())),
+        }
+    }
+
+    /// `texts` with `prompt` before each through the model's queue (429 when it is full), at `dim`: the Matryoshka prefix,
     /// renormalised unless `renormalise` is false (then the prefix of the model's output as is).
     pub async fn embed(
         &self,
         texts: Vec<String>,
+        prompt: &Prompt,
         dim: Dim,
         renormalise: bool,
     ) -> Result<Vectors, crate::ApiError> {
         let n = texts.len();
-        let out = self.queue.try_embed(texts).await?;
+        let out = self.queue.try_embed(texts, prompt).await?;
         let rows = (0..n)
             .map(|i| match renormalise {
                 true => out.embeddings.prefix(i, dim),

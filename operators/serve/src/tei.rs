@@ -1,5 +1,5 @@
 //! text-embeddings-inference's `POST /embed`: `inputs` (a string or an array), `truncate`,
-//! `normalize`, `dimensions`; the answer is an array of vectors, and the header
+//! `normalize`, `dimensions`, `prompt_name` (TEI's: one of the model's prompts); the answer is an array of vectors, and the header
 //! `x-truncated-inputs` says how many inputs were cut. As in TEI, an input over the model's max length
 //! is refused (413) unless `truncate` is true.
 
@@ -31,6 +31,10 @@ pub struct EmbedRequest {
     pub normalize: bool,
     #[serde(default)]
     pub dimensions: Option<u32>,
+    /// One of the model's prompts (`query`, `document`, …) put before every input; default: the
+    /// model's `default_prompt_name`, else none (sentence-transformers' `encode`).
+    #[serde(default)]
+    pub prompt_name: Option<String>,
 }
 
 fn yes() -> bool {
@@ -44,7 +48,8 @@ pub async fn embed(
     let req: EmbedRequest = input::parse(body)?;
     let dim = state.dim(req.dimensions)?;
     let texts = input::texts("inputs", req.inputs, state.limits.max_inputs)?;
-    let out = state.embed(texts, dim, req.normalize).await?;
+    let prompt = state.request_prompt(req.prompt_name.as_deref())?;
+    let out = state.embed(texts, &prompt, dim, req.normalize).await?;
     if !req.truncate
         && let Some(i) = out.truncated.iter().position(|&t| t)
     {

@@ -11,6 +11,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
 use futures::StreamExt;
+use lexembed_encoder::{ModelDir, PromptChoice};
 use lexembed_lance::schema::stamp_written_by;
 use lexembed_lance::{CommitRecord, DatasetLocation, SinkMode};
 
@@ -32,17 +33,20 @@ pub fn parse_lance_copy(sql: &str) -> Option<(String, String)> {
 
 /// Runs `query` and streams its rows into a new Lance dataset at `location` through the one Lance
 /// writer: a strict create (a dataset that exists, or that another writer creates meanwhile, is an
-/// error and this statement writes nothing), the model id and dims of its `emb_<dim>` columns in the
+/// error and this statement writes nothing), the model id, prompts and dims of its `emb_<dim>` columns in the
 /// schema metadata and the commit, like a pipeline's. Returns the row count. Nothing is committed if
 /// the query fails midway.
 pub async fn copy_to_lance(
     ctx: &SessionContext,
     query: &str,
     location: &DatasetLocation,
-    model_id: &str,
+    model: &ModelDir,
 ) -> Result<usize> {
+    // `embed()` puts the model's document prompt; queries must use its query prompt.
+    let prompts = model.role_prompts(&PromptChoice::Model)?;
     let stream = ctx.sql(query).await?.execute_stream().await?;
-    let (schema, written_by) = stamp_written_by(stream.schema().as_ref(), model_id);
+    let (schema, written_by) =
+        stamp_written_by(stream.schema().as_ref(), &model.model_id, &prompts);
     let schema = Arc::new(schema);
     let out_schema = schema.clone();
     let stamped = stream.map(move |b| Ok(b?.with_schema(out_schema.clone())?));

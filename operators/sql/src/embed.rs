@@ -1,5 +1,9 @@
 //! `embed(text)` and `embed(text, dim)`: the Matryoshka embedding of each text as
 //! `FixedSizeList<Float32, dim>` (full width when `dim` is omitted); null in, null out.
+//! `embed_query(text [, dim])` is the same with the model's query prompt before each text (E5:
+//! `"query: "`), where `embed` puts its document prompt (`"passage: "`), as pipelines do: documents
+//! stored with `embed`, questions asked with `embed_query`. A model without prompts gives both the
+//! same vectors.
 //!
 //! An async UDF: DataFusion hands it record batches of `ideal_batch_size` rows from every partition
 //! concurrently, and each call waits on the model's shared batcher, which coalesces them into large
@@ -22,7 +26,8 @@ use datafusion::logical_expr::{
 use lexembed_encoder::text_input::{is_text_type, text_rows};
 use lexembed_encoder::{Dim, embedding_type, matryoshka_arrays};
 
-use lexembed_encoder::SharedBatcher;
+use datafusion::error::DataFusionError;
+use lexembed_encoder::{Prompt, PromptChoice, Role, SharedBatcher};
 
 /// Rows DataFusion should hand one call: enough for good encoder batches on any provider.
 pub const IDEAL_BATCH_SIZE: usize = 256;
@@ -31,6 +36,8 @@ pub const IDEAL_BATCH_SIZE: usize = 256;
 pub struct EmbedFunc {
     signature: Signature,
     batcher: BatcherRef,
+    role: Role,
+    prompt: Prompt,
 }
 
 /// The batcher, compared by model id so the UDF is `Eq`/`Hash` as DataFusion requires.
@@ -46,26 +53,45 @@ impl std::fmt::Debug for BatcherRef {
 impl PartialEq for EmbedFunc {
     fn eq(&self, other: &Self) -> bool {
         self.batcher.0.encoder().model().model_id == other.batcher.0.encoder().model().model_id
+            && self.role == other.role
+            && self.prompt == other.prompt
     }
 }
 impl Eq for EmbedFunc {}
 impl Hash for EmbedFunc {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.batcher.0.encoder().model().model_id.hash(state);
+        self.role.hash(state);
+        self.prompt.hash(state);
+    }
+}
+
+/// The SQL name of the function embedding texts in `role`.
+pub fn function_name(role: Role) -> &'static str {
+    match role {
+        Role::Document => "embed",
+        Role::Query => "embed_query",
     }
 }
 
 impl EmbedFunc {
-    pub fn new(batcher: SharedBatcher) -> Self {
-        Self {
+    /// `embed` (documents) or `embed_query` (queries), with the model's prompt for that role.
+    pub fn new(batcher: SharedBatcher, role: Role) -> Result<Self> {
+        let prompt = batcher
+            .encoder()
+            .prompt(role, &PromptChoice::Model)
+            .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
+        Ok(Self {
             signature: Signature::variadic_any(Volatility::Volatile),
             batcher: BatcherRef(batcher),
-        }
+            role,
+            prompt,
+        })
     }
 
     /// Registers as an async UDF.
-    pub fn udf(batcher: SharedBatcher) -> ScalarUDF {
-        AsyncScalarUDF::new(Arc::new(Self::new(batcher))).into_scalar_udf()
+    pub fn udf(batcher: SharedBatcher, role: Role) -> Result<ScalarUDF> {
+        Ok(AsyncScalarUDF::new(Arc::new(Self::new(batcher, role)?)).into_scalar_udf())
     }
 
     fn allowed(&self) -> Vec<u32> {
@@ -109,7 +135,7 @@ impl EmbedFunc {
 
 impl ScalarUDFImpl for EmbedFunc {
     fn name(&self) -> &str {
-        "embed"
+        function_name(self.role)
     }
 
     fn signature(&self) -> &Signature {
@@ -123,7 +149,10 @@ impl ScalarUDFImpl for EmbedFunc {
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         match args.arg_fields.len() {
             1 | 2 => {}
-            n => return plan_err!("embed takes (text) or (text, dim), got {n} arguments"),
+            n => {
+                let name = self.name();
+                return plan_err!("{name} takes (text) or (text, dim), got {n} arguments");
+            }
         }
         let text_type = args.arg_fields[0].data_type();
         if !is_text_type(text_type) && !matches!(text_type, DataType::Null) {
@@ -180,7 +209,7 @@ impl EmbedFunc {
         let emb = self
             .batcher
             .0
-            .embed(present)
+            .embed(present, &self.prompt)
             .await
             .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?
             .embeddings;

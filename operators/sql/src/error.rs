@@ -6,6 +6,8 @@ pub enum SqlError {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Store(#[from] lexembed_lance::StoreError),
+    #[error(transparent)]
+    Encoder(#[from] lexembed_encoder::EncoderError),
     #[error("{0}")]
     Source(String),
 }

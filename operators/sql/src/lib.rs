@@ -1,5 +1,5 @@
 //! lexembed in SQL. Owns the DataFusion functions — `embed(text [, dim])` (async, fed by the model's shared
-//! queue, `lexembed_encoder::queue`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`distance`, one file each), `vector_search` —
+//! queue, `lexembed_encoder::queue`), `cosine_similarity`, `cosine_distance`, `l2_distance` (`distance`, one file each), `vector_search`, `hybrid_search` (full-text and fused search) —
 //! registering Lance datasets as tables (`session`), SQL as a pipeline source (`source`), and `COPY (…) TO 'x.lance'` (`copy`). Knows nothing of ONNX Runtime: it calls the
 //! encoder through that queue.
 
@@ -7,8 +7,10 @@ pub mod copy;
 pub mod distance;
 pub mod embed;
 pub mod error;
+pub mod hybrid_search;
 pub mod session;
 pub mod source;
+pub mod table_args;
 pub mod vector_search;
 
 pub use copy::{copy_to_lance, parse_lance_copy};

@@ -9,8 +9,10 @@ use lexembed_lance::DatasetLocation;
 
 use crate::embed::EmbedFunc;
 use crate::error::{Result, SqlError};
-use crate::vector_search::{TableRegistry, VectorSearchFunc};
-use lexembed_encoder::{BatchPolicy, SharedBatcher};
+use crate::hybrid_search::HybridSearchFunc;
+use crate::table_args::TableRegistry;
+use crate::vector_search::VectorSearchFunc;
+use lexembed_encoder::{BatchPolicy, Role, SharedBatcher};
 
 /// What a session's lexembed functions share: the model's batcher and the Lance tables by name.
 #[derive(Clone)]
@@ -19,24 +21,30 @@ pub struct SqlFunctions {
     tables: TableRegistry,
 }
 
-/// Registers `embed` (backed by one shared batcher for `encoder`), the vector functions and
-/// `vector_search`.
+/// Registers `embed` and `embed_query` (backed by one shared batcher for `encoder`), the vector
+/// functions, `vector_search` and `hybrid_search`. Fails only for a model whose prompts lexembed cannot apply.
 pub fn register_functions(
     ctx: &SessionContext,
     encoder: Arc<Encoder>,
     policy: BatchPolicy,
-) -> SqlFunctions {
+) -> Result<SqlFunctions> {
     let batcher = SharedBatcher::start(encoder.clone(), policy);
-    ctx.register_udf(EmbedFunc::udf(batcher.clone()));
+    for role in [Role::Document, Role::Query] {
+        ctx.register_udf(EmbedFunc::udf(batcher.clone(), role)?);
+    }
     for f in crate::distance::udfs() {
         ctx.register_udf(f);
     }
     let tables = TableRegistry::default();
     ctx.register_udtf(
         "vector_search",
-        Arc::new(VectorSearchFunc::new(encoder, tables.clone())),
+        Arc::new(VectorSearchFunc::new(encoder.clone(), tables.clone())?),
     );
-    SqlFunctions { batcher, tables }
+    ctx.register_udtf(
+        "hybrid_search",
+        Arc::new(HybridSearchFunc::new(encoder, tables.clone())?),
+    );
+    Ok(SqlFunctions { batcher, tables })
 }
 
 /// Registers the Lance dataset at `location` as table `name` (projection and filter pushdown are

@@ -11,13 +11,18 @@ use arrow_array::{RecordBatch, RecordBatchIterator, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use lexembed_encoder::{Dim, Encoder, EncoderOptions};
+use lexembed_encoder::{Dim, Encoder, EncoderOptions, Prompt};
 use lexembed_lance::{DatasetLocation, SinkMode};
 use lexembed_sql::{BatchPolicy, register_functions, register_lance_table};
 
 fn encoder() -> Arc<Encoder> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../encoder/tests/fixtures/tiny-xlmr");
     Arc::new(Encoder::open(dir, &EncoderOptions::default()).unwrap())
+}
+
+/// What a dataset of the tiny model at dim 16, embedded without prompts, records.
+fn written(model: &str) -> lexembed_lance::schema::WrittenBy {
+    lexembed_lance::schema::WrittenBy::new(model, &[Dim(16)], Default::default())
 }
 
 fn sentences() -> Vec<String> {
@@ -64,7 +69,7 @@ async fn embed_matches_the_encoder_over_many_partitions_and_small_batches() {
             .with_target_partitions(8)
             .with_batch_size(4),
     );
-    register_functions(&ctx, enc.clone(), BatchPolicy::default());
+    register_functions(&ctx, enc.clone(), BatchPolicy::default()).unwrap();
     ctx.register_table("t", Arc::new(table(&rows, 8, 4)))
         .unwrap();
     let before = enc.stats();
@@ -77,7 +82,11 @@ async fn embed_matches_the_encoder_over_many_partitions_and_small_batches() {
     let after = enc.stats();
 
     let want16 = enc
-        .encode_array(&StringArray::from_iter_values(&rows), &[Dim(16), Dim(64)])
+        .encode_array(
+            &StringArray::from_iter_values(&rows),
+            &[Dim(16), Dim(64)],
+            &Prompt::none(),
+        )
         .unwrap();
     let mut seen = 0;
     for b in &batches {
@@ -118,7 +127,7 @@ async fn embed_matches_the_encoder_over_many_partitions_and_small_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_clear_error_and_the_session_stays_usable() {
     let ctx = SessionContext::new();
-    register_functions(&ctx, encoder(), BatchPolicy::default());
+    register_functions(&ctx, encoder(), BatchPolicy::default()).unwrap();
     ctx.register_table("t", Arc::new(table(&sentences()[..5], 1, 5)))
         .unwrap();
     let err = |sql: &'static str| {
@@ -152,10 +161,14 @@ async fn lance_datasets_are_tables_with_filters() {
     let texts: Vec<String> = sentences()[1..21].to_vec();
     let ids = StringArray::from_iter_values((0..texts.len()).map(|i| format!("d{i}")));
     let emb = enc
-        .encode_array(&StringArray::from_iter_values(&texts), &[Dim(16)])
+        .encode_array(
+            &StringArray::from_iter_values(&texts),
+            &[Dim(16)],
+            &Prompt::none(),
+        )
         .unwrap();
     let schema =
-        lexembed_lance::schema::embedded_dataset("lexembed/tiny-xlmr", &[Dim(16)], &[]).unwrap();
+        lexembed_lance::schema::embedded_dataset(&written("lexembed/tiny-xlmr"), &[]).unwrap();
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
@@ -175,7 +188,7 @@ async fn lance_datasets_are_tables_with_filters() {
     .unwrap();
 
     let ctx = SessionContext::new();
-    let funcs = register_functions(&ctx, enc.clone(), BatchPolicy::default());
+    let funcs = register_functions(&ctx, enc.clone(), BatchPolicy::default()).unwrap();
     register_lance_table(&ctx, &funcs, "docs", &loc)
         .await
         .unwrap();
@@ -196,17 +209,8 @@ async fn lance_datasets_are_tables_with_filters() {
     let question = "¿Cuál es el plazo para resolver?";
     let q = "SELECT id, _distance FROM vector_search('docs', 'emb_16', embed('¿Cuál es el plazo para resolver?', 16), 10) ORDER BY _distance, id";
     let out = collect(&ctx, q).await.unwrap();
-    let got: Vec<String> = out
-        .iter()
-        .flat_map(|b| {
-            b.column(0)
-                .as_string::<i32>()
-                .iter()
-                .map(|s| s.unwrap().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let e = enc.encode(&[question]).unwrap();
+    let got = first_column_strings(&out);
+    let e = enc.encode(&[question], &Prompt::none()).unwrap();
     let mut v = e.row(0)[..16].to_vec();
     lexembed_encoder::pooling::l2_normalize(&mut v);
     let ds = loc.open().await.unwrap();
@@ -257,6 +261,7 @@ async fn copy_racing_another_writer_to_create_a_dataset_lands_every_row_once() {
         Some(WrittenBy {
             model_id: m.to_string(),
             dims: vec![16],
+            prompts: Default::default(),
         })
     };
     use lexembed_lance::{CommitRecord, StoreError, commit_history};
@@ -264,10 +269,10 @@ async fn copy_racing_another_writer_to_create_a_dataset_lands_every_row_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let ctx = SessionContext::new();
-    let funcs = register_functions(&ctx, encoder(), BatchPolicy::default());
+    let funcs = register_functions(&ctx, encoder(), BatchPolicy::default()).unwrap();
     ctx.register_table("d", Arc::new(table(&sentences(), 2, 16)))
         .unwrap();
-    let model = funcs.batcher.encoder().model().model_id.clone();
+    let model = funcs.batcher.encoder().model().clone();
     // The appender's rows: the same columns, ids the COPY does not write.
     let theirs = collect(
         &ctx,
@@ -275,7 +280,11 @@ async fn copy_racing_another_writer_to_create_a_dataset_lands_every_row_once() {
     )
     .await
     .unwrap();
-    let (schema, _) = stamp_written_by(theirs[0].schema().as_ref(), &model);
+    let (schema, _) = stamp_written_by(
+        theirs[0].schema().as_ref(),
+        &model.model_id,
+        &Default::default(),
+    );
     let theirs = arrow_select_concat(&theirs, Arc::new(schema));
     // The COPY's rows: the other 42 texts, 40 times each, so its write lasts while the appender starts.
     let copied_query = "SELECT d.id * 100 + r.value AS id, text, embed(text, 16) AS emb_16 FROM d CROSS JOIN range(0, 40) AS r WHERE d.id >= 8";
@@ -310,11 +319,11 @@ async fn copy_racing_another_writer_to_create_a_dataset_lands_every_row_once() {
                 let history = commit_history(&ds).await.unwrap();
                 let copy_commit = history.iter().find(|(_, r)| r.written_by.is_some());
                 let recorded = copy_commit.and_then(|(_, r)| r.written_by.clone());
-                assert_eq!(recorded, written_by_copy(&model), "round {round}");
+                assert_eq!(recorded, written_by_copy(&model.model_id), "round {round}");
                 let schema = Schema::from(ds.schema());
                 assert_eq!(
                     written_by(schema.metadata()),
-                    written_by_copy(&model),
+                    written_by_copy(&model.model_id),
                     "round {round}"
                 );
                 copy_won += 1;
@@ -371,12 +380,15 @@ async fn collect_ids(loc: &DatasetLocation) -> Vec<i64> {
 async fn vector_search_refuses_a_dataset_of_another_model() {
     let dir = tempfile::tempdir().unwrap();
     let loc = DatasetLocation::new(dir.path().join("other.lance").display().to_string());
-    let schema =
-        lexembed_lance::schema::embedded_dataset("another/model", &[Dim(16)], &[]).unwrap();
+    let schema = lexembed_lance::schema::embedded_dataset(&written("another/model"), &[]).unwrap();
     let enc = encoder();
     let texts: Vec<String> = sentences()[..4].to_vec();
     let emb = enc
-        .encode_array(&StringArray::from_iter_values(&texts), &[Dim(16)])
+        .encode_array(
+            &StringArray::from_iter_values(&texts),
+            &[Dim(16)],
+            &Prompt::none(),
+        )
         .unwrap();
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -395,7 +407,7 @@ async fn vector_search_refuses_a_dataset_of_another_model() {
     .await
     .unwrap();
     let ctx = SessionContext::new();
-    let funcs = register_functions(&ctx, enc, BatchPolicy::default());
+    let funcs = register_functions(&ctx, enc, BatchPolicy::default()).unwrap();
     register_lance_table(&ctx, &funcs, "docs", &loc)
         .await
         .unwrap();
@@ -414,4 +426,117 @@ async fn vector_search_refuses_a_dataset_of_another_model() {
     let literal = format!("[{}]", vec!["0.25"; 16].join(", "));
     let q = format!("SELECT id FROM vector_search('docs', 'emb_16', {literal}, 3)");
     assert_eq!(collect(&ctx, &q).await.unwrap()[0].num_rows(), 3);
+}
+
+/// The tiny model with E5's prompts (same model id as `encoder()`), opened.
+fn prompted_encoder() -> (tempfile::TempDir, Arc<Encoder>) {
+    let dir = lexembed_testkit::prompted_tiny();
+    let enc = Arc::new(Encoder::open(dir.path(), &EncoderOptions::default()).unwrap());
+    (dir, enc)
+}
+
+/// The first column of a result, as strings, in order.
+fn first_column_strings(batches: &[RecordBatch]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn first_vector(batches: &[RecordBatch]) -> Vec<f32> {
+    let list = batches[0].column(0).as_fixed_size_list();
+    list.value(0)
+        .as_primitive::<Float32Type>()
+        .values()
+        .to_vec()
+}
+
+/// With a model that has prompts: `embed` puts the document prompt, `embed_query` the query prompt;
+/// `COPY … TO` records both; `vector_search` takes an `embed_query` and refuses an `embed` (with a hint)
+/// and a session whose model has other prompts, as it refuses another model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_puts_the_document_prompt_and_embed_query_the_query_prompt() {
+    use lexembed_sql::copy_to_lance;
+    let (_model_dir, enc) = prompted_encoder();
+    let ctx = SessionContext::new();
+    let funcs = register_functions(&ctx, enc.clone(), BatchPolicy::default()).unwrap();
+    let question = "¿Cuál es el plazo para resolver?";
+    for (function, prompt) in [("embed", "passage: "), ("embed_query", "query: ")] {
+        let sql = format!("SELECT {function}('{question}', 16)");
+        let got = first_vector(&collect(&ctx, &sql).await.unwrap());
+        let want = enc.encode(&[question], &Prompt::literal(prompt)).unwrap();
+        let diff = common_max_abs(&got, &want.prefix(0, Dim(16)));
+        assert!(diff <= 1e-6, "{function}: {diff}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    ctx.register_table("d", Arc::new(table(&sentences()[..20], 1, 20)))
+        .unwrap();
+    let loc = DatasetLocation::new(dir.path().join("docs.lance").display().to_string());
+    let copy = "SELECT CAST(id AS VARCHAR) AS id, text, embed(text, 16) AS emb_16 FROM d";
+    copy_to_lance(&ctx, copy, &loc, enc.model()).await.unwrap();
+    let ds = loc.open().await.unwrap();
+    let meta = arrow_schema::Schema::from(ds.schema()).metadata().clone();
+    assert_eq!(meta["lexembed.prompt.document"], "passage: ");
+    assert_eq!(meta["lexembed.prompt.query"], "query: ");
+
+    register_lance_table(&ctx, &funcs, "docs", &loc)
+        .await
+        .unwrap();
+    let search = |f: &str| {
+        format!(
+            "SELECT id FROM vector_search('docs', 'emb_16', {f}('{question}', 16), 5) ORDER BY _distance, id"
+        )
+    };
+    let got = collect(&ctx, &search("embed_query")).await.unwrap();
+    let q = enc
+        .encode(&[question], &Prompt::literal("query: "))
+        .unwrap();
+    let want = lexembed_lance::hits(
+        &ds,
+        "emb_16",
+        &q.prefix(0, Dim(16)),
+        &lexembed_lance::SearchOptions {
+            k: 5,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let got_ids = first_column_strings(&got);
+    let want_ids: Vec<String> = want.iter().map(|h| h.id.clone()).collect();
+    assert_eq!(got_ids, want_ids);
+    let e = collect(&ctx, &search("embed"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("its queries take \"query: \"") && e.contains("embed_query()"),
+        "{e}"
+    );
+
+    // The same model id without prompts: its queries carry no prompt, which the dataset refuses.
+    let plain = SessionContext::new();
+    let plain_funcs = register_functions(&plain, encoder(), BatchPolicy::default()).unwrap();
+    register_lance_table(&plain, &plain_funcs, "docs", &loc)
+        .await
+        .unwrap();
+    let e = collect(&plain, &search("embed_query"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("this query was embedded with no prompt"), "{e}");
+}
+
+fn common_max_abs(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
 }

@@ -23,18 +23,7 @@ pub fn tiny_xlmr_with_graph(graph: &std::path::Path) -> tempfile::TempDir {
     dir
 }
 
-pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
+pub use lexembed_testkit::copy_dir;
 
 /// The golden sentences of the tiny fixture.
 pub fn sentences() -> Vec<String> {
@@ -67,6 +56,9 @@ pub fn e5() -> PathBuf {
 #[derive(Deserialize)]
 pub struct Golden {
     pub max_seq_length: usize,
+    /// The prompt sentence-transformers put before every sentence (`encode(prompt_name=…)`).
+    #[serde(default)]
+    pub prompt_name: Option<String>,
     pub sentences: Vec<String>,
     pub token_ids: Vec<Vec<u32>>,
     pub embeddings: std::collections::BTreeMap<String, Vec<Vec<f32>>>,

@@ -4,11 +4,12 @@ use anyhow::Context;
 use clap::Args;
 use lexembed_lance::schema::column_dim;
 use lexembed_lance::{
-    DatasetLocation, IndexKind, IndexParams, SearchOptions, build_index, check_query_model,
-    cleanup, compact, hits,
+    DEFAULT_RRF_K, DatasetLocation, IndexKind, IndexParams, Query, QueryEmbedding, SearchMode,
+    SearchOptions, build_index, check_query_model, cleanup, compact, search as search_dataset,
 };
 
 use lexembed_encoder::cli::EncoderArgs;
+use lexembed_encoder::{PromptChoice, Role};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -20,14 +21,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub struct SearchArgs {
     /// Lance dataset written by a pipeline.
     pub dataset: String,
-    /// Vector column, e.g. emb_256.
-    #[arg(long)]
-    pub column: String,
-    /// Question or text to search for.
+    /// Vector column, e.g. emb_256 (dense and hybrid modes).
+    #[arg(long, required_unless_present = "mode")]
+    pub column: Option<String>,
+    /// Question or text to search for (embedded with the model's query prompt, E5's "query: ").
     #[arg(long)]
     pub query: String,
     #[arg(short, default_value_t = 10)]
     pub k: usize,
+    /// dense: nearest vectors of --column; fts: BM25 over the text column's full-text index (build it
+    /// with `lexembed index DATASET --column text --type fts`); hybrid: reciprocal-rank fusion of both.
+    #[arg(long, default_value = "dense", value_parser = parse_mode)]
+    pub mode: SearchMode,
+    /// Hybrid: a document at rank r of a list scores 1 / (rrf_k + r).
+    #[arg(long, default_value_t = DEFAULT_RRF_K)]
+    pub rrf_k: f32,
     /// Exact (flat) search even when the column has an index.
     #[arg(long)]
     pub exact: bool,
@@ -41,30 +49,40 @@ pub struct SearchArgs {
     pub encoder: EncoderArgs,
 }
 
+fn parse_mode(s: &str) -> Result<SearchMode, String> {
+    SearchMode::parse(s).map_err(|e| e.to_string())
+}
+
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     let ds = rt.block_on(DatasetLocation::new(&args.dataset).open())?;
-    let dim = column_dim(&args.column)
-        .with_context(|| format!("{} is not a vector column (emb_<dim>)", args.column))?;
-    let enc = args.encoder.open(&[dim.0])?;
-    check_query_model(&ds, &enc.model().model_id)?;
-    let q = enc.encode(&[args.query.as_str()])?;
-    let v = q.prefix(0, dim);
+    let column = args.column.clone().unwrap_or_default();
+    let vector = match args.mode.needs_vector() {
+        true => Some(query_vector(&args, &ds, &column)?),
+        false => None,
+    };
     let opts = SearchOptions {
         k: args.k,
         use_index: !args.exact,
         filter: args.filter.clone(),
         ..SearchOptions::default()
     };
+    let query = Query {
+        text: &args.query,
+        vector: vector.as_deref(),
+        column: &column,
+        mode: args.mode,
+        rrf_k: args.rrf_k,
+    };
     for (rank, h) in rt
-        .block_on(hits(&ds, &args.column, &v, &opts))?
+        .block_on(search_dataset(&ds, query, &opts))?
         .iter()
         .enumerate()
     {
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({"rank": rank + 1, "id": h.id, "score": 1.0 - h.distance, "distance": h.distance})
+                serde_json::json!({"rank": rank + 1, "id": h.id, "score": h.score, "distance": h.distance})
             );
         } else {
             let snippet: String = h
@@ -73,24 +91,45 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
                 .take(90)
                 .collect::<String>()
                 .replace('\n', " ");
-            println!(
-                "{:>3}  {:.4}  {:<40}  {snippet}",
-                rank + 1,
-                1.0 - h.distance,
-                h.id
-            );
+            println!("{:>3}  {:.4}  {:<40}  {snippet}", rank + 1, h.score, h.id);
         }
     }
     Ok(())
 }
 
+/// The query embedded at `column`'s dim by the dataset's model with its query prompt (both checked
+/// against what the dataset records).
+fn query_vector(
+    args: &SearchArgs,
+    ds: &lexembed_lance::Dataset,
+    column: &str,
+) -> anyhow::Result<Vec<f32>> {
+    anyhow::ensure!(
+        !column.is_empty(),
+        "--column is required for --mode {}",
+        args.mode.name()
+    );
+    let dim = column_dim(column)
+        .with_context(|| format!("{column} is not a vector column (emb_<dim>)"))?;
+    let enc = args.encoder.open(&[dim.0])?;
+    let prompt = enc.prompt(Role::Query, &PromptChoice::Model)?;
+    let embedding = QueryEmbedding {
+        model_id: &enc.model().model_id,
+        prompt: &prompt,
+    };
+    check_query_model(ds, embedding)?;
+    let q = enc.encode(&[args.query.as_str()], &prompt)?;
+    Ok(q.prefix(0, dim))
+}
+
 #[derive(Args, Debug)]
 pub struct IndexArgs {
     pub dataset: String,
-    /// Vector column to index, e.g. emb_256 (repeatable).
+    /// Column to index, e.g. emb_256 (repeatable); the text column (`text`) for --type fts.
     #[arg(long = "column", required = true)]
     pub columns: Vec<String>,
-    /// ivf_pq or ivf_hnsw_sq.
+    /// ivf_pq or ivf_hnsw_sq (vector columns), or fts: a full-text index with a Spanish analyzer
+    /// (lower case, accent folding, Spanish stemming and stop words) for --mode fts|hybrid searches.
     #[arg(long = "type", default_value = "ivf_pq")]
     pub kind: String,
     /// IVF partitions (default √rows).

@@ -2,7 +2,7 @@
 //! each question, the passages ranked by cosine similarity at every Matryoshka dim.
 
 use clap::Args;
-use lexembed_encoder::Dim;
+use lexembed_encoder::{Dim, PromptChoice, Role};
 
 use lexembed_encoder::cli::EncoderArgs;
 
@@ -27,8 +27,12 @@ const PASSAGES: [&str; 4] = [
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let enc = args.encoder.open(&[])?;
-    let q = enc.encode(&QUESTIONS)?;
-    let p = enc.encode(&PASSAGES)?;
+    // As search does: questions with the model's query prompt, passages with its document prompt.
+    let q = enc.encode(&QUESTIONS, &enc.prompt(Role::Query, &PromptChoice::Model)?)?;
+    let p = enc.encode(
+        &PASSAGES,
+        &enc.prompt(Role::Document, &PromptChoice::Model)?,
+    )?;
     println!(
         "model {} ({} dims, {} pooling)",
         enc.model().model_id,

@@ -7,7 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
 use arrow_array::{FixedSizeListArray, StringArray};
 use clap::Args;
-use lexembed_encoder::{Dim, Encoder};
+use lexembed_encoder::{Dim, Encoder, Prompt, PromptChoice, Role};
 
 use lexembed_encoder::cli::EncoderArgs;
 
@@ -21,6 +21,11 @@ pub struct EmbedArgs {
     /// Matryoshka dims to print (repeatable). Default: every dim the model serves.
     #[arg(long = "dim")]
     pub dims: Vec<u32>,
+    /// Prompt put before every text: one of the model's prompt names (`query`, `document`, …),
+    /// `none`, or `text:LITERAL`. Default: the model's default prompt (`default_prompt_name` of
+    /// config_sentence_transformers.json), else none, as sentence-transformers' `encode()`.
+    #[arg(long)]
+    pub prompt: Option<String>,
     /// Texts to embed. Without any, one text per line is read from stdin.
     pub texts: Vec<String>,
 }
@@ -32,52 +37,69 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     } else {
         args.dims.iter().map(|&d| Dim(d)).collect()
     };
+    let prompt = match &args.prompt {
+        None => encoder.model().default_prompt(),
+        Some(p) => encoder
+            .prompt(Role::Document, &PromptChoice::parse(p))
+            .context("--prompt")?,
+    };
+    let job = Job {
+        encoder: &encoder,
+        prompt: &prompt,
+        dims: &dims,
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !args.texts.is_empty() {
-        return emit(&encoder, &args.texts, &dims, 0, &mut out);
+        return job.emit(&args.texts, 0, &mut out);
     }
     let mut chunk = Vec::with_capacity(STDIN_CHUNK);
     let mut index = 0;
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
         chunk.push(line.with_context(|| format!("stdin line {}", n + 1))?);
         if chunk.len() == STDIN_CHUNK {
-            emit(&encoder, &chunk, &dims, index, &mut out)?;
+            job.emit(&chunk, index, &mut out)?;
             index += chunk.len();
             chunk.clear();
         }
     }
-    emit(&encoder, &chunk, &dims, index, &mut out)
+    job.emit(&chunk, index, &mut out)
 }
 
-fn emit(
-    encoder: &Encoder,
-    texts: &[String],
-    dims: &[Dim],
-    first: usize,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    if texts.is_empty() {
-        return Ok(());
+/// What every chunk is embedded with.
+struct Job<'a> {
+    encoder: &'a Encoder,
+    prompt: &'a Prompt,
+    dims: &'a [Dim],
+}
+
+impl Job<'_> {
+    fn emit(&self, texts: &[String], first: usize, out: &mut impl Write) -> anyhow::Result<()> {
+        let dims = self.dims;
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let arrays =
+            self.encoder
+                .encode_array(&StringArray::from_iter_values(texts), dims, self.prompt)?;
+        for row in 0..texts.len() {
+            let embeddings = PerDim(
+                dims.iter()
+                    .zip(&arrays)
+                    .map(|(d, a)| (*d, row_values(a, row)))
+                    .collect(),
+            );
+            serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    index: first + row,
+                    embeddings,
+                },
+            )?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok(())
     }
-    let arrays = encoder.encode_array(&StringArray::from_iter_values(texts), dims)?;
-    for row in 0..texts.len() {
-        let embeddings = PerDim(
-            dims.iter()
-                .zip(&arrays)
-                .map(|(d, a)| (*d, row_values(a, row)))
-                .collect(),
-        );
-        serde_json::to_writer(
-            &mut *out,
-            &Line {
-                index: first + row,
-                embeddings,
-            },
-        )?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
 }
 
 /// One output line. Field order and f32 formatting (shortest round-trip form) are part of the output.

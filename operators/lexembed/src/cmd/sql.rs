@@ -16,6 +16,7 @@ use lexembed_sql::{
     register_functions, register_lance_table,
 };
 
+use lexembed_encoder::ModelDir;
 use lexembed_encoder::cli::EncoderArgs;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -58,7 +59,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
 async fn session(args: SqlArgs) -> anyhow::Result<()> {
     let ctx = SessionContext::new();
     let encoder = Arc::new(args.encoder.open(&[])?);
-    let funcs = register_functions(&ctx, encoder, BatchPolicy::default());
+    let funcs = register_functions(&ctx, encoder, BatchPolicy::default())?;
     for (name, path) in &args.tables {
         let registered = if is_file_table(path) {
             register_file_table(&ctx, name, path).await
@@ -74,15 +75,15 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
         }
         (None, None) => None,
     };
-    let model_id = funcs.batcher.encoder().model().model_id.clone();
+    let model = funcs.batcher.encoder().model().clone();
     if let Some(q) = query {
         for statement in split_statements(&q)? {
-            execute(&ctx, &statement, args.format, &model_id).await?;
+            execute(&ctx, &statement, args.format, &model).await?;
         }
         return Ok(());
     }
     if std::io::stdin().is_terminal() {
-        return prompt(&ctx, args.format, &model_id).await;
+        return prompt(&ctx, args.format, &model).await;
     }
     // Statements from stdin end with `;`; an error is printed and the session goes on.
     let mut statement = String::new();
@@ -90,14 +91,14 @@ async fn session(args: SqlArgs) -> anyhow::Result<()> {
         statement.push_str(&line?);
         statement.push('\n');
         if statement.trim_end().ends_with(';') {
-            if let Err(e) = execute(&ctx, &statement, args.format, &model_id).await {
+            if let Err(e) = execute(&ctx, &statement, args.format, &model).await {
                 eprintln!("error: {e:#}");
             }
             statement.clear();
         }
     }
     if !statement.trim().is_empty() {
-        execute(&ctx, &statement, args.format, &model_id).await?;
+        execute(&ctx, &statement, args.format, &model).await?;
     }
     Ok(())
 }
@@ -106,10 +107,10 @@ async fn execute(
     ctx: &SessionContext,
     sql: &str,
     format: Format,
-    model_id: &str,
+    model: &ModelDir,
 ) -> anyhow::Result<()> {
     if let Some((query, path)) = parse_lance_copy(sql) {
-        let rows = copy_to_lance(ctx, &query, &DatasetLocation::new(&path), model_id).await?;
+        let rows = copy_to_lance(ctx, &query, &DatasetLocation::new(&path), model).await?;
         eprintln!("{rows} rows → {path}");
         return Ok(());
     }
@@ -120,7 +121,7 @@ async fn execute(
 /// The interactive prompt: line editing, history kept in `$LEXEMBED_HOME/sql_history` across
 /// sessions (less statements that may hold credentials), statements end with `;`, an error is printed and the session goes on, Ctrl-C drops the
 /// statement being typed, Ctrl-D leaves.
-async fn prompt(ctx: &SessionContext, format: Format, model_id: &str) -> anyhow::Result<()> {
+async fn prompt(ctx: &SessionContext, format: Format, model: &ModelDir) -> anyhow::Result<()> {
     use rustyline::error::ReadlineError;
     let mut editor = rustyline::DefaultEditor::new()?;
     let history = lexembed_encoder::runtime::lexembed_home().join("sql_history");
@@ -143,7 +144,7 @@ async fn prompt(ctx: &SessionContext, format: Format, model_id: &str) -> anyhow:
                         let _ = editor.add_history_entry(statement.trim());
                         let _ = editor.save_history(&history);
                     }
-                    if let Err(e) = execute(ctx, &statement, format, model_id).await {
+                    if let Err(e) = execute(ctx, &statement, format, model).await {
                         eprintln!("error: {e:#}");
                     }
                     statement.clear();
@@ -155,7 +156,7 @@ async fn prompt(ctx: &SessionContext, format: Format, model_id: &str) -> anyhow:
         }
     }
     if !statement.trim().is_empty() {
-        execute(ctx, &statement, format, model_id).await?;
+        execute(ctx, &statement, format, model).await?;
     }
     Ok(())
 }

@@ -91,3 +91,15 @@ pub fn prometheus_samples(text: &str) -> Vec<serde_json::Value> {
     );
     serde_json::from_slice(&out.stdout).expect("parser output")
 }
+
+/// The first `n` BOE articles of the demo corpus, written to `dir/docs.jsonl`.
+pub fn boe_articles(dir: &std::path::Path, n: usize) {
+    let data = lexembed_encoder::runtime::lexembed_home().join("data");
+    let articles: Vec<String> = std::fs::read_to_string(data.join("boe_articles.jsonl"))
+        .expect("run integration/setup.sh")
+        .lines()
+        .take(n)
+        .map(str::to_string)
+        .collect();
+    std::fs::write(dir.join("docs.jsonl"), articles.join("\n")).unwrap();
+}
