@@ -1,5 +1,5 @@
 //! Alerts: a metric under a floor, or a drop against the previous comparable run (same dataset URI,
-//! model and QA set), makes a run fail so a CronJob shows it.
+//! model, QA set and search path), makes a run fail so a CronJob shows it.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::evaluate::EvalResult;
 use crate::history::HistoryRow;
-use crate::key::{Metric, UnknownMetric};
+use crate::key::{Metric, SearchPath, UnknownMetric};
 use crate::metrics::MetricConfig;
 
 /// When to alert.
@@ -22,6 +22,25 @@ pub struct AlertRules {
 }
 
 impl AlertRules {
+    /// The rules of a run through `path`: a metric named without a path (`ndcg@10`, read as exact
+    /// scoring's `cosine_ndcg@10`) means that metric through the run's path; watched by default:
+    /// NDCG@10 through it.
+    pub fn at_path(&self, path: SearchPath) -> Self {
+        let retarget = |m: Metric| match m.path {
+            SearchPath::Exact => m.at(path),
+            _ => m,
+        };
+        let watched = match self.watched.is_empty() {
+            true => vec![Metric::NDCG_AT_10.at(path)],
+            false => self.watched.iter().copied().map(retarget).collect(),
+        };
+        Self {
+            max_drop: self.max_drop,
+            watched,
+            min: self.min.iter().map(|&(m, v)| (retarget(m), v)).collect(),
+        }
+    }
+
     /// Every metric the rules name is computed: a rule on another would never fire.
     pub fn check_against(&self, cfg: &MetricConfig) -> Result<(), UnknownMetric> {
         let named = self.watched.iter().chain(self.min.iter().map(|(m, _)| m));
@@ -84,16 +103,28 @@ impl std::fmt::Display for Alert {
     }
 }
 
-/// The previous run's values of a comparable run: `(dim, metric) → value` (names lexembed no longer
-/// computes are left out).
+/// What makes an earlier run comparable: the same dataset URI, model and QA set, evaluated through the
+/// same search path.
+#[derive(Debug, Clone, Copy)]
+pub struct Comparable<'a> {
+    pub dataset_uri: &'a str,
+    pub model_id: &'a str,
+    pub qa_digest: &'a str,
+    pub path: SearchPath,
+}
+
+/// The previous comparable run's values: `(dim, metric) → value` (names lexembed no longer computes
+/// are left out).
 pub fn previous_run(
     history: &[HistoryRow],
-    dataset_uri: &str,
-    model_id: &str,
-    qa_digest: &str,
+    run: &Comparable<'_>,
 ) -> Option<BTreeMap<(u32, Metric), f64>> {
+    let on_path = |r: &HistoryRow| r.metric.parse::<Metric>().is_ok_and(|m| m.path == run.path);
     let comparable = |r: &&HistoryRow| {
-        r.dataset_uri == dataset_uri && r.model_id == model_id && r.qa_digest == qa_digest
+        r.dataset_uri == run.dataset_uri
+            && r.model_id == run.model_id
+            && r.qa_digest == run.qa_digest
+            && on_path(r)
     };
     let last = history
         .iter()
@@ -207,5 +238,69 @@ mod tests {
         assert!(rules("cosine_ndcg@10").check_against(&cfg).is_ok());
         let e = rules("ndcg@5").check_against(&cfg).unwrap_err();
         assert!(e.to_string().contains("cosine_ndcg@5"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+    use crate::key::Measure;
+
+    fn row(t: i64, metric: &str, value: f64) -> HistoryRow {
+        HistoryRow {
+            run_time_us: t,
+            model_id: "m".into(),
+            dataset_uri: "d".into(),
+            dataset_version: 1,
+            qa_digest: "q".into(),
+            dim: 64,
+            metric: metric.into(),
+            value,
+        }
+    }
+
+    /// Rules name metrics without a path for the run's path; only runs through the same path are
+    /// compared (a hybrid run in between does not hide the last index run).
+    #[test]
+    fn rules_and_comparisons_follow_the_search_path() {
+        let rules = AlertRules {
+            max_drop: Some(0.01),
+            watched: vec![],
+            min: vec![
+                ("ndcg@10".parse().unwrap(), 0.5),
+                ("index_knn_recall@10".parse().unwrap(), 0.95),
+            ],
+        }
+        .at_path(SearchPath::Index);
+        let ndcg = Metric::on(SearchPath::Index, Measure::Ndcg, 10);
+        assert_eq!(rules.watched, vec![ndcg]);
+        assert_eq!(rules.min[0].0, ndcg);
+        assert!(
+            rules
+                .check_against(&MetricConfig::for_path(SearchPath::Index))
+                .is_ok()
+        );
+        assert!(
+            rules
+                .check_against(&MetricConfig::for_path(SearchPath::Hybrid))
+                .is_err()
+        );
+
+        let history = vec![
+            row(1, "index_ndcg@10", 0.7),
+            row(2, "hybrid_ndcg@10", 0.8),
+            row(2, "cosine_ndcg@10", 0.75),
+        ];
+        let run = |path| Comparable {
+            dataset_uri: "d",
+            model_id: "m",
+            qa_digest: "q",
+            path,
+        };
+        let prev = previous_run(&history, &run(SearchPath::Index)).unwrap();
+        assert_eq!(prev.get(&(64, ndcg)), Some(&0.7));
+        let prev = previous_run(&history, &run(SearchPath::Exact)).unwrap();
+        assert_eq!(prev.len(), 1);
+        assert!(previous_run(&history, &run(SearchPath::Fts)).is_none());
     }
 }

@@ -48,8 +48,85 @@ impl EvalResult {
     }
 }
 
+/// The QA pairs as the evaluator judges them: queries without relevant ids dropped, relevant ids as
+/// corpus positions (ids not in the corpus still count in each query's total).
+pub struct Judgements {
+    /// Indices into the QA pairs of the queries evaluated.
+    pub kept: Vec<usize>,
+    pub relevant: Vec<HashSet<u32>>,
+    pub totals: Vec<usize>,
+    pub unknown_relevant_ids: usize,
+    /// Corpus id → position.
+    pub position: HashMap<String, u32>,
+}
+
+impl Judgements {
+    pub fn new(corpus_ids: &[String], qa: &[QaPair]) -> Result<Self> {
+        let position: HashMap<String, u32> = corpus_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as u32))
+            .collect();
+        let kept: Vec<usize> = (0..qa.len())
+            .filter(|&i| !qa[i].relevant_ids.is_empty())
+            .collect();
+        if kept.is_empty() {
+            return Err(EvalError::NoQueries);
+        }
+        let mut unknown = 0;
+        let relevant: Vec<HashSet<u32>> = kept
+            .iter()
+            .map(|&i| {
+                qa[i]
+                    .relevant_ids
+                    .iter()
+                    .filter_map(|id| {
+                        let p = position.get(id.as_str()).copied();
+                        unknown += usize::from(p.is_none());
+                        p
+                    })
+                    .collect()
+            })
+            .collect();
+        let totals: Vec<usize> = kept.iter().map(|&i| qa[i].relevant_ids.len()).collect();
+        Ok(Self {
+            kept,
+            relevant,
+            totals,
+            unknown_relevant_ids: unknown,
+            position,
+        })
+    }
+
+    /// The metrics of each dim's rankings (per kept query, corpus positions best first).
+    pub fn result(
+        &self,
+        qa: &[QaPair],
+        corpus_size: usize,
+        by_dim: BTreeMap<u32, Vec<Vec<u32>>>,
+        cfg: &MetricConfig,
+    ) -> EvalResult {
+        let mut metrics = BTreeMap::new();
+        for (d, ranked) in &by_dim {
+            for (metric, v) in compute(ranked, &self.relevant, &self.totals, cfg) {
+                metrics.insert(DimMetric { dim: *d, metric }, v);
+            }
+        }
+        EvalResult {
+            metrics,
+            dims: by_dim.keys().rev().copied().collect(),
+            queries_evaluated: self.kept.len(),
+            queries_without_relevant: qa.len() - self.kept.len(),
+            unknown_relevant_ids: self.unknown_relevant_ids,
+            corpus_size,
+            query_ids: self.kept.iter().map(|&i| qa[i].query_id.clone()).collect(),
+            rankings: by_dim,
+        }
+    }
+}
+
 /// Evaluates `qa` (with `query_vectors[i]` the embedding of `qa[i].query`, `corpus.width` values)
-/// at each of `dims` (each ≤ the corpus width).
+/// at each of `dims` (each ≤ the corpus width) by exact scoring, as sentence-transformers' evaluator.
 pub fn evaluate(
     corpus: &Corpus,
     query_vectors: &[f32],
@@ -57,36 +134,10 @@ pub fn evaluate(
     dims: &[u32],
     cfg: &MetricConfig,
 ) -> Result<EvalResult> {
-    let position: HashMap<&str, u32> = corpus
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i as u32))
-        .collect();
-    let kept: Vec<usize> = (0..qa.len())
-        .filter(|&i| !qa[i].relevant_ids.is_empty())
-        .collect();
-    if kept.is_empty() {
-        return Err(EvalError::NoQueries);
-    }
-    let mut unknown = 0;
-    let relevant: Vec<HashSet<u32>> = kept
-        .iter()
-        .map(|&i| {
-            qa[i]
-                .relevant_ids
-                .iter()
-                .filter_map(|id| {
-                    let p = position.get(id.as_str()).copied();
-                    unknown += usize::from(p.is_none());
-                    p
-                })
-                .collect()
-        })
-        .collect();
-    let totals: Vec<usize> = kept.iter().map(|&i| qa[i].relevant_ids.len()).collect();
+    let judged = Judgements::new(&corpus.ids, qa)?;
     let width = corpus.width;
-    let queries: Vec<f32> = kept
+    let queries: Vec<f32> = judged
+        .kept
         .iter()
         .flat_map(|&i| query_vectors[i * width..(i + 1) * width].iter().copied())
         .collect();
@@ -98,9 +149,9 @@ pub fn evaluate(
             "dim {d} is not available: the corpus vectors have {width} values"
         )));
     }
-    let rankings = rank_all(
+    let mut rankings = rank_all(
         &Matrix {
-            rows: kept.len(),
+            rows: judged.kept.len(),
             width,
             values: &queries,
         },
@@ -113,30 +164,15 @@ pub fn evaluate(
         &string_order(&corpus.ids),
         cfg.max_k(),
     );
-    let mut metrics = BTreeMap::new();
-    let mut rankings = rankings;
     let mut by_dim = BTreeMap::new();
     for (j, d) in sorted_dims.iter().enumerate() {
         let ranked: Vec<Vec<u32>> = rankings
             .iter_mut()
             .map(|per_dim| std::mem::take(&mut per_dim[j]))
             .collect();
-        for (metric, v) in compute(&ranked, &relevant, &totals, cfg) {
-            metrics.insert(DimMetric { dim: *d, metric }, v);
-        }
         by_dim.insert(*d, ranked);
     }
-    sorted_dims.reverse();
-    Ok(EvalResult {
-        metrics,
-        dims: sorted_dims,
-        queries_evaluated: kept.len(),
-        queries_without_relevant: qa.len() - kept.len(),
-        unknown_relevant_ids: unknown,
-        corpus_size: corpus.ids.len(),
-        query_ids: kept.iter().map(|&i| qa[i].query_id.clone()).collect(),
-        rankings: by_dim,
-    })
+    Ok(judged.result(qa, corpus.ids.len(), by_dim, cfg))
 }
 
 /// Each id's position in byte-wise string order (the reference's tie-break: "d10" < "d4").

@@ -1,6 +1,6 @@
 //! One evaluation run end to end, as `lexembed eval` and its schedule run it: load the dataset as a
 //! corpus, refuse queries of another model, embed the QA queries with the dataset's model, score every
-//! dim, compare with the previous comparable run, append to the history, write rankings. Printing and
+//! dim (exactly, or through the search path users hit), compare with the previous comparable run, append to the history, write rankings. Printing and
 //! scheduling are the caller's.
 
 use std::io::Write;
@@ -11,11 +11,13 @@ use lexembed_encoder::{Encoder, Prompt, PromptChoice, Role};
 use lexembed_lance::{DatasetLocation, QueryEmbedding, check_query_model};
 use tracing::warn;
 
-use crate::alerts::{Alert, AlertRules, check, previous_run};
+use crate::alerts::{Alert, AlertRules, Comparable, check, previous_run};
 use crate::error::{EvalError, Result};
 use crate::evaluate::{EvalResult, evaluate};
 use crate::history::{self, RunInfo};
+use crate::key::SearchPath;
 use crate::metrics::MetricConfig;
+use crate::served::{ServedInputs, evaluate_served};
 use crate::{corpus, qa};
 
 /// What to evaluate and what to do with the results.
@@ -32,6 +34,8 @@ pub struct EvalJob {
     pub rules: AlertRules,
     /// JSONL file for each query's ranking (top 100 corpus ids per dim).
     pub rankings: Option<PathBuf>,
+    /// Exact scoring (sentence-transformers' evaluator), or the path users search by (`served`).
+    pub search: SearchPath,
 }
 
 /// What a run found.
@@ -49,8 +53,9 @@ impl EvalJob {
         let started_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
-        let cfg = MetricConfig::default();
-        self.rules.check_against(&cfg)?;
+        let cfg = MetricConfig::for_path(self.search);
+        let rules = self.rules.at_path(self.search);
+        rules.check_against(&cfg)?;
         let model_id = encoder.model().model_id.clone();
         // Queries take the model's query prompt, which must be the one the dataset records.
         let prompt = encoder.prompt(Role::Query, &PromptChoice::Model)?;
@@ -67,7 +72,27 @@ impl EvalJob {
             true => loaded.dims.clone(),
             false => self.dims.clone(),
         };
-        let result = evaluate(&loaded.corpus, &queries, &pairs, &dims, &cfg)?;
+        let exact = evaluate(
+            &loaded.corpus,
+            &queries,
+            &pairs,
+            &dims,
+            &MetricConfig::default(),
+        )?;
+        let result = match self.search {
+            SearchPath::Exact => exact,
+            _ => {
+                let inputs = ServedInputs {
+                    ds: &ds,
+                    corpus_ids: &loaded.corpus.ids,
+                    qa: &pairs,
+                    query_vectors: &queries,
+                    width: loaded.corpus.width,
+                    dims: &dims,
+                };
+                evaluate_served(&inputs, &cfg, &exact).await?
+            }
+        };
         if result.unknown_relevant_ids > 0 {
             warn!(
                 count = result.unknown_relevant_ids,
@@ -81,7 +106,7 @@ impl EvalJob {
             dataset_version: loaded.version,
             qa_digest: qa::digest(&pairs),
         };
-        let alerts = self.record(&info, &result).await?;
+        let alerts = self.record(&info, &result, &rules).await?;
         record_metrics(&info, &result, &alerts);
         if let Some(path) = &self.rankings {
             write_rankings(path, &result, &loaded.corpus.ids)?;
@@ -123,18 +148,29 @@ impl EvalJob {
 
     /// Checks the alert rules (drops against the history's previous comparable run) and appends this
     /// run to the history.
-    async fn record(&self, info: &RunInfo, result: &EvalResult) -> Result<Vec<Alert>> {
+    async fn record(
+        &self,
+        info: &RunInfo,
+        result: &EvalResult,
+        rules: &AlertRules,
+    ) -> Result<Vec<Alert>> {
         let Some(h) = &self.history else {
             let floors_only = AlertRules {
                 max_drop: None,
-                watched: vec![],
-                min: self.rules.min.clone(),
+                watched: rules.watched.clone(),
+                min: rules.min.clone(),
             };
             return Ok(check(result, None, &floors_only));
         };
         let past = history::read(h).await?;
-        let prev = previous_run(&past, &info.dataset_uri, &info.model_id, &info.qa_digest);
-        let alerts = check(result, prev.as_ref(), &self.rules);
+        let comparable = Comparable {
+            dataset_uri: &info.dataset_uri,
+            model_id: &info.model_id,
+            qa_digest: &info.qa_digest,
+            path: self.search,
+        };
+        let prev = previous_run(&past, &comparable);
+        let alerts = check(result, prev.as_ref(), rules);
         history::append(h, &history::rows(info, result)).await?;
         Ok(alerts)
     }

@@ -1,5 +1,6 @@
-//! What names a metric: a measure at a cut-off (`cosine_ndcg@10`) and that metric at a Matryoshka dim
-//! (`dim_64_cosine_ndcg@10`). Typed inside lexembed; the text forms, which are sentence-transformers'
+//! What names a metric: a measure at a cut-off through a search path (`cosine_ndcg@10` for exact
+//! scoring, as sentence-transformers names it; `index_ndcg@10`, `fts_…`, `hybrid_…` through the path
+//! users search by) and that metric at a Matryoshka dim (`dim_64_cosine_ndcg@10`). Typed inside lexembed; the text forms, which are sentence-transformers'
 //! `InformationRetrievalEvaluator` keys, appear only at the edges (JSON, history, alert rules, labels).
 
 use std::fmt;
@@ -16,16 +17,20 @@ pub enum Measure {
     Mrr,
     Ndcg,
     Map,
+    /// The share of exact search's top k that the index path returns in its top k (k-NN recall of the
+    /// index; not a relevance measure).
+    KnnRecall,
 }
 
 impl Measure {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Accuracy,
         Self::Precision,
         Self::Recall,
         Self::Mrr,
         Self::Ndcg,
         Self::Map,
+        Self::KnnRecall,
     ];
 
     /// As the evaluator spells it.
@@ -37,20 +42,72 @@ impl Measure {
             Self::Mrr => "mrr",
             Self::Ndcg => "ndcg",
             Self::Map => "map",
+            Self::KnnRecall => "knn_recall",
         }
     }
 }
 
-/// A measure at a cut-off: `cosine_ndcg@10`.
+/// How the rankings were made: exact cosine scoring of every stored vector (what
+/// sentence-transformers' evaluator does), or the path users search by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum SearchPath {
+    #[default]
+    Exact,
+    /// The vector column's index (IVF probes, exact re-ranking), as `lexembed search` uses it.
+    Index,
+    /// BM25 over the text's full-text index.
+    Fts,
+    /// Reciprocal-rank fusion of the index path and full-text search.
+    Hybrid,
+}
+
+impl SearchPath {
+    pub const ALL: [Self; 4] = [Self::Exact, Self::Index, Self::Fts, Self::Hybrid];
+
+    /// The metric-name prefix: `cosine` (the evaluator's score-function name) for exact scoring.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Exact => "cosine",
+            Self::Index => "index",
+            Self::Fts => "fts",
+            Self::Hybrid => "hybrid",
+        }
+    }
+
+    /// As `--search` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            other => other.prefix(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+/// A measure at a cut-off through a search path: `cosine_ndcg@10`, `index_ndcg@10`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Metric {
+    pub path: SearchPath,
     pub measure: Measure,
     pub k: usize,
 }
 
 impl Metric {
+    /// Through exact scoring.
     pub const fn new(measure: Measure, k: usize) -> Self {
-        Self { measure, k }
+        Self::on(SearchPath::Exact, measure, k)
+    }
+
+    pub const fn on(path: SearchPath, measure: Measure, k: usize) -> Self {
+        Self { path, measure, k }
+    }
+
+    /// The same measure and cut-off through `path`.
+    pub const fn at(self, path: SearchPath) -> Self {
+        Self { path, ..self }
     }
 
     /// NDCG@10, the metric watched for drops by default.
@@ -59,24 +116,33 @@ impl Metric {
 
 impl fmt::Display for Metric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cosine_{}@{}", self.measure.name(), self.k)
+        write!(
+            f,
+            "{}_{}@{}",
+            self.path.prefix(),
+            self.measure.name(),
+            self.k
+        )
     }
 }
 
 /// A metric name that is not one of the evaluator's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown metric {0:?}: expected cosine_<measure>@<k> (or <measure>@<k>) with measure one of accuracy, precision, recall, mrr, ndcg, map"
+    "unknown metric {0:?}: expected <path>_<measure>@<k> (or <measure>@<k>) with path one of cosine (exact), index, fts, hybrid and measure one of accuracy, precision, recall, mrr, ndcg, map, knn_recall"
 )]
 pub struct UnknownMetric(pub String);
 
 impl FromStr for Metric {
     type Err = UnknownMetric;
 
-    /// `cosine_ndcg@10`, or `ndcg@10` for short.
+    /// `cosine_ndcg@10`, `hybrid_ndcg@10`, or `ndcg@10` for short (exact scoring).
     fn from_str(text: &str) -> Result<Self, UnknownMetric> {
         let unknown = || UnknownMetric(text.to_string());
-        let bare = text.strip_prefix("cosine_").unwrap_or(text);
+        let (path, bare) = SearchPath::ALL
+            .into_iter()
+            .find_map(|p| Some((p, text.strip_prefix(p.prefix())?.strip_prefix('_')?)))
+            .unwrap_or((SearchPath::Exact, text));
         let (name, k) = bare.split_once('@').ok_or_else(unknown)?;
         let measure = Measure::ALL
             .into_iter()
@@ -87,7 +153,7 @@ impl FromStr for Metric {
             .ok()
             .filter(|&k| k > 0)
             .ok_or_else(unknown)?;
-        Ok(Self { measure, k })
+        Ok(Self { path, measure, k })
     }
 }
 
@@ -140,12 +206,18 @@ mod tests {
 
     #[test]
     fn text_forms_round_trip_and_bad_names_are_refused() {
-        for m in Measure::ALL {
-            let metric = Metric::new(m, 3);
-            assert_eq!(metric.to_string().parse::<Metric>(), Ok(metric));
-            let key = DimMetric { dim: 64, metric };
-            assert_eq!(key.to_string().parse::<DimMetric>(), Ok(key));
+        for path in SearchPath::ALL {
+            for m in Measure::ALL {
+                let metric = Metric::on(path, m, 3);
+                assert_eq!(metric.to_string().parse::<Metric>(), Ok(metric));
+                let key = DimMetric { dim: 64, metric };
+                assert_eq!(key.to_string().parse::<DimMetric>(), Ok(key));
+            }
         }
+        assert_eq!(
+            "index_knn_recall@10".parse::<Metric>(),
+            Ok(Metric::on(SearchPath::Index, Measure::KnnRecall, 10))
+        );
         assert_eq!("ndcg@10".parse::<Metric>(), Ok(Metric::NDCG_AT_10));
         assert_eq!(
             "dim_128_cosine_map@100".parse::<DimMetric>().unwrap(),

@@ -4,6 +4,7 @@
 //!
 //! `key` names metrics (typed; sentence-transformers' text only at the edges); `metrics` (pure, per ranking) and `scoring` (exact ranking, every dim in one pass) are the core;
 //! `qa` and `corpus` load inputs; `history`, `report` and `alerts` are what a scheduled job needs;
+//! `served` ranks through the search path users hit (index, full-text, hybrid) instead of exactly;
 //! `job` is one evaluation run end to end (model check, query embedding, metrics, history, alerts).
 
 pub mod alerts;
@@ -17,10 +18,11 @@ pub mod metrics;
 pub mod qa;
 pub mod report;
 pub mod scoring;
+pub mod served;
 
 pub use error::{EvalError, Result};
 pub use evaluate::{Corpus, EvalResult, evaluate};
 pub use job::{EvalJob, EvalRun};
-pub use key::{DimMetric, Measure, Metric, UnknownMetric};
+pub use key::{DimMetric, Measure, Metric, SearchPath, UnknownMetric};
 pub use metrics::MetricConfig;
 pub use qa::QaPair;

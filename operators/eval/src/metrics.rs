@@ -5,12 +5,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::key::{Measure, Metric};
+use crate::key::{Measure, Metric, SearchPath};
 
 /// Which cut-offs to compute: the evaluator's defaults are accuracy/precision/recall at 1, 3, 5, 10,
 /// MRR@10, NDCG@10 and MAP@100.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricConfig {
+    /// The search path the rankings come from (it names the metrics).
+    pub path: SearchPath,
+    /// k-NN recall of the index path against exact search at these cut-offs (index path only).
+    pub knn_recall_at_k: Vec<usize>,
     pub accuracy_at_k: Vec<usize>,
     pub precision_recall_at_k: Vec<usize>,
     pub mrr_at_k: Vec<usize>,
@@ -21,6 +25,8 @@ pub struct MetricConfig {
 impl Default for MetricConfig {
     fn default() -> Self {
         Self {
+            path: SearchPath::Exact,
+            knn_recall_at_k: Vec::new(),
             accuracy_at_k: vec![1, 3, 5, 10],
             precision_recall_at_k: vec![1, 3, 5, 10],
             mrr_at_k: vec![10],
@@ -46,9 +52,26 @@ impl MetricConfig {
         .unwrap_or(10)
     }
 
+    /// The evaluator's metrics through `path`; through the index, also k-NN recall@10 against exact.
+    pub fn for_path(path: SearchPath) -> Self {
+        let knn_recall_at_k = match path {
+            SearchPath::Index => vec![10],
+            _ => Vec::new(),
+        };
+        Self {
+            path,
+            knn_recall_at_k,
+            ..Self::default()
+        }
+    }
+
     /// Whether `metric` is among those computed (an alert rule on another would never fire).
     pub fn computes(&self, metric: Metric) -> bool {
+        if metric.path != self.path {
+            return false;
+        }
         let cuts = match metric.measure {
+            Measure::KnnRecall => &self.knn_recall_at_k,
             Measure::Accuracy => &self.accuracy_at_k,
             Measure::Precision | Measure::Recall => &self.precision_recall_at_k,
             Measure::Mrr => &self.mrr_at_k,
@@ -59,14 +82,39 @@ impl MetricConfig {
     }
 }
 
-/// Per-metric sums over queries; divide by the query count for means.
-#[derive(Debug, Clone, Default)]
-struct Sums(BTreeMap<Metric, f64>);
+/// Per-metric sums over queries (named through the path); divide by the query count for means.
+#[derive(Debug, Clone)]
+struct Sums(BTreeMap<Metric, f64>, SearchPath);
 
 impl Sums {
     fn add(&mut self, measure: Measure, k: usize, v: f64) {
-        *self.0.entry(Metric::new(measure, k)).or_default() += v;
+        *self.0.entry(Metric::on(self.1, measure, k)).or_default() += v;
     }
+}
+
+/// Mean k-NN recall of `searched` against `exact` rankings (corpus positions, best first) at each of
+/// `cfg.knn_recall_at_k`: the share of exact search's top k found in the searched top k.
+pub fn knn_recall(
+    searched: &[Vec<u32>],
+    exact: &[Vec<u32>],
+    cfg: &MetricConfig,
+) -> BTreeMap<Metric, f64> {
+    let n = searched.len().max(1) as f64;
+    cfg.knn_recall_at_k
+        .iter()
+        .map(|&k| {
+            let sum: f64 = searched
+                .iter()
+                .zip(exact)
+                .map(|(s, e)| {
+                    let want: HashSet<u32> = e.iter().take(k).copied().collect();
+                    let found = s.iter().take(k).filter(|c| want.contains(c)).count();
+                    found as f64 / want.len().max(1) as f64
+                })
+                .sum();
+            (Metric::on(cfg.path, Measure::KnnRecall, k), sum / n)
+        })
+        .collect()
 }
 
 /// Mean metrics over queries, keyed like sentence-transformers (`cosine_ndcg@10`, …, without the
@@ -80,7 +128,7 @@ pub fn compute(
     relevant_total: &[usize],
     cfg: &MetricConfig,
 ) -> BTreeMap<Metric, f64> {
-    let mut sums = Sums::default();
+    let mut sums = Sums(BTreeMap::new(), cfg.path);
     for ((ranking, rel), &n_rel) in ranked.iter().zip(relevant).zip(relevant_total) {
         per_query(ranking, rel, n_rel, cfg, &mut sums);
     }

@@ -43,7 +43,10 @@ pub fn card_table(values: &BTreeMap<u32, BTreeMap<String, f64>>) -> String {
 
 /// The files of a report: name → content.
 pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
-    let Some(last) = history.iter().map(|r| r.run_time_us).max() else {
+    // The card is exact scoring's (the evaluator's); other paths get their own table below.
+    let exact_runs = history.iter().filter(|r| r.metric.starts_with("cosine_"));
+    let latest_exact = exact_runs.map(|r| r.run_time_us).max();
+    let Some(last) = latest_exact.or(history.iter().map(|r| r.run_time_us).max()) else {
         return vec![(
             "report.md".into(),
             "# lexembed evaluation\n\nNo runs in the history yet.\n".into(),
@@ -82,6 +85,11 @@ pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
             .len()
     );
     md.push_str(&card_table(&by_dim));
+    let paths = search_paths(history, head);
+    if let Some(table) = paths_table(&paths) {
+        md.push_str("\n## Search paths\n\nThe latest run through each path on this dataset and model: exact scoring (the evaluator's), the vector index, full-text and hybrid search.\n\n");
+        md.push_str(&table);
+    }
     md.push_str(
         "\n## Matryoshka curve\n\n![metrics against dim](matryoshka.svg)\n\n## Over time\n\n",
     );
@@ -115,7 +123,11 @@ pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
         }
         html.push_str("</tr>");
     }
-    html.push_str("</table><h2>Matryoshka curve</h2>");
+    html.push_str("</table>");
+    if let Some(table) = paths_table(&paths) {
+        let _ = write!(html, "<h2>Search paths</h2><pre>{table}</pre>");
+    }
+    html.push_str("<h2>Matryoshka curve</h2>");
     html.push_str(&curve);
     html.push_str("<h2>Over time</h2>");
     for (name, _) in &trend_names {
@@ -127,6 +139,92 @@ pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
     files.push(("report.md".into(), md));
     files.push(("report.html".into(), html));
     files
+}
+
+/// Per search path (its metric prefix), the latest run's values on `head`'s dataset, model and QA set:
+/// `prefix → dim → metric without prefix → value`.
+fn search_paths(
+    history: &[HistoryRow],
+    head: &HistoryRow,
+) -> BTreeMap<String, BTreeMap<u32, BTreeMap<String, f64>>> {
+    let same = |r: &&HistoryRow| {
+        r.dataset_uri == head.dataset_uri
+            && r.model_id == head.model_id
+            && r.qa_digest == head.qa_digest
+    };
+    let mut latest: BTreeMap<String, i64> = BTreeMap::new();
+    for r in history.iter().filter(same) {
+        let Some((prefix, _)) = r.metric.split_once('_') else {
+            continue;
+        };
+        let t = latest.entry(prefix.to_string()).or_insert(r.run_time_us);
+        *t = (*t).max(r.run_time_us);
+    }
+    let mut out: BTreeMap<String, BTreeMap<u32, BTreeMap<String, f64>>> = BTreeMap::new();
+    for r in history.iter().filter(same) {
+        let Some((prefix, name)) = r.metric.split_once('_') else {
+            continue;
+        };
+        if latest.get(prefix) == Some(&r.run_time_us) {
+            out.entry(prefix.to_string())
+                .or_default()
+                .entry(r.dim)
+                .or_default()
+                .insert(name.to_string(), r.value);
+        }
+    }
+    out
+}
+
+/// The paths side by side, per dim: ndcg@10 and mrr@10 of each, and the index's k-NN recall@10;
+/// `None` when the history holds one path only.
+fn paths_table(paths: &BTreeMap<String, BTreeMap<u32, BTreeMap<String, f64>>>) -> Option<String> {
+    if paths.len() < 2 {
+        return None;
+    }
+    let order = ["cosine", "index", "fts", "hybrid"];
+    let present: Vec<&str> = order
+        .into_iter()
+        .filter(|p| paths.contains_key(*p))
+        .collect();
+    fn label(p: &str) -> &str {
+        if p == "cosine" { "exact" } else { p }
+    }
+    let mut s = String::from("| dim |");
+    for p in &present {
+        let _ = write!(s, " {0} ndcg@10 | {0} mrr@10 |", label(p));
+    }
+    let knn = paths.contains_key("index");
+    if knn {
+        s.push_str(" index knn_recall@10 |");
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(present.len() * 2 + usize::from(knn)));
+    s.push('\n');
+    let dims: BTreeSet<u32> = paths.values().flat_map(|d| d.keys().copied()).collect();
+    let cell = |p: &str, dim: u32, m: &str| {
+        paths
+            .get(p)
+            .and_then(|d| d.get(&dim))
+            .and_then(|v| v.get(m))
+            .map_or("–".to_string(), |v| format!("{v:.4}"))
+    };
+    for dim in dims.iter().rev() {
+        let _ = write!(s, "| {dim} |");
+        for p in &present {
+            let _ = write!(
+                s,
+                " {} | {} |",
+                cell(p, *dim, "ndcg@10"),
+                cell(p, *dim, "mrr@10")
+            );
+        }
+        if knn {
+            let _ = write!(s, " {} |", cell("index", *dim, "knn_recall@10"));
+        }
+        s.push('\n');
+    }
+    Some(s)
 }
 
 fn format_time(us: i64) -> String {
@@ -341,6 +439,30 @@ mod tests {
             files
                 .iter()
                 .any(|(n, s)| n == "matryoshka.svg" && s.starts_with("<svg"))
+        );
+    }
+
+    /// Runs through other search paths do not displace the card (exact scoring's latest run); they are
+    /// shown side by side per dim.
+    #[test]
+    fn search_paths_are_tabled_side_by_side() {
+        let h = vec![
+            row(1, 64, "cosine_ndcg@10", 0.6),
+            row(1, 64, "cosine_mrr@10", 0.5),
+            row(2, 64, "index_ndcg@10", 0.58),
+            row(2, 64, "index_knn_recall@10", 0.97),
+            row(3, 64, "hybrid_ndcg@10", 0.66),
+        ];
+        let files = render(&h);
+        let md = &files.iter().find(|(n, _)| n == "report.md").unwrap().1;
+        assert!(
+            md.contains("| 64 | – | – | – | – | 0.6000 | 0.5000 |"),
+            "{md}"
+        );
+        assert!(md.contains("| dim | exact ndcg@10 | exact mrr@10 | index ndcg@10 | index mrr@10 | hybrid ndcg@10 | hybrid mrr@10 | index knn_recall@10 |"), "{md}");
+        assert!(
+            md.contains("| 64 | 0.6000 | 0.5000 | 0.5800 | – | 0.6600 | – | 0.9700 |"),
+            "{md}"
         );
     }
 

@@ -297,6 +297,87 @@ fn multilingual_e5_with_prompts_on_legal_qa_matches_the_reference() {
     parity_with(&model, &corpus, &qa, &[384, 64], &E5_PROMPTS);
 }
 
+/// `--search index|fts|hybrid`: the metrics of the rankings users get, against pylance's rankings
+/// through the same path on the same dataset scored by sentence-transformers' own metric code
+/// (`integration/python/served_oracle.py`); through the index also its k-NN recall against exact.
+#[test]
+fn served_paths_match_pylance_rankings_scored_by_the_evaluator() {
+    let (corpus, qa) = legal_subset(300);
+    let qa: Vec<Value> = qa.into_iter().take(60).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfile, qfile) = (dir.path().join("corpus.jsonl"), dir.path().join("qa.jsonl"));
+    jsonl(&cfile, &corpus);
+    jsonl(&qfile, &qa);
+    let spec = dir.path().join("p.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: served\nsource:\n  kind: file\n  path: corpus.jsonl\nencoder:\n  model: {}\n  dims: [64, 32]\nsink:\n  uri: corpus.lance\n  indexes:\n    - {{column: emb_64, type: ivf_pq, num_partitions: 4}}\n    - {{column: text, type: fts}}\n",
+            tiny().display()
+        ),
+    )
+    .unwrap();
+    ok(bin().arg("run").arg(&spec));
+    let uri = dir.path().join("corpus.lance");
+    let questions: Vec<String> = qa
+        .iter()
+        .map(|q| q["query"].as_str().unwrap().to_string())
+        .collect();
+    let vectors = dir.path().join("vectors.jsonl");
+    let lines = ok(bin()
+        .args(["embed", "--prompt", "query", "--model"])
+        .arg(tiny())
+        .args(&questions));
+    std::fs::write(&vectors, lines).unwrap();
+    for path in ["index", "fts", "hybrid"] {
+        let ours: Value = serde_json::from_str(&ok(bin()
+            .args([
+                "eval",
+                "--json",
+                "--search",
+                path,
+                "--dim",
+                "64",
+                "--dim",
+                "32",
+                "--dataset",
+            ])
+            .arg(&uri)
+            .arg("--qa")
+            .arg(&qfile)
+            .arg("--model")
+            .arg(tiny())))
+        .unwrap();
+        let got: BTreeMap<String, f64> = serde_json::from_value(ours["metrics"].clone()).unwrap();
+        let out = dir.path().join(format!("{path}.json"));
+        let status = Command::new(python())
+            .arg(repo().join("integration/python/served_oracle.py"))
+            .arg(&uri)
+            .args([&qfile, &vectors, &out])
+            .args(["--path", path, "--dims", "64", "32"])
+            .env("HF_HUB_OFFLINE", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "served oracle failed");
+        let want: BTreeMap<String, f64> =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{path}: metric names"
+        );
+        for (k, w) in &want {
+            assert!(
+                (got[k] - w).abs() <= 1e-6,
+                "{k}: lexembed {} vs reference {w}",
+                got[k]
+            );
+        }
+        let per_dim = if path == "index" { 16 } else { 15 };
+        assert_eq!(got.len(), 2 * per_dim, "{path}");
+    }
+}
+
 #[test]
 fn history_alerts_reports_and_bad_inputs() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use lexembed_eval::alerts::AlertRules;
 use lexembed_eval::history::{self, RunInfo};
 use lexembed_eval::report::{card_table, render};
-use lexembed_eval::{EvalJob, EvalResult, EvalRun};
+use lexembed_eval::{EvalJob, EvalResult, EvalRun, Measure, SearchPath};
 use lexembed_eval::{Metric, UnknownMetric};
 use lexembed_lance::DatasetLocation;
 use lexembed_pipeline::schedule::Schedule;
@@ -74,6 +74,13 @@ pub struct EvalArgs {
     /// Write each query's ranking (top 100 corpus ids per dim) to this JSONL file.
     #[arg(long)]
     pub rankings: Option<PathBuf>,
+    /// How queries are ranked: exact (every stored vector scored, as sentence-transformers'
+    /// evaluator), or the path users search by: index (the vector index, as `lexembed search`; adds
+    /// index_knn_recall@10, its overlap with exact search), fts (BM25 on the full-text index) or
+    /// hybrid (their reciprocal-rank fusion). Metrics are named by the path (index_ndcg@10), history
+    /// keeps each path apart, and --min/--watch names without a path mean the run's path.
+    #[arg(long, default_value = "exact", value_parser = parse_search)]
+    pub search: SearchPath,
     /// Run on a cron schedule (five fields, crontab(5) semantics), e.g. "0 3 * * *", instead of once.
     #[arg(long)]
     pub schedule: Option<String>,
@@ -145,6 +152,11 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
 }
 
 /// The job the flags (filled from the pipeline spec) describe.
+fn parse_search(s: &str) -> Result<SearchPath, String> {
+    SearchPath::parse(s)
+        .ok_or_else(|| format!("unknown search path {s:?} (expected exact, index, fts or hybrid)"))
+}
+
 fn eval_job(args: &EvalArgs) -> anyhow::Result<EvalJob> {
     let (Some(dataset), Some(qa)) = (&args.dataset, &args.qa) else {
         anyhow::bail!(
@@ -162,6 +174,7 @@ fn eval_job(args: &EvalArgs) -> anyhow::Result<EvalJob> {
             min: args.min.clone(),
         },
         rankings: args.rankings.clone(),
+        search: args.search,
     })
 }
 
@@ -246,10 +259,11 @@ fn print_result(args: &EvalArgs, run: &EvalRun) -> anyhow::Result<()> {
     }
     let mut by_dim: BTreeMap<u32, BTreeMap<String, f64>> = BTreeMap::new();
     for (k, v) in &r.metrics {
+        // The card's columns, whatever the path (named in the header line).
         by_dim
             .entry(k.dim)
             .or_default()
-            .insert(k.metric.to_string(), *v);
+            .insert(k.metric.at(SearchPath::Exact).to_string(), *v);
     }
     println!(
         "{} queries ({} without relevant docs dropped, {} relevant ids not in the corpus) over {} documents, model {}",
@@ -259,7 +273,13 @@ fn print_result(args: &EvalArgs, run: &EvalRun) -> anyhow::Result<()> {
         r.corpus_size,
         info.model_id
     );
+    println!("search path: {}", args.search.name());
     print!("{}", card_table(&by_dim));
+    for (k, v) in &r.metrics {
+        if k.metric.measure == Measure::KnnRecall {
+            println!("dim {}: {} {v:.4}", k.dim, k.metric);
+        }
+    }
     Ok(())
 }
 
