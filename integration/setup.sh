@@ -16,13 +16,17 @@ mkdir -p "$LEXEMBED_HOME"/{lib,models,tokenizers/xlm-roberta,data,wheels}
 demo_only=false
 [ "${1:-}" = "--demo" ] && demo_only=true
 
-step "1/10 system packages (protoc and cmake for the lance build; OpenSSL, curl, zlib headers for librdkafka; Maven and a JDK for the Kafka broker)"
+step "1/10 system packages (protoc and cmake for the lance build; OpenSSL, curl, zlib headers for librdkafka; Maven and a JDK for the Kafka broker; buildah and debootstrap for the image test)"
 need=()
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v cmake >/dev/null || need+=(cmake)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v mvn >/dev/null || need+=(maven)
 command -v java >/dev/null || need+=(default-jdk-headless)
+if ! $demo_only; then
+  command -v buildah >/dev/null || need+=(buildah)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+fi
 for pkg in libssl-dev libcurl4-openssl-dev zlib1g-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -74,8 +74,14 @@ def main():
     jc = container(job["template"]["spec"])
     if jc["args"] != ["eval", "--pipeline", "/etc/lexembed/pipeline.yaml", "--once"]:
         errors.append(f"eval args: {jc['args']}")
-    if job.get("backoffLimit") != 0:
-        errors.append("eval Job retries (an alert must show as a failed Job)")
+    # An alert (exit 3) fails the Job at once; an error is retried once; evictions do not count.
+    rules = job.get("podFailurePolicy", {}).get("rules", [])
+    if {"action": "FailJob", "onExitCodes": {"containerName": "eval", "operator": "In", "values": [3]}} not in rules:
+        errors.append(f"eval Job: an alert (exit 3) does not fail it at once: {rules}")
+    if {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} not in rules:
+        errors.append(f"eval Job: evictions count as failures: {rules}")
+    if job.get("activeDeadlineSeconds") is None or cron["spec"].get("startingDeadlineSeconds") is None:
+        errors.append("eval CronJob: no activeDeadlineSeconds/startingDeadlineSeconds (a hung run blocks the next)")
     check_common(job["template"]["spec"], jc, "eval", errors)
     cm = default["ConfigMap"][0]
     if "kind: kafka" not in cm["data"]["pipeline.yaml"]:

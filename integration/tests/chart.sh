@@ -85,7 +85,28 @@ assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http
 assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "serve", svc["spec"]
 print("chart: serve Deployment (startup/liveness/readiness on /health, API key from a Secret) and Service")
 PY
-for bad in "serve.maxQueued=0" "serve.service.type=Ingress" "serve.datasetName=a=b" "metrics.textfileDir=relative/dir" "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
+# Production properties (issue 20) on defaults, the GPU values with every workload, and every option.
+"$HELM" template t "$chart" -f "$chart/values-gpu.yaml" --set maintenance.enabled=true --set backfill.enabled=true \
+  --set serve.enabled=true > "$out/gpu-all.yaml"
+cat > "$out/options.yaml" <<'VALUES'
+image: {repository: registry.example.com/lexembed, digest: "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
+podLabels: {team: search}
+priorityClassName: batch-high
+extraEnv: [{name: EXTRA, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+extraVolumes: [{name: extra, emptyDir: {}}]
+extraVolumeMounts: [{name: extra, mountPath: /extra}]
+serviceAccount: {annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::1:role/lexembed"}}
+model: {source: initContainer}
+serve: {enabled: true}
+backfill: {enabled: true}
+maintenance: {enabled: true}
+VALUES
+"$HELM" lint "$chart" -f "$out/options.yaml"
+"$HELM" template t "$chart" -f "$out/options.yaml" > "$out/options-render.yaml"
+python "$ROOT/integration/python/check_chart_hardening.py" "$out/default.yaml" "$out/gpu-all.yaml" "$out/options-render.yaml"
+"$HELM" template t "$chart" --set eval.schedule=@daily > /dev/null || { echo "chart: @daily refused"; exit 1; }
+for bad in "stream.strategy.typo=1" "serviceAccount.annotatons.a=b" "image.digest=latest" "scratch.tmpSize=1Gi" "stream.podDisruptionBudget.min=1" \
+  "serve.maxQueued=0" "serve.service.type=Ingress" "serve.datasetName=a=b" "metrics.textfileDir=relative/dir" "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
   if "$HELM" template t "$chart" --set "$bad" > /dev/null 2>&1; then
     echo "chart: values schema accepted $bad"; exit 1
   fi

@@ -18,7 +18,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "lexembed.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- if .Values.image.digest -}}{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}{{- end -}}
+{{- end -}}
+
+{{/* Labels of every pod: the selector's, the component's, podLabels. */}}
+{{- define "lexembed.podLabels" -}}
+{{ include "lexembed.selector" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- with .root.Values.podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level security: Pod Security "restricted". */}}
+{{- define "lexembed.podSecurity" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{- define "lexembed.containerSecurity" -}}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
 {{- end -}}
 
 {{- define "lexembed.serviceAccount" -}}
@@ -45,9 +69,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.logJson | quote }}
 - name: LEXEMBED_PROVIDER
   value: {{ ternary .Values.gpu.provider "cpu" .Values.gpu.enabled | quote }}
+- name: LEXEMBED_HOME
+  value: /var/lib/lexembed
+- name: TMPDIR
+  value: /tmp
+- name: CUDA_CACHE_PATH
+  value: /var/lib/lexembed/cuda-cache
 {{- range $k, $v := .Values.env }}
 - name: {{ $k }}
   value: {{ $v | quote }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
 {{- end }}
 {{- end -}}
 
@@ -59,11 +92,18 @@ envFrom:
 {{- end }}
 {{- end -}}
 
-{{/* Mounts: the pipeline spec and the model. */}}
+{{/* Mounts: the pipeline spec, the model, the writable scratch directories, extraVolumeMounts. */}}
 {{- define "lexembed.mounts" -}}
 - name: pipeline
   mountPath: /etc/lexembed
   readOnly: true
+- name: tmp
+  mountPath: /tmp
+- name: home
+  mountPath: /var/lib/lexembed
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- if ne .Values.model.source "image" }}
 - name: model
   mountPath: {{ .Values.model.path }}
@@ -78,6 +118,15 @@ envFrom:
 - name: pipeline
   configMap:
     name: {{ include "lexembed.configMap" . }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.scratch.tmpSizeLimit }}
+- name: home
+  emptyDir:
+    sizeLimit: {{ .Values.scratch.homeSizeLimit }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- if eq .Values.model.source "pvc" }}
 - name: model
   persistentVolumeClaim:
@@ -85,7 +134,8 @@ envFrom:
     readOnly: true
 {{- else if eq .Values.model.source "initContainer" }}
 - name: model
-  emptyDir: {}
+  emptyDir:
+    sizeLimit: {{ .Values.model.initContainer.sizeLimit }}
 {{- end }}
 {{- end -}}
 
@@ -95,9 +145,18 @@ initContainers:
   - name: fetch-model
     image: {{ .Values.model.initContainer.image }}
     command: {{ toJson .Values.model.initContainer.command }}
+    {{- include "lexembed.envFrom" . | nindent 4 }}
+    env:
+      {{- include "lexembed.env" . | nindent 6 }}
+    resources:
+      requests: {cpu: 100m, memory: 256Mi}
+      limits: {memory: 1Gi}
+    {{- include "lexembed.containerSecurity" . | nindent 4 }}
     volumeMounts:
       - name: model
         mountPath: {{ .Values.model.path }}
+      - name: tmp
+        mountPath: /tmp
 {{- end }}
 {{- end -}}
 
@@ -112,13 +171,21 @@ initContainers:
 {{ toYaml $res }}
 {{- end -}}
 
+{{/* Scheduling of a workload that embeds: on GPU nodes when gpu.enabled. */}}
 {{- define "lexembed.scheduling" -}}
-{{- $ns := merge (dict) .Values.nodeSelector (ternary .Values.gpu.nodeSelector dict .Values.gpu.enabled) -}}
+{{- include "lexembed.schedulingOn" (dict "root" . "gpu" .Values.gpu.enabled) -}}
+{{- end -}}
+
+{{/* Scheduling; `gpu` adds the GPU node selector and tolerations (not for jobs that do not embed). */}}
+{{- define "lexembed.schedulingOn" -}}
+{{- $gpu := .gpu -}}
+{{- with .root -}}
+{{- $ns := merge (dict) .Values.nodeSelector (ternary .Values.gpu.nodeSelector dict $gpu) -}}
 {{- with $ns }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- $tol := concat .Values.tolerations (ternary .Values.gpu.tolerations list .Values.gpu.enabled) -}}
+{{- $tol := concat .Values.tolerations (ternary .Values.gpu.tolerations list $gpu) -}}
 {{- with $tol }}
 tolerations:
   {{- toYaml . | nindent 2 }}
@@ -131,6 +198,7 @@ affinity:
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/* Batch jobs' metrics textfile (node_exporter's textfile collector reads metrics.textfileDir on the node). */}}

@@ -152,6 +152,22 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
 }
 
 /// The job the flags (filled from the pipeline spec) describe.
+/// A run whose metrics fired alerts: the process exits with `ALERT_EXIT_CODE`, not 1, so a scheduler
+/// tells a quality alert from an error (the chart's podFailurePolicy does).
+#[derive(Debug)]
+pub struct AlertsFired(pub usize);
+
+impl std::fmt::Display for AlertsFired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} metric alert(s)", self.0)
+    }
+}
+
+impl std::error::Error for AlertsFired {}
+
+/// The exit code of an evaluation that fired alerts.
+pub const ALERT_EXIT_CODE: u8 = 3;
+
 fn parse_search(s: &str) -> Result<SearchPath, String> {
     SearchPath::parse(s)
         .ok_or_else(|| format!("unknown search path {s:?} (expected exact, index, fts or hybrid)"))
@@ -184,11 +200,9 @@ fn report_alerts(run: &EvalRun) -> anyhow::Result<()> {
         tracing::error!(dim = a.dim, metric = %a.metric, value = a.value, reference = a.reference, kind = a.kind.name(), "retrieval alert");
         eprintln!("ALERT: {a}");
     }
-    anyhow::ensure!(
-        run.alerts.is_empty(),
-        "{} metric alert(s)",
-        run.alerts.len()
-    );
+    if !run.alerts.is_empty() {
+        return Err(AlertsFired(run.alerts.len()).into());
+    }
     Ok(())
 }
 
