@@ -100,7 +100,7 @@ def main():
         if "-maintenance" in name and not pod["containers"][0].get("resources", {}).get("requests"):
             fail(f"{name}: maintenance has no resource requests")
 
-    # CronJobs: deadlines.
+    # CronJobs (maintenance too: scheduled, not a Job per upgrade): deadlines.
     for d in full:
         if d["kind"] == "CronJob":
             if d["spec"].get("startingDeadlineSeconds") is None or d["spec"]["jobTemplate"]["spec"].get("activeDeadlineSeconds") is None:

@@ -105,6 +105,29 @@ VALUES
 "$HELM" template t "$chart" -f "$out/options.yaml" > "$out/options-render.yaml"
 python "$ROOT/integration/python/check_chart_hardening.py" "$out/default.yaml" "$out/gpu-all.yaml" "$out/options-render.yaml"
 "$HELM" template t "$chart" --set eval.schedule=@daily > /dev/null || { echo "chart: @daily refused"; exit 1; }
+# KEDA (capped at the partitions) and the PrometheusRule, when enabled; neither by default (CRDs).
+"$HELM" template t "$chart" --set stream.autoscaling.keda.enabled=true --set stream.autoscaling.keda.partitions=4 \
+  --set metrics.prometheusRule.enabled=true > "$out/operators.yaml"
+python - "$out/operators.yaml" "$out/default.yaml" "$ROOT/charts/grafana-dashboard.json" <<'PY'
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+default = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+assert not any(d["kind"] in ("ScaledObject", "PrometheusRule") for d in default), "CRD objects rendered by default"
+so = next(d for d in docs if d["kind"] == "ScaledObject")
+assert so["spec"]["maxReplicaCount"] == 4 and so["spec"]["scaleTargetRef"]["name"] == "t-lexembed-stream", so["spec"]
+trigger = so["spec"]["triggers"][0]
+assert trigger["type"] == "kafka" and trigger["metadata"]["consumerGroup"] == "lexembed-boe", trigger
+rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+assert alerts == {"LexembedEvalFailed", "LexembedEvalNotRun", "LexembedEvalMetricAlert", "LexembedLagGrowing", "LexembedNoCommits"}, alerts
+maint = [d for d in yaml.safe_load_all(open(sys.argv[2].replace("default.yaml", "all.yaml"))) if d and "maintenance" in d["metadata"]["name"]]
+assert maint and maint[0]["kind"] == "CronJob", "maintenance is not a CronJob"
+dash = json.load(open(sys.argv[3]))
+names = {v["name"] for v in dash["templating"]["list"]}
+assert {"namespace", "pod"} <= names, names
+assert all('$namespace' in t["expr"] and '$pod' in t["expr"] for p in dash["panels"] for t in p["targets"]), "a panel ignores the namespace/pod variables"
+print("chart: KEDA ScaledObject capped at the partitions, PrometheusRule alerts, maintenance CronJob, dashboard variables")
+PY
 for bad in "stream.strategy.typo=1" "serviceAccount.annotatons.a=b" "image.digest=latest" "scratch.tmpSize=1Gi" "stream.podDisruptionBudget.min=1" \
   "serve.maxQueued=0" "serve.service.type=Ingress" "serve.datasetName=a=b" "metrics.textfileDir=relative/dir" "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
   if "$HELM" template t "$chart" --set "$bad" > /dev/null 2>&1; then

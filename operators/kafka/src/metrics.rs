@@ -16,8 +16,9 @@ use crate::offsets::Partition;
 use lexembed_pipeline::source::RefusalKind;
 
 /// Upper bounds of `lexembed_batch_seconds` (the binary gives them to the exporter).
-pub const BATCH_SECONDS_BUCKETS: [f64; 11] =
-    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const BATCH_SECONDS_BUCKETS: [f64; 15] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
 
 /// What the operator counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
