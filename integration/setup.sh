@@ -16,7 +16,7 @@ mkdir -p "$LEXEMBED_HOME"/{lib,models,tokenizers/xlm-roberta,data,wheels}
 demo_only=false
 [ "${1:-}" = "--demo" ] && demo_only=true
 
-step "1/10 system packages (protoc and cmake for the lance build; OpenSSL, curl, zlib headers for librdkafka; Maven and a JDK for the Kafka broker; buildah and debootstrap for the image test)"
+step "1/10 system packages (protoc and cmake for the lance build; OpenSSL, curl, zlib headers for librdkafka; Maven and a JDK for the Kafka broker; buildah and debootstrap for the image test, chromium for the report test)"
 need=()
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v cmake >/dev/null || need+=(cmake)
@@ -26,6 +26,7 @@ command -v java >/dev/null || need+=(default-jdk-headless)
 if ! $demo_only; then
   command -v buildah >/dev/null || need+=(buildah)
   command -v debootstrap >/dev/null || need+=(debootstrap)
+  command -v chromium >/dev/null || need+=(chromium)
 fi
 for pkg in libssl-dev libcurl4-openssl-dev zlib1g-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

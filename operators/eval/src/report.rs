@@ -41,8 +41,79 @@ pub fn card_table(values: &BTreeMap<u32, BTreeMap<String, f64>>) -> String {
     s
 }
 
+/// Another evaluation's numbers to draw beside ours (a model card's table): `dim → metric → value`,
+/// metrics by the evaluator's names (`cosine_ndcg@10`; `ndcg@10` is read as that).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceCard {
+    pub name: String,
+    pub values: BTreeMap<u32, BTreeMap<String, f64>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReferenceFile {
+    #[serde(default = "card_name")]
+    name: String,
+    dims: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+fn card_name() -> String {
+    "model card".into()
+}
+
+impl ReferenceCard {
+    /// `{"name": "model card", "dims": {"1024": {"ndcg@10": 0.7276, …}, "64": {…}}}`; a bad dim or
+    /// metric name is an error naming it.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let file: ReferenceFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut values = BTreeMap::new();
+        for (dim, metrics) in file.dims {
+            let d: u32 = dim
+                .parse()
+                .map_err(|_| format!("dims.{dim}: not a dim (a positive integer)"))?;
+            let mut named = BTreeMap::new();
+            for (m, v) in metrics {
+                let metric: crate::key::Metric =
+                    m.parse().map_err(|e| format!("dims.{dim}.{m}: {e}"))?;
+                named.insert(metric.to_string(), v);
+            }
+            values.insert(d, named);
+        }
+        Ok(Self {
+            name: file.name,
+            values,
+        })
+    }
+}
+
+/// The card's numbers beside the latest run's at the dims both have.
+fn reference_table(by_dim: &BTreeMap<u32, BTreeMap<String, f64>>, card: &ReferenceCard) -> String {
+    let mut s = format!(
+        "| dim | metric | lexembed | {} | difference |\n|---|---|---|---|---|\n",
+        card.name
+    );
+    for (dim, theirs) in card.values.iter().rev() {
+        for (key, short) in CARD_METRICS {
+            let (Some(t), Some(o)) = (theirs.get(key), by_dim.get(dim).and_then(|m| m.get(key)))
+            else {
+                continue;
+            };
+            let _ = writeln!(s, "| {dim} | {short} | {o:.4} | {t:.4} | {:+.4} |", o - t);
+        }
+    }
+    s
+}
+
 /// The files of a report: name → content.
 pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
+    render_with(history, None)
+}
+
+/// `render`, with another evaluation's numbers drawn beside ours (dashed) and tabled.
+pub fn render_with(
+    history: &[HistoryRow],
+    reference: Option<&ReferenceCard>,
+) -> Vec<(String, String)> {
     // The card is exact scoring's (the evaluator's); other paths get their own table below.
     let exact_runs = history.iter().filter(|r| r.metric.starts_with("cosine_"));
     let latest_exact = exact_runs.map(|r| r.run_time_us).max();
@@ -62,7 +133,7 @@ pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
     }
     let head = latest[0];
     let mut files = Vec::new();
-    let curve = matryoshka_curve(&by_dim);
+    let curve = matryoshka_curve(&by_dim, reference);
     files.push(("matryoshka.svg".to_string(), curve.clone()));
     let mut trend_names = Vec::new();
     for (key, short) in [CARD_METRICS[4], CARD_METRICS[0], CARD_METRICS[6]] {
@@ -85,6 +156,10 @@ pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
             .len()
     );
     md.push_str(&card_table(&by_dim));
+    if let Some(card) = reference {
+        let _ = write!(md, "\n## Against the {}\n\n", card.name);
+        md.push_str(&reference_table(&by_dim, card));
+    }
     let paths = search_paths(history, head);
     if let Some(table) = paths_table(&paths) {
         md.push_str("\n## Search paths\n\nThe latest run through each path on this dataset and model: exact scoring (the evaluator's), the vector index, full-text and hybrid search.\n\n");
@@ -124,6 +199,14 @@ pub fn render(history: &[HistoryRow]) -> Vec<(String, String)> {
         html.push_str("</tr>");
     }
     html.push_str("</table>");
+    if let Some(card) = reference {
+        let _ = write!(
+            html,
+            "<h2>Against the {}</h2><pre>{}</pre>",
+            escape(&card.name),
+            reference_table(&by_dim, card)
+        );
+    }
     if let Some(table) = paths_table(&paths) {
         let _ = write!(html, "<h2>Search paths</h2><pre>{table}</pre>");
     }
@@ -259,11 +342,74 @@ const W: f64 = 640.0;
 const H: f64 = 360.0;
 const PAD: f64 = 48.0;
 
-/// A line chart: series of (x, y) with labels; x positions are spread evenly by index.
-fn line_chart(title: &str, x_labels: &[String], series: &[(String, Vec<Option<f64>>)]) -> String {
+/// Where a chart's points sit along x.
+enum XAxis {
+    /// Evenly spread, labelled (runs over time).
+    Categories(Vec<String>),
+    /// Matryoshka dims on a log2 scale (64, 128, 256 … equally spaced, as each halves the last).
+    Log2Dims(Vec<u32>),
+}
+
+impl XAxis {
+    fn len(&self) -> usize {
+        match self {
+            Self::Categories(l) => l.len(),
+            Self::Log2Dims(d) => d.len(),
+        }
+    }
+
+    fn label(&self, i: usize) -> String {
+        match self {
+            Self::Categories(l) => l[i].clone(),
+            Self::Log2Dims(d) => d[i].to_string(),
+        }
+    }
+
+    /// Position of point `i` in [0, 1].
+    fn position(&self, i: usize) -> f64 {
+        match self {
+            Self::Categories(l) => i as f64 / (l.len().max(2) - 1) as f64,
+            Self::Log2Dims(d) => {
+                let log = |v: u32| f64::from(v.max(1)).log2();
+                let (lo, hi) = (log(d[0]), log(d[d.len() - 1]));
+                if hi > lo {
+                    (log(d[i]) - lo) / (hi - lo)
+                } else {
+                    0.5
+                }
+            }
+        }
+    }
+}
+
+/// One line: its legend label, values per x point, and whether it is a reference (dashed).
+struct Series {
+    label: String,
+    values: Vec<Option<f64>>,
+    dashed: bool,
+}
+
+impl Series {
+    fn ours(label: String, values: Vec<Option<f64>>) -> Self {
+        Self {
+            label,
+            values,
+            dashed: false,
+        }
+    }
+}
+
+/// Width of a legend label at the charts' font size (11 px sans-serif: at most 7 px a character).
+fn text_width(s: &str) -> f64 {
+    7.0 * s.chars().count() as f64
+}
+
+/// A line chart with its legend in a column of its own on the right, as wide as the longest label,
+/// so no label is cut at the edge.
+fn line_chart(title: &str, x_axis: &XAxis, series: &[Series]) -> String {
     let values: Vec<f64> = series
         .iter()
-        .flat_map(|(_, v)| v.iter().flatten().copied())
+        .flat_map(|s| s.values.iter().flatten().copied())
         .collect();
     let (lo, hi) = values
         .iter()
@@ -275,8 +421,12 @@ fn line_chart(title: &str, x_labels: &[String], series: &[(String, Vec<Option<f6
     } else {
         (lo - (hi - lo) * 0.1, hi + (hi - lo) * 0.1)
     };
-    let n = x_labels.len().max(2) as f64 - 1.0;
-    let x = |i: usize| PAD + (W - 2.0 * PAD) * i as f64 / n;
+    let legend_w = series
+        .iter()
+        .map(|s| text_width(&s.label) + 28.0)
+        .fold(0.0, f64::max);
+    let plot_right = W - legend_w - 8.0;
+    let x = |i: usize| PAD + (plot_right - PAD) * x_axis.position(i);
     let y = |v: f64| H - PAD - (H - 2.0 * PAD) * (v - lo) / (hi - lo);
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" font-size=\"11\">"
@@ -289,9 +439,8 @@ fn line_chart(title: &str, x_labels: &[String], series: &[(String, Vec<Option<f6
     );
     let _ = write!(
         s,
-        "<line x1=\"{PAD}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{}\" stroke=\"black\"/>",
+        "<line x1=\"{PAD}\" y1=\"{}\" x2=\"{plot_right}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{}\" stroke=\"black\"/>",
         H - PAD,
-        W - PAD,
         H - PAD,
         H - PAD
     );
@@ -304,40 +453,58 @@ fn line_chart(title: &str, x_labels: &[String], series: &[(String, Vec<Option<f6
             y(v) + 4.0
         );
     }
-    for (i, l) in x_labels.iter().enumerate() {
+    for i in 0..x_axis.len() {
         let _ = write!(
             s,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
             x(i),
             H - PAD + 16.0,
-            escape(l)
+            escape(&x_axis.label(i))
         );
     }
-    for (si, (label, vals)) in series.iter().enumerate() {
+    if matches!(x_axis, XAxis::Log2Dims(_)) {
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">dim (log2 scale)</text>",
+            (PAD + plot_right) / 2.0,
+            H - PAD + 32.0
+        );
+    }
+    for (si, line) in series.iter().enumerate() {
         let color = PALETTE[si % PALETTE.len()];
-        let pts: Vec<String> = vals
+        let dash = if line.dashed {
+            " stroke-dasharray=\"6 4\""
+        } else {
+            ""
+        };
+        let pts: Vec<(f64, f64)> = line
+            .values
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", x(i), y(v))))
+            .filter_map(|(i, v)| v.map(|v| (x(i), y(v))))
             .collect();
+        let joined: Vec<String> = pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
         let _ = write!(
             s,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
-            pts.join(" ")
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
+            joined.join(" ")
         );
-        for p in &pts {
-            let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
+        for (px, py) in &pts {
             let _ = write!(
                 s,
-                "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{color}\"/>"
+                "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"3\" fill=\"{color}\"/>"
             );
         }
+        let ly = PAD + 16.0 * si as f64;
+        let lx = plot_right + 12.0;
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{}</text>",
-            W - PAD + 4.0,
-            PAD + 14.0 * si as f64,
-            escape(label)
+            "<line x1=\"{lx}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/><text class=\"legend\" x=\"{}\" y=\"{ly}\" fill=\"{color}\">{}</text>",
+            ly - 4.0,
+            lx + 16.0,
+            ly - 4.0,
+            lx + 20.0,
+            escape(&line.label)
         );
     }
     s.push_str("</svg>");
@@ -350,21 +517,44 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn matryoshka_curve(by_dim: &BTreeMap<u32, BTreeMap<String, f64>>) -> String {
-    let dims: Vec<u32> = by_dim.keys().copied().collect();
-    let labels: Vec<String> = dims.iter().map(u32::to_string).collect();
-    let series: Vec<(String, Vec<Option<f64>>)> = CARD_METRICS
+fn matryoshka_curve(
+    by_dim: &BTreeMap<u32, BTreeMap<String, f64>>,
+    reference: Option<&ReferenceCard>,
+) -> String {
+    let mut dims: BTreeSet<u32> = by_dim.keys().copied().collect();
+    if let Some(card) = reference {
+        dims.extend(card.values.keys().copied());
+    }
+    let dims: Vec<u32> = dims.into_iter().collect();
+    let mut series: Vec<Series> = CARD_METRICS
         .iter()
+        .filter(|(key, _)| by_dim.values().any(|m| m.contains_key(*key)))
         .map(|(key, short)| {
-            (
-                short.to_string(),
-                dims.iter().map(|d| by_dim[d].get(*key).copied()).collect(),
-            )
+            let values = dims
+                .iter()
+                .map(|d| by_dim.get(d).and_then(|m| m.get(*key)).copied())
+                .collect();
+            Series::ours(short.to_string(), values)
         })
         .collect();
+    if let Some(card) = reference {
+        for (key, short) in CARD_METRICS {
+            let values: Vec<Option<f64>> = dims
+                .iter()
+                .map(|d| card.values.get(d).and_then(|m| m.get(key)).copied())
+                .collect();
+            if values.iter().any(Option::is_some) {
+                series.push(Series {
+                    label: format!("{short} ({})", card.name),
+                    values,
+                    dashed: true,
+                });
+            }
+        }
+    }
     line_chart(
         "Matryoshka curve: metrics against dim (latest run)",
-        &labels,
+        &XAxis::Log2Dims(dims),
         &series,
     )
 }
@@ -381,7 +571,7 @@ fn over_time(history: &[HistoryRow], metric: &str, short: &str) -> String {
         .iter()
         .map(|&t| format_time(t)[5..16].to_string())
         .collect();
-    let series: Vec<(String, Vec<Option<f64>>)> = dims
+    let series: Vec<Series> = dims
         .iter()
         .rev()
         .map(|&d| {
@@ -394,10 +584,14 @@ fn over_time(history: &[HistoryRow], metric: &str, short: &str) -> String {
                         .map(|r| r.value)
                 })
                 .collect();
-            (format!("dim {d}"), vals)
+            Series::ours(format!("dim {d}"), vals)
         })
         .collect();
-    line_chart(&format!("{short} over time"), &labels, &series)
+    line_chart(
+        &format!("{short} over time"),
+        &XAxis::Categories(labels),
+        &series,
+    )
 }
 
 #[cfg(test)]
@@ -464,6 +658,41 @@ mod tests {
             md.contains("| 64 | 0.6000 | 0.5000 | 0.5800 | – | 0.6600 | – | 0.9700 |"),
             "{md}"
         );
+    }
+
+    /// The card's numbers are drawn dashed on the dims' log2 axis and tabled against ours; a bad
+    /// metric or dim in the card file is named.
+    #[test]
+    fn a_reference_card_is_drawn_and_tabled_beside_the_run() {
+        let card = ReferenceCard::from_json(
+            r#"{"name": "bge-m3 card", "dims": {"1024": {"ndcg@10": 0.7276}, "64": {"cosine_ndcg@10": 0.6562}}}"#,
+        )
+        .unwrap();
+        assert_eq!(card.values[&64]["cosine_ndcg@10"], 0.6562);
+        let h = vec![
+            row(1, 64, "cosine_ndcg@10", 0.6),
+            row(1, 256, "cosine_ndcg@10", 0.7),
+        ];
+        let files = render_with(&h, Some(&card));
+        let md = &files.iter().find(|(n, _)| n == "report.md").unwrap().1;
+        assert!(
+            md.contains("| 64 | ndcg@10 | 0.6000 | 0.6562 | -0.0562 |"),
+            "{md}"
+        );
+        let curve = &files.iter().find(|(n, _)| n == "matryoshka.svg").unwrap().1;
+        assert!(curve.contains("stroke-dasharray") && curve.contains("ndcg@10 (bge-m3 card)"));
+        assert!(curve.contains("dim (log2 scale)"));
+        // 64, 256, 1024 on a log2 axis: 256 sits halfway.
+        assert!(XAxis::Log2Dims(vec![64, 256, 1024]).position(1) == 0.5);
+        for bad in [
+            r#"{"dims": {"x": {}}}"#,
+            r#"{"dims": {"64": {"ndgc@10": 1}}}"#,
+            r#"{"dim": {}}"#,
+        ] {
+            assert!(ReferenceCard::from_json(bad).is_err(), "{bad}");
+        }
+        let e = ReferenceCard::from_json(r#"{"dims": {"64": {"ndgc@10": 1}}}"#).unwrap_err();
+        assert!(e.contains("dims.64.ndgc@10"), "{e}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use lexembed_eval::alerts::AlertRules;
 use lexembed_eval::history::{self, RunInfo};
-use lexembed_eval::report::{card_table, render};
+use lexembed_eval::report::{ReferenceCard, card_table, render_with};
 use lexembed_eval::{EvalJob, EvalResult, EvalRun, Measure, SearchPath};
 use lexembed_eval::{Metric, UnknownMetric};
 use lexembed_lance::DatasetLocation;
@@ -37,6 +37,10 @@ pub enum EvalSub {
         /// Output directory.
         #[arg(long, default_value = "eval-report")]
         out: PathBuf,
+        /// Another evaluation's numbers to draw beside the latest run (dashed) and table against it,
+        /// e.g. the model card's: {"name": "model card", "dims": {"1024": {"ndcg@10": 0.7276}}}.
+        #[arg(long)]
+        reference: Option<PathBuf>,
     },
 }
 
@@ -111,8 +115,13 @@ fn parse_floor(s: &str) -> Result<(Metric, f64), String> {
 }
 
 pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
-    if let Some(EvalSub::Report { history, out }) = cmd.report {
-        return report(&history, &out);
+    if let Some(EvalSub::Report {
+        history,
+        out,
+        reference,
+    }) = cmd.report
+    {
+        return report(&history, &out, reference.as_deref());
     }
     let mut args = cmd.run;
     // The job's outcome is labelled by pipeline when the evaluation comes from a spec.
@@ -297,13 +306,27 @@ fn print_result(args: &EvalArgs, run: &EvalRun) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(history_uri: &str, out: &PathBuf) -> anyhow::Result<()> {
+fn report(
+    history_uri: &str,
+    out: &PathBuf,
+    reference: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let card = match reference {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--reference {}", path.display()))?;
+            let card = ReferenceCard::from_json(&text)
+                .map_err(|e| anyhow::anyhow!("--reference {}: {e}", path.display()))?;
+            Some(card)
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let rows = rt.block_on(history::read(&DatasetLocation::new(history_uri)))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    for (name, content) in render(&rows) {
+    for (name, content) in render_with(&rows, card.as_ref()) {
         std::fs::write(out.join(&name), content).with_context(|| format!("writing {name}"))?;
     }
     println!(
