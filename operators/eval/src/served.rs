@@ -44,9 +44,13 @@ pub async fn evaluate_served(
         SearchPath::Hybrid => SearchMode::Hybrid,
     };
     let judged = Judgements::new(inputs.corpus_ids, inputs.qa)?;
-    let mut by_dim = BTreeMap::new();
+    let mut by_dim: BTreeMap<u32, Vec<Vec<u32>>> = BTreeMap::new();
     for &d in inputs.dims {
-        let ranked = rank_at_dim(inputs, &judged, mode, Dim(d), cfg.max_k()).await?;
+        // Full-text rankings do not depend on the dim: searched once, scored at every dim.
+        let ranked = match (mode, by_dim.values().next()) {
+            (SearchMode::Fts, Some(first)) => first.clone(),
+            _ => rank_at_dim(inputs, &judged, mode, Dim(d), cfg.max_k()).await?,
+        };
         by_dim.insert(d, ranked);
     }
     let mut result = judged.result(inputs.qa, inputs.corpus_ids.len(), by_dim, cfg);
