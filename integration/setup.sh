@@ -124,12 +124,19 @@ step "8/10 Apache Kafka broker jars (Maven Central) for the streaming tests and 
 "$ROOT/integration/kafka.sh" install
 done_ "$(ls "$LEXEMBED_HOME/kafka/lib" | wc -l) jars in $LEXEMBED_HOME/kafka/lib (integration/kafka.sh start)"
 
-step "9/10 helm (built from the Go module proxy) for the chart tests"
+step "9/10 helm and kubeconform (built from the Go module proxy) and the Kubernetes API schemas for the chart tests"
 if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH 2>/dev/null)/bin/helm" ]; then
   command -v go >/dev/null || { echo "go not found: install Go to build helm"; exit 1; }
   (cd /tmp && go install helm.sh/helm/v3/cmd/helm@v3.22.0)
 fi
-done_ "$( (command -v helm || echo "$(go env GOPATH)/bin/helm") | head -1)"
+[ -x "$(go env GOPATH)/bin/kubeconform" ] || (cd /tmp && go install github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0)
+# The API's OpenAPI document ships in the k8s.io/kubernetes module; one strict JSON schema per kind.
+k8s_schemas="$LEXEMBED_HOME/k8s-schemas/v1.34.0"
+if [ ! -s "$k8s_schemas/deployment-apps-v1.json" ]; then
+  k8s_dir="$(cd /tmp && go mod download -json k8s.io/kubernetes@v1.34.0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  python3 "$ROOT/integration/python/k8s_schemas.py" "$k8s_dir/api/openapi-spec/swagger.json" "$k8s_schemas"
+fi
+done_ "$( (command -v helm || echo "$(go env GOPATH)/bin/helm") | head -1), kubeconform, $(ls "$k8s_schemas" | wc -l) API schemas (Kubernetes 1.34)"
 
 step "10/10 SeaweedFS (built from the Go module proxy): the S3-compatible server for the object-storage tests"
 "$ROOT/integration/s3.sh" install

@@ -7,6 +7,7 @@ default.yaml: defaults; gpu.yaml: values-gpu.yaml with every workload on; all.ya
 option set (digest, podLabels, extraEnv/extraVolumes, service-account annotations, priority class, an
 init container). Exits non-zero naming each property that does not hold.
 """
+import json
 import sys
 
 import yaml
@@ -95,6 +96,11 @@ def main():
         on_gpu_nodes = "nvidia.com/gpu.present" in (pod.get("nodeSelector") or {})
         if name.endswith("-stream") and not (gpu_limit(pod) and on_gpu_nodes):
             fail(f"{name}: no GPU in the GPU values")
+        if name.endswith("-backfill") and not gpu_limit(pod):
+            fail(f"{name}: the backfill embeds at scale but gets no GPU")
+        env = {e["name"]: e.get("value") for e in pod["containers"][0].get("env", [])}
+        if name.endswith("-eval") and (gpu_limit(pod) or on_gpu_nodes or env.get("LEXEMBED_PROVIDER") != "cpu"):
+            fail(f"{name}: eval (a few thousand questions) takes a GPU by default")
         if "-maintenance" in name and (gpu_limit(pod) or on_gpu_nodes):
             fail(f"{name}: maintenance (no embedding) lands on GPU nodes")
         if "-maintenance" in name and not pod["containers"][0].get("resources", {}).get("requests"):
@@ -128,6 +134,12 @@ def main():
         model = next(v for v in pod["volumes"] if v["name"] == "model")
         if "sizeLimit" not in model.get("emptyDir", {}):
             fail(f"{name}: the model emptyDir has no sizeLimit")
+    backfill = next(p for n, p, _ in pods(full) if n.endswith("-backfill"))
+    if not any(m["mountPath"] == "/data/incoming" for m in backfill["containers"][0]["volumeMounts"]):
+        fail("backfill: backfill.incoming is not mounted at /data/incoming")
+    cm = next(d for d in full if d["kind"] == "ConfigMap" and "backfill.yaml" in d.get("data", {}))
+    if "provider: ${LEXEMBED_PROVIDER:-cpu}" not in cm["data"]["backfill.yaml"]:
+        fail("backfill spec has no encoder provider: it would embed on CPU while holding a GPU")
     sa = next(d for d in full if d["kind"] == "ServiceAccount")
     if sa["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn") != "arn:aws:iam::1:role/lexembed":
         fail(f"serviceAccount.annotations not rendered: {sa['metadata']}")

@@ -98,13 +98,29 @@ extraVolumeMounts: [{name: extra, mountPath: /extra}]
 serviceAccount: {annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::1:role/lexembed"}}
 model: {source: initContainer}
 serve: {enabled: true}
-backfill: {enabled: true}
+backfill: {enabled: true, incoming: {persistentVolumeClaim: {claimName: incoming}}}
 maintenance: {enabled: true}
+secretEnv: {create: true}
 VALUES
 "$HELM" lint "$chart" -f "$out/options.yaml"
 "$HELM" template t "$chart" -f "$out/options.yaml" > "$out/options-render.yaml"
 python "$ROOT/integration/python/check_chart_hardening.py" "$out/default.yaml" "$out/gpu-all.yaml" "$out/options-render.yaml"
 "$HELM" template t "$chart" --set eval.schedule=@daily > /dev/null || { echo "chart: @daily refused"; exit 1; }
+# Every rendered manifest against the Kubernetes 1.34 API schemas, strictly (unknown fields refused),
+# offline; the CRD kinds (ServiceMonitor, ScaledObject, PrometheusRule) have no schema here.
+kubeconform="$(go env GOPATH)/bin/kubeconform"
+schemas="$LEXEMBED_HOME/k8s-schemas/v1.34.0"
+[ -x "$kubeconform" ] && [ -d "$schemas" ] || { echo "kubeconform or the API schemas missing: run integration/setup.sh"; exit 1; }
+for f in default gpu all gpu-all options-render serve sharded textfile; do
+  "$kubeconform" -strict -summary -skip ServiceMonitor,ScaledObject,PrometheusRule \
+    -schema-location "$schemas/{{ .ResourceKind }}{{ .KindSuffix }}.json" "$out/$f.yaml"
+done
+# A manifest with a field the API does not have is refused (the check can fail).
+sed 's/terminationGracePeriodSeconds:/terminationGracePeriodSecs:/' "$out/default.yaml" > "$out/broken.yaml"
+if "$kubeconform" -strict -schema-location "$schemas/{{ .ResourceKind }}{{ .KindSuffix }}.json" "$out/broken.yaml" >/dev/null 2>&1; then
+  echo "chart: kubeconform accepted an unknown field"; exit 1
+fi
+echo "chart: every manifest valid against the Kubernetes 1.34 API schemas (strict)"
 # KEDA (capped at the partitions) and the PrometheusRule, when enabled; neither by default (CRDs).
 "$HELM" template t "$chart" --set stream.autoscaling.keda.enabled=true --set stream.autoscaling.keda.partitions=4 \
   --set metrics.prometheusRule.enabled=true > "$out/operators.yaml"
@@ -134,5 +150,10 @@ for bad in "stream.strategy.typo=1" "serviceAccount.annotatons.a=b" "image.diges
     echo "chart: values schema accepted $bad"; exit 1
   fi
 done
+# A whole values file with a misspelt key inside a block, as a user would write it.
+printf 'stream:\n  replicas: 2\n  startupSecond: 900\n' > "$out/broken-values.yaml"
+if "$HELM" template t "$chart" -f "$out/broken-values.yaml" > /dev/null 2>&1; then
+  echo "chart: values schema accepted a values file with stream.startupSecond"; exit 1
+fi
 echo "chart: values schema refuses bad values"
 python -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["panels"], "no panels"; print("chart: dashboard ok,", len(d["panels"]), "panels")' "$ROOT/charts/grafana-dashboard.json"

@@ -59,8 +59,15 @@ securityContext:
 {{- else if .Values.secretEnv.create -}}{{ printf "%s-env" (include "lexembed.fullname" .) }}{{- end -}}
 {{- end -}}
 
-{{/* Environment of every lexembed container. */}}
+{{/* Environment of every lexembed container (provider from gpu.enabled). */}}
 {{- define "lexembed.env" -}}
+{{- include "lexembed.envOn" (dict "root" . "gpu" .Values.gpu.enabled) -}}
+{{- end -}}
+
+{{/* Environment of a lexembed container; `gpu` picks the provider. */}}
+{{- define "lexembed.envOn" -}}
+{{- $gpu := .gpu -}}
+{{- with .root -}}
 - name: LEXEMBED_MODEL
   value: {{ .Values.model.path | quote }}
 - name: ORT_DYLIB_PATH
@@ -68,7 +75,7 @@ securityContext:
 - name: LEXEMBED_LOG_JSON
   value: {{ .Values.logJson | quote }}
 - name: LEXEMBED_PROVIDER
-  value: {{ ternary .Values.gpu.provider "cpu" .Values.gpu.enabled | quote }}
+  value: {{ ternary .Values.gpu.provider "cpu" $gpu | quote }}
 - name: LEXEMBED_HOME
   value: /var/lib/lexembed
 - name: TMPDIR
@@ -82,6 +89,7 @@ securityContext:
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
 {{- end -}}
 
 {{- define "lexembed.envFrom" -}}
@@ -160,10 +168,11 @@ initContainers:
 {{- end }}
 {{- end -}}
 
-{{/* Resources, with the GPU limit when gpu.enabled. */}}
+{{/* Resources, with the GPU limit when gpu.enabled (or `gpu`, when given). */}}
 {{- define "lexembed.resources" -}}
 {{- $res := deepCopy .resources -}}
-{{- if .root.Values.gpu.enabled -}}
+{{- $gpu := ternary .gpu .root.Values.gpu.enabled (hasKey . "gpu") -}}
+{{- if $gpu -}}
 {{- $limits := (get $res "limits") | default dict -}}
 {{- $_ := set $limits .root.Values.gpu.resourceName (.root.Values.gpu.count | toString) -}}
 {{- $_ := set $res "limits" $limits -}}
