@@ -81,8 +81,13 @@ def main():
     dep = by_name(default, "Deployment", "-stream")
     if dep["spec"]["strategy"] != {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}:
         fail(f"stream strategy: {dep['spec']['strategy']}")
-    if dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] < 300:
-        fail("stream grace period shorter than a large model's batch on CPU")
+    pod = dep["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    if pod["terminationGracePeriodSeconds"] != 360 or env.get("LEXEMBED_MAX_BATCH_SECONDS") != "300":
+        fail(f"stream grace period / batch time not derived from stream.maxBatchSeconds: {pod['terminationGracePeriodSeconds']}, {env.get('LEXEMBED_MAX_BATCH_SECONDS')}")
+    spec = next(d for d in default if d["kind"] == "ConfigMap")["data"]["pipeline.yaml"]
+    if "max_batch_seconds: ${LEXEMBED_MAX_BATCH_SECONDS" not in spec:
+        fail("the stream spec does not read the batch time (poll interval and stall limit)")
     spread = dep["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
     if not spread or spread[0]["topologyKey"] != "kubernetes.io/hostname" or spread[0]["whenUnsatisfiable"] != "ScheduleAnyway":
         fail(f"stream replicas are not spread over nodes: {spread}")

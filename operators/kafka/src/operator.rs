@@ -75,7 +75,19 @@ pub struct OperatorSummary {
 }
 
 /// The Kafka client settings of a spec: lexembed's defaults, then the spec's pass-through properties.
-pub fn client_config(k: &KafkaSourceSpec) -> ClientConfig {
+/// How long the main loop may go without polling: while `ahead` closed batches wait for the model it
+/// blocks, so (ahead + 1) batches of `max_batch_seconds`, plus a minute for the commit and a rebalance.
+/// librdkafka's `max.poll.interval.ms` (unless the spec's properties set it) and `/healthz`'s stall
+/// limit both come from it: a slow model is not mistaken for a stuck consumer.
+pub fn poll_budget(k: &KafkaSourceSpec, ahead: usize) -> Duration {
+    let derived = Duration::from_secs((ahead.max(1) as u64 + 1) * k.max_batch_seconds.max(1) + 60);
+    k.properties
+        .get("max.poll.interval.ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(derived, Duration::from_millis)
+}
+
+pub fn client_config(k: &KafkaSourceSpec, ahead: usize) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &k.brokers)
         .set("group.id", &k.group_id)
@@ -93,7 +105,11 @@ pub fn client_config(k: &KafkaSourceSpec) -> ClientConfig {
         // Bounded prefetch: the backpressure limit while a batch is embedded.
         .set("queued.max.messages.kbytes", "16384")
         // Per-partition lag for /metrics (lexembed_kafka_partition_lag).
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        .set(
+            "max.poll.interval.ms",
+            poll_budget(k, ahead).as_millis().to_string(),
+        );
     for (key, value) in &k.properties {
         cfg.set(key, value);
     }
@@ -163,7 +179,7 @@ pub fn run_operator(
         let endpoint = crate::http::Endpoint {
             metrics: op.metrics.clone(),
             render: opts.render_metrics.clone(),
-            stall_after: Duration::from_secs(300),
+            stall_after: poll_budget(kafka, loaded.spec.encoder.ahead.unwrap_or(DEFAULT_AHEAD)),
         };
         crate::http::serve(addr, endpoint, io)?;
     }
@@ -202,7 +218,7 @@ impl<'a> Operator<'a> {
             kafka.start,
             metrics.clone(),
         ));
-        let cfg = client_config(kafka);
+        let cfg = client_config(kafka, spec.encoder.ahead.unwrap_or(DEFAULT_AHEAD));
         let consumer: BaseConsumer<OperatorContext> = cfg
             .create_with_context(OperatorContext {
                 shared: shared.clone(),
@@ -456,5 +472,40 @@ impl Drop for Operator<'_> {
         }
         // Otherwise the consumer is leaked rather than dropped: its drop would poll until the close
         // completes, which can be forever; the process exits next.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> KafkaSourceSpec {
+        let mut v = serde_json::json!({"brokers": "b:9092", "topics": ["t"], "group_id": "g"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// A slow model is not a stuck consumer: the poll interval and the stall limit grow with the batch
+    /// time and the batches waiting ahead; an explicit max.poll.interval.ms wins.
+    #[test]
+    fn the_poll_budget_follows_the_batch_time() {
+        assert_eq!(
+            poll_budget(&spec(serde_json::json!({})), 2),
+            Duration::from_secs(960)
+        );
+        let slow = spec(serde_json::json!({"max_batch_seconds": 900}));
+        assert_eq!(poll_budget(&slow, 2), Duration::from_secs(2760));
+        let cfg = client_config(&slow, 2);
+        assert_eq!(cfg.get("max.poll.interval.ms"), Some("2760000"));
+        let set = spec(serde_json::json!({"properties": {"max.poll.interval.ms": "600000"}}));
+        assert_eq!(poll_budget(&set, 2), Duration::from_secs(600));
+        assert_eq!(
+            client_config(&set, 2).get("max.poll.interval.ms"),
+            Some("600000")
+        );
     }
 }

@@ -405,6 +405,15 @@ pub struct KafkaSourceSpec {
     /// about bytes/4 tokens for Latin-script text).
     #[serde(default = "default_max_batch_bytes")]
     pub max_batch_bytes: usize,
+    /// The longest one batch may take to embed and commit on this hardware (a large model on CPU:
+    /// minutes). The main loop stops polling while `encoder.ahead` batches wait for the model, so
+    /// librdkafka's `max.poll.interval.ms` and `/healthz`'s stall limit are derived from it: (ahead + 1)
+    /// batches plus a minute. Default 300.
+    #[serde(
+        default = "default_max_batch_seconds",
+        deserialize_with = "number_or_variable"
+    )]
+    pub max_batch_seconds: u64,
     /// librdkafka properties passed through (security.protocol, sasl.*, ssl.*, …); use ${ENV} for
     /// secrets. `enable.auto.commit`, `group.id` and `bootstrap.servers` are set by lexembed.
     #[serde(default)]
@@ -428,6 +437,7 @@ impl std::fmt::Debug for KafkaSourceSpec {
             .field("dead_letter_topic", &self.dead_letter_topic)
             .field("linger_ms", &self.linger_ms)
             .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("max_batch_seconds", &self.max_batch_seconds)
             .field("properties", &redacted(&self.properties))
             .finish()
     }
@@ -448,6 +458,31 @@ impl std::fmt::Debug for SinkSpec {
 fn default_linger_ms() -> u64 {
     500
 }
+/// A number written as such, or as the string a `${VAR}` became (`max_batch_seconds:
+/// ${LEXEMBED_MAX_BATCH_SECONDS:-300}`, as the chart writes it).
+fn number_or_variable<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(u64),
+        Text(String),
+    }
+    match Written::deserialize(d)? {
+        Written::Number(n) => Ok(n),
+        // The first pass reads the spec before `${VAR}`s are replaced; the second reads the value.
+        Written::Text(t) if t.contains("${") => Ok(default_max_batch_seconds()),
+        Written::Text(t) => t.trim().parse().map_err(|_| {
+            serde::de::Error::custom(format!("expected a whole number of seconds, got {t:?}"))
+        }),
+    }
+}
+
+fn default_max_batch_seconds() -> u64 {
+    300
+}
+
 fn default_max_batch_bytes() -> usize {
     8 << 20
 }
@@ -1070,6 +1105,18 @@ mod tests {
             panic!("not a kafka source: {:?}", s.source.input)
         };
         assert_eq!((k.linger_ms, k.start), (500, StartPosition::Earliest));
+        assert_eq!(k.max_batch_seconds, 300);
+        // The chart writes the batch time as a ${VAR}: a number in a string is read as the number.
+        let timed = kafka.replace(
+            "group_id: g",
+            "group_id: g\n    max_batch_seconds: \"${LEXEMBED_TEST_UNSET_VAR:-900}\"",
+        );
+        let SourceInput::Kafka(k) = parse(&timed, Path::new("p.yaml")).unwrap().source.input else {
+            panic!("not a kafka source")
+        };
+        assert_eq!(k.max_batch_seconds, 900);
+        let e = err(&kafka.replace("group_id: g", "group_id: g\n    max_batch_seconds: ten"));
+        assert!(e.contains("whole number of seconds"), "{e}");
         let e = err(&kafka.replace("  mode: append\n", ""));
         assert!(e.contains("sink.mode"), "{e}");
         let e = err(&kafka.replace("topics: [t]", "topics: []"));
