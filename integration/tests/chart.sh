@@ -144,7 +144,7 @@ assert {"namespace", "pod"} <= names, names
 assert all('$namespace' in t["expr"] and '$pod' in t["expr"] for p in dash["panels"] for t in p["targets"]), "a panel ignores the namespace/pod variables"
 print("chart: KEDA ScaledObject capped at the partitions, PrometheusRule alerts, maintenance CronJob, dashboard variables")
 PY
-for bad in "stream.strategy.typo=1" "serviceAccount.annotatons.a=b" "image.digest=latest" "scratch.tmpSize=1Gi" "stream.podDisruptionBudget.min=1" \
+for bad in "model.pvc.claim=x" "model.initContainer.imag=x" "onnxruntime.libPath=x" "maintenance.index.colum=x" "stream.strategy.typo=1" "serviceAccount.annotatons.a=b" "image.digest=latest" "scratch.tmpSize=1Gi" "stream.podDisruptionBudget.min=1" \
   "serve.maxQueued=0" "serve.service.type=Ingress" "serve.datasetName=a=b" "metrics.textfileDir=relative/dir" "eval.timeZone=Europe/Madrid;rm" "backfill.shards=0" "stream.replicas=two" "model.source=s3" "eval.schedule=nightly" "gpu.provider=rocm"; do
   if "$HELM" template t "$chart" --set "$bad" > /dev/null 2>&1; then
     echo "chart: values schema accepted $bad"; exit 1
