@@ -86,6 +86,8 @@ def main():
     if pod["terminationGracePeriodSeconds"] != 360 or env.get("LEXEMBED_MAX_BATCH_SECONDS") != "300":
         fail(f"stream grace period / batch time not derived from stream.maxBatchSeconds: {pod['terminationGracePeriodSeconds']}, {env.get('LEXEMBED_MAX_BATCH_SECONDS')}")
     spec = next(d for d in default if d["kind"] == "ConfigMap")["data"]["pipeline.yaml"]
+    if "partition.assignment.strategy: cooperative-sticky" not in spec:
+        fail("the stream spec does not use cooperative-sticky assignment (eager rebalances stop every member)")
     if "max_batch_seconds: ${LEXEMBED_MAX_BATCH_SECONDS" not in spec:
         fail("the stream spec does not read the batch time (poll interval and stall limit)")
     spread = dep["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
