@@ -19,8 +19,10 @@ from pathlib import Path
 
 import lance
 
+# The full-text ranking and the reciprocal-rank fusion are search_check.py's (the same reference).
+from search_check import fts, fuse
+
 K = 100
-RRF_K = 60.0
 
 
 def dense(ds, dim, vector, use_index):
@@ -29,19 +31,6 @@ def dense(ds, dim, vector, use_index):
         q.update(nprobes=32, refine_factor=10)
     t = ds.to_table(columns=["id"], nearest=q)
     return [i for _, i in sorted(zip(t["_distance"].to_pylist(), t["id"].to_pylist()))]
-
-
-def fts(ds, text):
-    t = ds.to_table(full_text_query=text, columns=["id"], limit=K)
-    return [i for _, i in sorted(zip(t["_score"].to_pylist(), t["id"].to_pylist()), key=lambda r: (-r[0], r[1]))]
-
-
-def fuse(lists):
-    score = {}
-    for ids in lists:
-        for rank, i in enumerate(ids, start=1):
-            score[i] = score.get(i, 0.0) + 1.0 / (RRF_K + rank)
-    return [i for i, _ in sorted(score.items(), key=lambda p: (-p[1], p[0]))][:K]
 
 
 def main():
@@ -74,9 +63,9 @@ def main():
                 exact = dense(ds, d, vectors[qid], False)
                 knn.append(len(set(ids[:10]) & set(exact[:10])) / max(1, len(exact[:10])))
             elif a.path == "fts":
-                ids = fts(ds, queries[qid])
+                ids = fts(ds, queries[qid], K)
             else:
-                ids = fuse([dense(ds, d, vectors[qid], True), fts(ds, queries[qid])])
+                ids = fuse([dense(ds, d, vectors[qid], True), fts(ds, queries[qid], K)], K)
             ranked.append([{"corpus_id": c, "score": -float(r)} for r, c in enumerate(ids)])
         scores = ev.compute_metrics(ranked)
         for name, by_k in scores.items():
