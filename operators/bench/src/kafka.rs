@@ -71,6 +71,7 @@ fn load_topic(
         brokers: args.brokers.clone(),
         topic: topic.clone(),
         key_field: Some("id".into()),
+        tombstones: false,
         properties: vec![],
     };
     produce_lines(body.as_slice(), &opts)?;

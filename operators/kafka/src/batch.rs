@@ -2,12 +2,13 @@
 //! `batch_rows` rows, `max_batch_bytes` of text, or is `linger_ms` old. It remembers each row's
 //! partition and offset (so rows of a partition this replica lost, or that another replica already
 //! committed, can be dropped before the commit) and the offset range it covers per partition,
-//! dead-lettered records included.
+//! dead-lettered records included. With upserts it also holds deletions, placed among its rows.
 
 use std::time::{Duration, Instant};
 
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
+use lexembed_pipeline::source::Deletion;
 use lexembed_pipeline::source::rows::{Doc, RefusalKind, RowBuilder};
 use lexembed_pipeline::spec::SourceSpec;
 
@@ -25,6 +26,15 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// A deletion read from a partition at an offset (a tombstone, a null text), placed among the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchDeletion {
+    pub partition: Partition,
+    pub offset: i64,
+    /// The id, and how many of the batch's rows came before it.
+    pub deletion: Deletion,
+}
+
 /// Limits that close a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLimits {
@@ -38,6 +48,7 @@ pub struct MicroBatch {
     /// Per row: partition and offset.
     origin: Vec<(Partition, i64)>,
     pub dead: Vec<DeadLetter>,
+    deleted: Vec<BatchDeletion>,
     pub ranges: Ranges,
     bytes: usize,
     opened: Option<Instant>,
@@ -51,6 +62,8 @@ pub struct ClosedBatch {
     pub docs: RecordBatch,
     pub origin: Vec<(Partition, i64)>,
     pub dead: Vec<DeadLetter>,
+    /// Deletions (upserts), in arrival order.
+    pub deleted: Vec<BatchDeletion>,
     pub ranges: Ranges,
     pub oldest_timestamp_ms: Option<i64>,
     /// The revocation count when the batch closed: its rows of a partition revoked after that are
@@ -64,6 +77,7 @@ impl MicroBatch {
             rows: RowBuilder::new(schema, spec),
             origin: Vec::new(),
             dead: Vec::new(),
+            deleted: Vec::new(),
             ranges: Ranges::new(),
             bytes: 0,
             opened: None,
@@ -97,6 +111,26 @@ impl MicroBatch {
         self.origin.push((p.clone(), offset));
     }
 
+    /// Deletes `id` after the rows so far (upserts).
+    pub fn push_delete(
+        &mut self,
+        p: &Partition,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        id: String,
+    ) {
+        self.cover(p, offset, timestamp_ms);
+        self.bytes += id.len();
+        self.deleted.push(BatchDeletion {
+            partition: p.clone(),
+            offset,
+            deletion: Deletion {
+                id,
+                before_row: self.origin.len(),
+            },
+        });
+    }
+
     pub fn push_dead(&mut self, d: DeadLetter, timestamp_ms: Option<i64>) {
         self.cover(&d.partition.clone(), d.offset, timestamp_ms);
         self.bytes += d.value.as_ref().map_or(0, Vec::len);
@@ -105,7 +139,7 @@ impl MicroBatch {
 
     /// Full, or old enough to flush.
     pub fn is_ready(&self) -> bool {
-        self.rows() >= self.limits.rows
+        self.rows() + self.deleted.len() >= self.limits.rows
             || self.bytes >= self.limits.bytes
             || self
                 .opened
@@ -127,6 +161,7 @@ impl MicroBatch {
             docs,
             origin: std::mem::take(&mut self.origin),
             dead: std::mem::take(&mut self.dead),
+            deleted: std::mem::take(&mut self.deleted),
             ranges: std::mem::take(&mut self.ranges),
             oldest_timestamp_ms: self.oldest_timestamp_ms.take(),
             generation,
@@ -135,22 +170,32 @@ impl MicroBatch {
 }
 
 impl ClosedBatch {
-    /// Keeps only what `keep(partition, offset)` accepts: rows, dead letters and ranges (a range
-    /// shrinks to start at its first kept offset; a partition with nothing kept disappears).
+    /// Keeps only what `keep(partition, offset)` accepts: rows, deletions, dead letters and ranges
+    /// (a range shrinks to start at its first kept offset; a partition with nothing kept disappears).
     pub fn retain(&mut self, keep: impl Fn(&Partition, i64) -> bool) -> Result<usize> {
         let mask: BooleanArray = self.origin.iter().map(|(p, o)| Some(keep(p, *o))).collect();
-        let before = self.origin.len() + self.dead.len();
+        let before = self.origin.len() + self.dead.len() + self.deleted.len();
+        // Kept rows before each place, to re-place the deletions among the rows that remain.
+        let mut kept_before = vec![0usize; self.origin.len() + 1];
+        for (i, k) in mask.values().iter().enumerate() {
+            kept_before[i + 1] = kept_before[i] + usize::from(k);
+        }
         if mask.true_count() < self.origin.len() {
             self.docs = arrow_select::filter::filter_record_batch(&self.docs, &mask)?;
             self.origin.retain(|(p, o)| keep(p, *o));
         }
         self.dead.retain(|d| keep(&d.partition, d.offset));
+        self.deleted.retain(|d| keep(&d.partition, d.offset));
+        for d in &mut self.deleted {
+            d.deletion.before_row = kept_before[d.deletion.before_row];
+        }
         let mut ranges = Ranges::new();
         let kept = self
             .origin
             .iter()
             .map(|(p, o)| (p, *o))
-            .chain(self.dead.iter().map(|d| (&d.partition, d.offset)));
+            .chain(self.dead.iter().map(|d| (&d.partition, d.offset)))
+            .chain(self.deleted.iter().map(|d| (&d.partition, d.offset)));
         for (p, o) in kept {
             let r = ranges.entry(p.clone()).or_insert((o, o + 1));
             r.0 = r.0.min(o);
@@ -163,11 +208,30 @@ impl ClosedBatch {
             }
         }
         self.ranges = ranges;
-        Ok(before - self.origin.len() - self.dead.len())
+        Ok(before - self.origin.len() - self.dead.len() - self.deleted.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
+    }
+
+    /// Whether there is anything to commit to Lance: rows or deletions.
+    pub fn has_changes(&self) -> bool {
+        self.docs.num_rows() > 0 || !self.deleted.is_empty()
+    }
+
+    /// The batch's rows (embedded, of `schema`) and deletions in arrival order, latest change per id.
+    pub fn changes(&self, schema: &SchemaRef) -> Result<lexembed_lance::Changes> {
+        let mut log = lexembed_lance::ChangeLog::in_memory(schema.clone());
+        let mut from = 0;
+        for d in &self.deleted {
+            let before = d.deletion.before_row;
+            log.push_rows(&self.docs.slice(from, before - from))?;
+            from = before;
+            log.push_delete(&d.deletion.id);
+        }
+        log.push_rows(&self.docs.slice(from, self.docs.num_rows() - from))?;
+        Ok(log.finish()?)
     }
 }
 
@@ -229,5 +293,43 @@ mod tests {
         assert_eq!(c.ranges.len(), 1);
         assert_eq!(c.ranges[&p0], (7, 8));
         assert!(c.dead.is_empty());
+    }
+
+    /// Deletions are fenced like rows and keep their place among the rows that remain; the latest
+    /// change of an id wins.
+    #[test]
+    fn deletions_are_fenced_and_keep_their_place() {
+        let s = spec();
+        let schema = lexembed_lance::schema::documents(&[]).unwrap();
+        let limits = BatchLimits {
+            rows: 100,
+            bytes: 1 << 20,
+            linger: Duration::from_secs(60),
+        };
+        let mut b = MicroBatch::new(schema.clone(), &s, limits);
+        let (p0, p1) = (Partition::new("t", 0), Partition::new("t", 1));
+        b.push_doc(&p1, 3, None, &doc("x"));
+        b.push_doc(&p0, 5, None, &doc("a"));
+        b.push_delete(&p0, 6, None, "a".into());
+        b.push_doc(&p0, 7, None, &doc("b"));
+        b.push_delete(&p0, 8, None, "b".into());
+        b.push_doc(&p0, 9, None, &doc("b"));
+        let mut c = b.close(0).unwrap();
+        assert!(c.has_changes());
+        let dropped = c.retain(|p, _| p == &p0).unwrap();
+        assert_eq!(dropped, 1);
+        assert_eq!(c.ranges[&p0], (5, 10));
+        let places: Vec<(&str, usize)> = c
+            .deleted
+            .iter()
+            .map(|d| (d.deletion.id.as_str(), d.deletion.before_row))
+            .collect();
+        assert_eq!(places, vec![("a", 1), ("b", 2)]);
+        let changes = c.changes(&schema).unwrap();
+        assert_eq!(changes.deletes, vec!["a".to_string()]);
+        assert_eq!((changes.rows_in, changes.rows_kept), (3, 1));
+        // Fencing off every offset leaves nothing to commit.
+        c.retain(|_, _| false).unwrap();
+        assert!(!c.has_changes() && c.is_empty());
     }
 }

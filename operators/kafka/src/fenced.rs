@@ -6,8 +6,10 @@
 //! while `v` is the latest, so the commit is conditional on it: when another commit landed first (a
 //! replica that took these partitions over while this one was paused, or simply a busy group), the
 //! offsets are re-read, the batch re-fenced and the commit retried. A replica that lost its partitions
-//! therefore never lands rows their new owner committed, however long it was stalled.
+//! therefore never lands rows their new owner committed, however long it was stalled. With upserts the
+//! commit is a merge-insert (rows replace their id's row, deletions remove ids), fenced the same way.
 
+use arrow_schema::SchemaRef;
 use lance::Dataset;
 use lexembed_lance::{CommitRecord, Conditional, DatasetLocation, PendingAppend};
 use tracing::{debug, warn};
@@ -19,6 +21,15 @@ use crate::offsets::{LanceOffsets, Partition};
 /// Commit attempts before giving up: each failed attempt means another commit landed meanwhile, so
 /// this many in a row is a group committing far faster than this replica can (the error says so).
 const MAX_ATTEMPTS: usize = 64;
+
+/// How a batch's changes land.
+#[derive(Debug, Clone)]
+pub enum BatchWrite {
+    /// Rows appended.
+    Append,
+    /// Rows (of this embedded schema) replace their id's row, deletions remove ids.
+    Upsert(SchemaRef),
+}
 
 /// What a fenced commit did.
 #[derive(Debug, Default)]
@@ -54,6 +65,7 @@ pub fn fence(
 /// commit from the offsets known at the attempt (its checkpoint folds them in).
 pub async fn commit_fenced(
     location: &DatasetLocation,
+    write: &BatchWrite,
     offsets: &mut LanceOffsets,
     closed: &mut ClosedBatch,
     owned: &impl Fn(&Partition) -> bool,
@@ -61,7 +73,7 @@ pub async fn commit_fenced(
 ) -> Result<FencedCommit> {
     let mut done = FencedCommit::default();
     let mut pending = PendingAppend::new(closed.docs.clone());
-    while closed.docs.num_rows() > 0 {
+    while closed.has_changes() {
         if done.conflicts >= MAX_ATTEMPTS {
             return Err(KafkaError::Runtime(format!(
                 "{}: {MAX_ATTEMPTS} commits in a row were superseded by other commits; \
@@ -71,10 +83,20 @@ pub async fn commit_fenced(
             )));
         }
         let attempt = record(offsets, closed);
-        match location
-            .append_if_latest(offsets.dataset(), &mut pending, &attempt)
-            .await?
-        {
+        let landed = match write {
+            BatchWrite::Append => {
+                location
+                    .append_if_latest(offsets.dataset(), &mut pending, &attempt)
+                    .await?
+            }
+            BatchWrite::Upsert(schema) => {
+                let changes = closed.changes(schema)?;
+                location
+                    .upsert_if_latest(offsets.dataset(), changes, &attempt)
+                    .await?
+            }
+        };
+        match landed {
             Conditional::Committed(ds) => {
                 done.version = Some(committed(offsets, *ds).await?);
                 return Ok(done);
@@ -179,9 +201,16 @@ mod tests {
         // A first commit, so both writers start from a dataset and an offset.
         let mut seed = LanceOffsets::new(location.clone(), "g");
         let mut first = batch(&p, 0..4);
-        commit_fenced(&location, &mut seed, &mut first, &owned, record)
-            .await
-            .unwrap();
+        commit_fenced(
+            &location,
+            &BatchWrite::Append,
+            &mut seed,
+            &mut first,
+            &owned,
+            record,
+        )
+        .await
+        .unwrap();
         let (mut a_offsets, mut b_offsets) = (
             LanceOffsets::new(location.clone(), "g"),
             LanceOffsets::new(location.clone(), "g"),
@@ -191,13 +220,27 @@ mod tests {
             offsets.refresh().await.unwrap();
             assert_eq!(fence(offsets, closed, &owned).unwrap(), 0);
         }
-        let landed_a = commit_fenced(&location, &mut a_offsets, &mut a, &owned, record)
-            .await
-            .unwrap();
+        let landed_a = commit_fenced(
+            &location,
+            &BatchWrite::Append,
+            &mut a_offsets,
+            &mut a,
+            &owned,
+            record,
+        )
+        .await
+        .unwrap();
         assert_eq!((landed_a.version, landed_a.conflicts), (Some(2), 0));
-        let landed_b = commit_fenced(&location, &mut b_offsets, &mut b, &owned, record)
-            .await
-            .unwrap();
+        let landed_b = commit_fenced(
+            &location,
+            &BatchWrite::Append,
+            &mut b_offsets,
+            &mut b,
+            &owned,
+            record,
+        )
+        .await
+        .unwrap();
         assert_eq!(landed_b.conflicts, 1, "{landed_b:?}");
         assert_eq!(landed_b.dropped, 6, "offsets 4..10 were a's");
         assert_eq!(landed_b.version, Some(3));
@@ -224,12 +267,26 @@ mod tests {
         stalled.refresh().await.unwrap(); // no dataset yet: the stalled writer would create it
         let mut other = LanceOffsets::new(location.clone(), "g");
         let mut taken = batch(&p, 0..8);
-        commit_fenced(&location, &mut other, &mut taken, &owned, record)
-            .await
-            .unwrap();
-        let landed = commit_fenced(&location, &mut stalled, &mut stale, &owned, record)
-            .await
-            .unwrap();
+        commit_fenced(
+            &location,
+            &BatchWrite::Append,
+            &mut other,
+            &mut taken,
+            &owned,
+            record,
+        )
+        .await
+        .unwrap();
+        let landed = commit_fenced(
+            &location,
+            &BatchWrite::Append,
+            &mut stalled,
+            &mut stale,
+            &owned,
+            record,
+        )
+        .await
+        .unwrap();
         assert_eq!(landed.version, None, "{landed:?}");
         assert_eq!(landed.dropped, 5);
         assert_eq!(ids(&location).await.len(), 8);
@@ -248,9 +305,16 @@ mod tests {
         for (p, range) in [(&p0, 0..3), (&p1, 0..2), (&p0, 3..6), (&p1, 2..9)] {
             let mut closed = batch(p, range);
             offsets.refresh().await.unwrap();
-            commit_fenced(&location, &mut offsets, &mut closed, &owned, record)
-                .await
-                .unwrap();
+            commit_fenced(
+                &location,
+                &BatchWrite::Append,
+                &mut offsets,
+                &mut closed,
+                &owned,
+                record,
+            )
+            .await
+            .unwrap();
         }
         let mut ds = location.open().await.unwrap();
         lexembed_lance::compact(&mut ds).await.unwrap();
@@ -269,9 +333,16 @@ mod tests {
         );
         // And a commit after the cleanup is found on top of it.
         let mut closed = batch(&p0, 6..8);
-        commit_fenced(&location, &mut cold, &mut closed, &owned, record)
-            .await
-            .unwrap();
+        commit_fenced(
+            &location,
+            &BatchWrite::Append,
+            &mut cold,
+            &mut closed,
+            &owned,
+            record,
+        )
+        .await
+        .unwrap();
         let mut again = LanceOffsets::new(location.clone(), "g");
         again.refresh().await.unwrap();
         assert_eq!(

@@ -1,24 +1,22 @@
-//! One Kafka message → one document row, or the reason it cannot be one (for the dead-letter topic).
-//! The value is a JSON object with the spec's id, text and metadata fields; with `key_as_id` the key
-//! is the id. Checks are the file sources' (`lexembed_pipeline::source::rows`), so a record is good or
+//! One Kafka message → one document row (or, with `sink.mode: upsert`, a deletion: a tombstone deletes
+//! its key, a value whose text is null its id), or the reason it cannot be one (for the dead-letter
+//! topic). The value is a JSON object with the spec's id, text and metadata fields; with `key_as_id`
+//! the key is the id. Checks are the file sources' (`lexembed_pipeline::source::rows`), so a record is good or
 //! bad the same way whether it arrives in a file or on a topic.
 
-use lexembed_pipeline::source::rows::{Doc, json_doc};
+use lexembed_pipeline::source::rows::{Change, json_change};
 pub use lexembed_pipeline::source::rows::{Refusal, RefusalKind};
 use lexembed_pipeline::spec::SourceSpec;
 
-/// Parses a message value (and key, when it is the id) into a document.
-pub fn message_doc(
+/// Parses a message value (and key, when it is the id) into a row or a deletion.
+pub fn message_change(
     value: Option<&[u8]>,
     key: Option<&[u8]>,
     spec: &SourceSpec,
     key_as_id: bool,
-) -> Result<Doc, Refusal> {
+) -> Result<Change, Refusal> {
     let Some(value) = value else {
-        return Err(Refusal {
-            kind: RefusalKind::NoValue,
-            message: "message has no value (a tombstone?)".into(),
-        });
+        return tombstone(key, spec);
     };
     let id = if key_as_id {
         match key {
@@ -33,7 +31,27 @@ pub fn message_doc(
     } else {
         None
     };
-    json_doc(value, spec, id)
+    json_change(value, spec, id)
+}
+
+/// A message without a value: with upserts, the deletion of its key.
+fn tombstone(key: Option<&[u8]>, spec: &SourceSpec) -> Result<Change, Refusal> {
+    let refuse = |message: &str| {
+        Err(Refusal {
+            kind: RefusalKind::NoValue,
+            message: message.into(),
+        })
+    };
+    if !spec.deletes {
+        return refuse(
+            "message has no value (a tombstone; with sink.mode upsert it deletes its key)",
+        );
+    }
+    match key.map(std::str::from_utf8) {
+        Some(Ok(id)) if !id.is_empty() => Ok(Change::Delete(id.to_string())),
+        Some(Err(_)) => refuse("tombstone whose key is not UTF-8: no id to delete"),
+        _ => refuse("tombstone without a key: no id to delete"),
+    }
 }
 
 #[cfg(test)]
@@ -47,11 +65,36 @@ mod tests {
             .source
     }
 
+    /// With upserts, a tombstone deletes its key and a null text its id; a tombstone without a key,
+    /// or a missing text, is still refused.
+    #[test]
+    fn upserts_take_tombstones_and_null_texts_as_deletions() {
+        let mut s = spec();
+        s.deletes = true;
+        let change = |v: Option<&[u8]>, k: Option<&[u8]>| message_change(v, k, &s, false);
+        assert_eq!(
+            change(None, Some(b"art-66")),
+            Ok(Change::Delete("art-66".into()))
+        );
+        assert_eq!(
+            change(Some(b"{\"id\":\"art-7\",\"text\":null}"), None),
+            Ok(Change::Delete("art-7".into()))
+        );
+        for (v, k, kind) in [
+            (None, None, "no_value"),
+            (None, Some(&b""[..]), "no_value"),
+            (Some(&b"{\"id\":\"a\"}"[..]), None, "missing_text"),
+            (Some(&b"{\"text\":null}"[..]), None, "missing_id"),
+        ] {
+            assert_eq!(change(v, k).unwrap_err().kind.name(), kind, "{v:?} {k:?}");
+        }
+    }
+
     #[test]
     fn every_kind_of_bad_message_is_named() {
         let s = spec();
         let kind = |v: &[u8]| {
-            message_doc(Some(v), None, &s, false)
+            message_change(Some(v), None, &s, false)
                 .unwrap_err()
                 .kind
                 .name()
@@ -67,15 +110,32 @@ mod tests {
         );
         assert_eq!(kind(b"{\"id\":\"a\",\"text\":\"\xff\"}"), "invalid_utf8");
         assert_eq!(
-            message_doc(None, None, &s, false).unwrap_err().kind.name(),
+            message_change(None, Some(b"k1"), &s, false)
+                .unwrap_err()
+                .kind
+                .name(),
             "no_value"
         );
-        let d = message_doc(Some(b"{\"id\":7,\"text\":\"hola\"}"), None, &s, false).unwrap();
+        let row = |c| match c {
+            Ok(Change::Row(d)) => d,
+            other => panic!("not a row: {other:?}"),
+        };
+        let d = row(message_change(
+            Some(b"{\"id\":7,\"text\":\"hola\"}"),
+            None,
+            &s,
+            false,
+        ));
         assert_eq!((d.id.as_str(), d.text.as_str()), ("7", "hola"));
-        let d = message_doc(Some(b"{\"text\":\"hola\"}"), Some(b"k1"), &s, true).unwrap();
+        let d = row(message_change(
+            Some(b"{\"text\":\"hola\"}"),
+            Some(b"k1"),
+            &s,
+            true,
+        ));
         assert_eq!(d.id, "k1");
         assert_eq!(
-            message_doc(Some(b"{\"text\":\"hola\"}"), None, &s, true)
+            message_change(Some(b"{\"text\":\"hola\"}"), None, &s, true)
                 .unwrap_err()
                 .kind
                 .name(),

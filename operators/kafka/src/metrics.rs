@@ -26,6 +26,8 @@ pub enum Count {
     Consumed,
     Embedded,
     Written,
+    /// Rows deleted (upserts: tombstones and null texts).
+    Deleted,
     /// Rows dropped before a commit because another replica had committed them or the partition
     /// was revoked (not lost: their owner writes them).
     DroppedNotOwned,
@@ -36,10 +38,11 @@ pub enum Count {
 }
 
 impl Count {
-    const ALL: [Count; 7] = [
+    const ALL: [Count; 8] = [
         Count::Consumed,
         Count::Embedded,
         Count::Written,
+        Count::Deleted,
         Count::DroppedNotOwned,
         Count::Commits,
         Count::CommitConflicts,
@@ -51,6 +54,7 @@ impl Count {
             Count::Consumed => "lexembed_messages_consumed_total",
             Count::Embedded => "lexembed_rows_embedded_total",
             Count::Written => "lexembed_rows_written_total",
+            Count::Deleted => "lexembed_rows_deleted_total",
             Count::DroppedNotOwned => "lexembed_rows_dropped_not_owned_total",
             Count::Commits => "lexembed_lance_commits_total",
             Count::CommitConflicts => "lexembed_lance_commit_conflicts_total",
@@ -63,6 +67,7 @@ impl Count {
             Count::Consumed => "Messages read from Kafka.",
             Count::Embedded => "Rows embedded.",
             Count::Written => "Rows committed to Lance.",
+            Count::Deleted => "Rows deleted by upserts (tombstones, null texts).",
             Count::DroppedNotOwned => {
                 "Rows dropped before a commit: revoked or committed by another replica."
             }

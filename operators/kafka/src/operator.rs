@@ -34,9 +34,11 @@ use crate::batch::{BatchLimits, ClosedBatch, DeadLetter, MicroBatch};
 use crate::context::{OperatorContext, Shared};
 use crate::dead_letter::DeadLetterSink;
 use crate::error::{KafkaError, Result, client_err};
-use crate::message::message_doc;
+use crate::fenced::BatchWrite;
+use crate::message::message_change;
 use crate::metrics::{BadRecordFate, Count, Metrics};
 use crate::offsets::{LanceOffsets, Partition};
+use lexembed_pipeline::source::rows::Change;
 
 #[cfg(feature = "test-hooks")]
 pub use crate::writer::{CRASH_AFTER_COMMITS_ENV, PAUSE_BEFORE_COMMIT_ENV};
@@ -64,6 +66,8 @@ pub struct OperatorSummary {
     pub consumed: u64,
     pub embedded: u64,
     pub written: u64,
+    /// Ids deleted (upserts: tombstones and null texts).
+    pub deleted: u64,
     pub dead_lettered: u64,
     pub skipped: u64,
     pub dropped_not_owned: u64,
@@ -151,6 +155,8 @@ pub(crate) struct Operator<'a> {
     pub(crate) model: PipelineModel,
     pub(crate) schema: arrow_schema::SchemaRef,
     pub(crate) location: DatasetLocation,
+    /// Append, or upsert (`sink.mode: upsert`).
+    pub(crate) write: BatchWrite,
     pub(crate) rt: Handle,
     pub(crate) shared: Arc<Shared>,
     /// Dropped by `Operator`'s own `Drop`, only once the consumer has closed: rdkafka's drop polls
@@ -193,6 +199,7 @@ pub fn run_operator(
         consumed: m.get(Count::Consumed),
         embedded: m.get(Count::Embedded),
         written: m.get(Count::Written),
+        deleted: m.get(Count::Deleted),
         dead_lettered: m.bad_records(BadRecordFate::DeadLettered),
         skipped: m.bad_records(BadRecordFate::Skipped),
         dropped_not_owned: m.get(Count::DroppedNotOwned),
@@ -210,7 +217,7 @@ impl<'a> Operator<'a> {
         let schema = model.schema(&spec.source.metadata_fields)?;
         let location = sink_location(loaded);
         // Refuse a dataset written by another model, dims or schema before consuming anything.
-        rt.block_on(location.check_writable(SinkMode::Append, &schema))?;
+        rt.block_on(location.check_writable(SinkMode::from(spec.sink.mode), &schema))?;
         let metrics = Arc::new(Metrics::new(&spec.name));
         let shared = Arc::new(Shared::new(
             LanceOffsets::new(location.clone(), &kafka.group_id),
@@ -237,12 +244,17 @@ impl<'a> Operator<'a> {
             pipeline = %spec.name, group = %kafka.group_id, ?topics, dataset = %location.uri,
             model = %model.written_by, "Kafka operator started"
         );
+        let write = match SinkMode::from(spec.sink.mode) {
+            SinkMode::Upsert => BatchWrite::Upsert(schema.clone()),
+            _ => BatchWrite::Append,
+        };
         Ok(Self {
             loaded,
             kafka,
             model,
             schema,
             location,
+            write,
             rt,
             shared,
             consumer: std::mem::ManuallyDrop::new(consumer),
@@ -398,13 +410,14 @@ impl<'a> Operator<'a> {
         positions.insert(p.clone(), offset + 1);
         self.metrics.consumed_one();
         let ts = m.timestamp().to_millis();
-        match message_doc(
+        match message_change(
             m.payload(),
             m.key(),
             &self.loaded.spec.source,
             self.kafka.key_as_id,
         ) {
-            Ok(doc) => batch.push_doc(&p, offset, ts, &doc),
+            Ok(Change::Row(doc)) => batch.push_doc(&p, offset, ts, &doc),
+            Ok(Change::Delete(id)) => batch.push_delete(&p, offset, ts, id),
             Err(refusal) => {
                 if self.dead_letters.is_none()
                     && self.loaded.spec.source.on_bad_record == OnBadRecord::Fail

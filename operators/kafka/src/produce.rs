@@ -1,6 +1,6 @@
 //! Loading records into a topic, for demos, tests and benchmarks: each non-empty line of a file
 //! becomes one message, byte for byte (so bad records can be produced on purpose), keyed by a JSON
-//! field when asked. Also creates topics.
+//! field when asked, or tombstones (each line a key, the value null). Also creates topics.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -21,6 +21,8 @@ pub struct ProduceOptions {
     pub topic: String,
     /// JSON field whose value becomes the message key (lines that are not JSON get no key).
     pub key_field: Option<String>,
+    /// Each line is a key: produce tombstones (null values) instead of the lines.
+    pub tombstones: bool,
     /// librdkafka producer properties.
     pub properties: Vec<(String, String)>,
 }
@@ -87,8 +89,14 @@ pub fn produce_lines(input: impl BufRead, opts: &ProduceOptions) -> Result<Produ
         if line.trim_ascii().is_empty() {
             continue;
         }
-        let key = opts.key_field.as_deref().and_then(|f| key_of(&line, f));
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&opts.topic).payload(&line);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&opts.topic);
+        let key = match opts.tombstones {
+            true => Some(line.trim_ascii().to_vec()),
+            false => {
+                record = record.payload(&line);
+                opts.key_field.as_deref().and_then(|f| key_of(&line, f))
+            }
+        };
         if let Some(k) = &key {
             record = record.key(k.as_slice());
         }

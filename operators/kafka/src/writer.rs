@@ -94,13 +94,14 @@ impl Operator<'_> {
         for dead in &closed.dead {
             self.metrics.bad_record(dead.kind, fate);
         }
-        // Nothing to append when every record was dead-lettered: the offsets then go to Kafka only (a
+        // Nothing to commit when every record was dead-lettered: the offsets then go to Kafka only (a
         // restart resumes there when Lance holds no offset of the partition).
-        if closed.docs.num_rows() > 0 {
+        if closed.has_changes() {
             #[cfg(feature = "test-hooks")]
             self.pause_hook();
             let done = self.rt.block_on(commit_fenced(
                 &self.location,
+                &self.write,
                 &mut offsets,
                 &mut closed,
                 &owned,
@@ -111,6 +112,7 @@ impl Operator<'_> {
             if let Some(version) = done.version {
                 let n = closed.docs.num_rows();
                 self.metrics.add(Count::Written, n);
+                self.metrics.add(Count::Deleted, closed.deleted.len());
                 self.metrics.add(Count::Commits, 1);
                 for (p, &(_, next)) in &closed.ranges {
                     self.metrics.committed_offset(p, next);

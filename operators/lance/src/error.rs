@@ -62,6 +62,12 @@ pub enum StoreError {
         got: usize,
         want: usize,
     },
+    #[error(
+        "dataset {uri} has no {column} column: sink mode upsert replaces and deletes rows by id (write the dataset with a lexembed pipeline, or use mode append)"
+    )]
+    NoIdColumn { uri: String, column: &'static str },
+    #[error("upsert spill file: {0}")]
+    Spill(#[from] std::io::Error),
     #[error("bad schema file {file}: {message}")]
     SchemaFile { file: &'static str, message: String },
     #[error("arrow: {0}")]

@@ -15,6 +15,7 @@ pub(crate) mod keys;
 pub mod schema;
 pub mod search;
 pub mod store;
+pub mod upsert;
 
 pub use cleanup::{CleanupSummary, cleanup, recovery_version};
 pub use commit::{Checkpoint, CommitRecord, KafkaCommit, OffsetRanges, Recovery, TopicPartition};
@@ -29,3 +30,4 @@ pub use search::{
     Hit, QueryEmbedding, SearchOptions, check_query_model, check_query_with_hint, hits, nearest,
 };
 pub use store::{CommitSummary, DatasetLocation, SinkMode, commit_history};
+pub use upsert::{ChangeLog, Changes, ID_COLUMN, UpsertSummary};

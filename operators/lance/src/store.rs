@@ -52,6 +52,9 @@ pub enum SinkMode {
     Append,
     /// Replace the dataset's rows with a new version.
     Overwrite,
+    /// Replace rows whose id exists, add the others, delete ids (created when missing): see
+    /// [`crate::upsert`].
+    Upsert,
 }
 
 /// What one commit produced.
@@ -114,6 +117,11 @@ impl DatasetLocation {
                 self.check_appendable(&ds, schema)?;
                 Ok(Some(ds))
             }
+            SinkMode::Upsert => {
+                self.check_upsertable(&ds)?;
+                self.check_appendable(&ds, schema)?;
+                Ok(Some(ds))
+            }
         }
     }
 
@@ -154,6 +162,11 @@ impl DatasetLocation {
             SinkMode::Create => WriteMode::Create,
             SinkMode::Append => WriteMode::Append,
             SinkMode::Overwrite => WriteMode::Overwrite,
+            SinkMode::Upsert => {
+                return Err(StoreError::Invalid(
+                    "an upsert is a merge, not a plain write: commit it with `upsert`".into(),
+                ));
+            }
         };
         let schema = source.arrow_schema();
         let params = self.write_params(write_mode, record);

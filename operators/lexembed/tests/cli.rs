@@ -647,3 +647,65 @@ fn a_file_run_writes_its_metrics_for_the_textfile_collector() {
     let job = [("job", "run"), ("pipeline", "metrics-fail")];
     assert_eq!(sample(&samples, "lexembed_job_success", &job), 0.0);
 }
+
+/// A SQL source with `sink.mode: upsert`: a row replaces the row of its id, and a NULL text deletes
+/// the id (here a repealed article: `CASE WHEN … THEN NULL`); a missing text is still refused.
+#[test]
+fn a_sql_source_upserts_and_deletes_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("sql.yaml");
+    let write = |rows: &str| {
+        std::fs::write(
+            dir.path().join("docs.csv"),
+            format!("doc,body,status\n{rows}"),
+        )
+        .unwrap();
+    };
+    std::fs::write(
+        &spec,
+        format!(
+            "name: sql-upsert\nsource:\n  kind: sql\n  sql:\n    query: \"SELECT CAST(doc AS VARCHAR) AS id, CASE WHEN status = 'derogado' THEN NULL ELSE body END AS text FROM d\"\n    tables: {{d: docs.csv}}\nencoder:\n  model: {}\nsink:\n  uri: out.lance\n  mode: upsert\n",
+            tiny().display()
+        ),
+    )
+    .unwrap();
+    let run = || -> serde_json::Value {
+        serde_json::from_str(&run_ok(bin().args(["run", "--json"]).arg(&spec))).unwrap()
+    };
+    write(
+        "1,Artículo 1. Plazo de tres meses.,vigente\n2,Artículo 2. Recurso de alzada.,vigente\n3,Artículo 3. Silencio positivo.,vigente\n",
+    );
+    assert_eq!(run()["rows_in_dataset"], 3);
+    write(
+        "1,Artículo 1. Plazo de seis meses.,vigente\n2,Artículo 2. Recurso de alzada.,derogado\n4,Artículo 4. Nuevo.,vigente\n",
+    );
+    let s = run();
+    let counts = [
+        "rows_written",
+        "rows_replaced",
+        "rows_deleted",
+        "rows_in_dataset",
+    ]
+    .map(|k| s[k].as_u64().unwrap());
+    assert_eq!(counts, [2, 1, 1, 3], "{s}");
+    let uri = dir.path().join("out.lance").display().to_string();
+    use arrow_array::cast::AsArray;
+    let mut rows: Vec<(String, String)> = scan_all(&uri)
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column_by_name("id").unwrap().as_string::<i32>();
+            let texts = b.column_by_name("text").unwrap().as_string::<i32>();
+            (0..b.num_rows())
+                .map(|r| (ids.value(r).to_string(), texts.value(r).to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    rows.sort();
+    let want = [
+        ("1", "Artículo 1. Plazo de seis meses."),
+        ("3", "Artículo 3. Silencio positivo."),
+        ("4", "Artículo 4. Nuevo."),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(rows, want);
+}

@@ -2,7 +2,8 @@
 //! mode on 127.0.0.1; `.ci/run` starts it). Every test checks the dataset ends with each produced id
 //! exactly once: two replicas on 100,000 messages, kill -9 at random moments and between the Lance
 //! and the Kafka commit, replicas joining and leaving, a broker restart, poison records to the
-//! dead-letter topic, SIGTERM. The broker is shared, so the tests take turns.
+//! dead-letter topic, SIGTERM; with upserts, each live id exactly once with its latest text and no
+//! deleted id, through crashes. The broker is shared, so the tests take turns.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 mod common;
@@ -920,4 +921,214 @@ fn a_replica_without_partitions_is_ready() {
         assert!(status.success(), "{tag}: {}", s.log(tag));
     }
     assert_eq!(count(&s.dataset), n);
+}
+
+/// `lexembed produce --tombstones`: one tombstone (key, null value) per id, on the partition its
+/// records went to (same key).
+fn produce_tombstones(dir: &Path, topic: &str, ids: &[String]) {
+    let file = dir.join(format!("{topic}-tombstones.txt"));
+    std::fs::write(&file, ids.join("\n") + "\n").unwrap();
+    let out = bin()
+        .args([
+            "produce",
+            file.to_str().unwrap(),
+            "--topic",
+            topic,
+            "--tombstones",
+        ])
+        .args(["--brokers", &brokers()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "produce --tombstones: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every (id, text) of the dataset, and whether an id came twice.
+fn id_texts(uri: &str) -> (BTreeMap<String, String>, usize) {
+    let mut rows = BTreeMap::new();
+    let mut n = 0;
+    for b in scan_all(uri) {
+        let ids = b.column_by_name("id").unwrap().as_string::<i32>();
+        let texts = b.column_by_name("text").unwrap().as_string::<i32>();
+        for r in 0..b.num_rows() {
+            rows.insert(ids.value(r).to_string(), texts.value(r).to_string());
+            n += 1;
+        }
+    }
+    (rows, n)
+}
+
+/// Upserts through Kafka, crashing all along: 2,000 articles, then four trials that each amend the
+/// same 100 articles again (a new version each) and delete a quarter of 50 others by tombstone, one id
+/// deleted and later brought back; in each trial the replica is killed (-9) at a random moment or
+/// aborts between its Lance and its Kafka commit. After every trial no id is there twice; after the
+/// final drain every live id is there once with its latest text and the encoder's vectors for it, no
+/// deleted id is, and pylance agrees.
+#[test]
+fn upserts_and_tombstones_land_exactly_once_through_kill_9_trials() {
+    let _turn = turn();
+    let n = 2000;
+    let s = setup("upserts", "", 25);
+    let spec = std::fs::read_to_string(&s.spec).unwrap();
+    std::fs::write(&s.spec, spec.replace("mode: append", "mode: upsert")).unwrap();
+    let originals = docs(n);
+    produce(s.dir.path(), &s.topic, 4, &originals);
+    assert_eq!(s.drain("seed")["written"], n, "the originals");
+    let mut expected: BTreeMap<String, String> = originals
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+            (
+                v["id"].as_str().unwrap().into(),
+                v["text"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let amended: Vec<usize> = (0..n).step_by(20).collect();
+    let deleted: Vec<usize> = (0..n).filter(|i| i % 40 == 5).collect();
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut rand = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    for trial in 0..4 {
+        let mut lines = Vec::new();
+        for &i in &amended {
+            let text = format!(
+                "Artículo {i}, en su versión {trial}: el plazo será de {} meses.",
+                trial + 1
+            );
+            lines.push(
+                serde_json::json!({"id": format!("d{i}"), "text": text})
+                    .to_string()
+                    .into_bytes(),
+            );
+            expected.insert(format!("d{i}"), text);
+        }
+        if trial == 2 {
+            let text = "Artículo 7, restablecido.".to_string();
+            lines.push(
+                serde_json::json!({"id": "d7", "text": text})
+                    .to_string()
+                    .into_bytes(),
+            );
+            expected.insert("d7".into(), text);
+        }
+        produce(s.dir.path(), &s.topic, 4, &lines);
+        let mut gone: Vec<String> = deleted
+            .iter()
+            .filter(|&&i| (i / 40) % 4 == trial)
+            .map(|i| format!("d{i}"))
+            .collect();
+        if trial == 0 {
+            gone.push("d7".into());
+        }
+        produce_tombstones(s.dir.path(), &s.topic, &gone);
+        for id in &gone {
+            expected.remove(id);
+        }
+        let tag = format!("trial{trial}");
+        if trial % 2 == 0 {
+            let after = (1 + rand(3)).to_string();
+            let child = s.start(
+                &tag,
+                30.0,
+                &[("LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS", after.as_str())],
+            );
+            let (status, _) = wait(child, 120);
+            assert!(
+                !status.success(),
+                "trial {trial} should have aborted: {}",
+                s.log(&tag)
+            );
+        } else {
+            // Killed while it works: once it holds the partitions, within the next batches.
+            let mut child = s.start(&tag, 30.0, &[]);
+            s.wait_assigned(&tag);
+            std::thread::sleep(Duration::from_millis(rand(600)));
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let (rows, total) = id_texts(&s.dataset);
+        assert_eq!(rows.len(), total, "an id twice after trial {trial}");
+    }
+    // A killed replica stays in the group until its session times out (6 s): one started before would
+    // be given part of the partitions and go idle before the rebalance hands it the rest.
+    std::thread::sleep(Duration::from_secs(7));
+    let summary = s.drain("final");
+    let (rows, total) = id_texts(&s.dataset);
+    assert_eq!(rows.len(), total, "an id twice after the drain");
+    let stale: Vec<&String> = expected
+        .keys()
+        .filter(|id| rows.get(*id) != expected.get(*id))
+        .take(5)
+        .collect();
+    let shown: Vec<(Option<&String>, Option<&String>)> = stale
+        .iter()
+        .map(|id| (rows.get(*id), expected.get(*id)))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "ids missing or with an old text, e.g. {stale:?} (got, want: {shown:?}); {summary}"
+    );
+    let extra: Vec<&String> = rows
+        .keys()
+        .filter(|id| !expected.contains_key(*id))
+        .take(5)
+        .collect();
+    assert!(extra.is_empty(), "deleted ids still there, e.g. {extra:?}");
+    assert_eq!(rows.len(), n - deleted.len());
+
+    // The vectors are the encoder's for the latest texts.
+    let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
+    for b in scan_all(&s.dataset) {
+        let ids = b.column_by_name("id").unwrap().as_string::<i32>();
+        let texts = b.column_by_name("text").unwrap().as_string::<i32>();
+        let col = b.column_by_name("emb_64").unwrap().as_fixed_size_list();
+        for r in (0..b.num_rows())
+            .filter(|&r| amended.iter().any(|i| ids.value(r) == format!("d{i}")))
+            .take(5)
+        {
+            let want = encoder.encode(&[texts.value(r)], &Prompt::none()).unwrap();
+            let mut want = want.row(0)[..64].to_vec();
+            lexembed_encoder::pooling::l2_normalize(&mut want);
+            let got = col.value(r);
+            let got = got.as_primitive::<Float32Type>().values();
+            let diff = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff <= 1e-5,
+                "{}: not the latest text's vector ({diff})",
+                ids.value(r)
+            );
+        }
+    }
+    let checks = serde_json::json!({
+        "texts": expected,
+        "deleted": deleted.iter().map(|i| format!("d{i}")).collect::<Vec<_>>(),
+    });
+    let file = s.dir.path().join("expected.json");
+    std::fs::write(&file, checks.to_string()).unwrap();
+    let out = Command::new(python())
+        .arg(repo().join("integration/python/upsert_check.py"))
+        .args([&s.dataset, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pylance disagrees: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

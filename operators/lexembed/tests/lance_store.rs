@@ -1,6 +1,7 @@
 //! The Lance store end to end through the `lexembed` binary: pylance (the independent client) reads the
 //! vectors back bit-identical, its `nearest` agrees with `lexembed search`, an index keeps recall, and
-//! `kill -9` at random points never leaves partial rows (resume ends with every row exactly once).
+//! `kill -9` at random points never leaves partial rows (resume ends with every row exactly once), and
+//! upserts replace and delete rows by id (pylance agrees; search and the indexes see the changes).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
 mod common;
@@ -360,4 +361,257 @@ fn four_shards_at_once_write_what_one_unsharded_run_writes() {
         !e.status.success() && stderr.contains("INDEX/COUNT"),
         "{stderr}"
     );
+}
+
+/// One change of an amendments file, in file order.
+enum Amend {
+    Text(usize, String),
+    Delete(usize),
+}
+
+/// The amendments of the upsert test: 100 articles amended (article 0 twice, its draft superseded in
+/// the same file; article 6 deleted first, then given its new text) and 50 deleted (article 1 amended
+/// first, then deleted in the same file). New texts carry a token of their own, `zqx<i>`.
+fn amendments(originals: &[serde_json::Value]) -> Vec<Amend> {
+    let new_text = |i: usize| {
+        let text = originals[i]["text"].as_str().unwrap();
+        format!(
+            "{} Redacción dada por la Ley 7/2026 (zqx{i}).",
+            text.rsplit_once(" (orig").unwrap().0
+        )
+    };
+    let mut changes = Vec::new();
+    for i in 0..originals.len() {
+        match (i % 6 == 0, i % 12 == 1) {
+            (true, _) => {
+                if i == 0 {
+                    changes.push(Amend::Text(i, "Borrador sin aprobar.".into()));
+                }
+                if i == 6 {
+                    changes.push(Amend::Delete(i));
+                }
+                changes.push(Amend::Text(i, new_text(i)));
+            }
+            (_, true) => {
+                if i == 1 {
+                    changes.push(Amend::Text(i, "Borrador sin aprobar.".into()));
+                }
+                changes.push(Amend::Delete(i));
+            }
+            _ => {}
+        }
+    }
+    changes
+}
+
+/// Amend 100 BOE articles and delete 50 through a file run with `sink.mode: upsert`, after the
+/// dataset was indexed (IVF-PQ and full-text): one row per live id with its latest text and the
+/// encoder's vectors for it, deleted ids gone, the latest record of an id winning within the file;
+/// pylance agrees on rows and on its own full-text search, and `lexembed search` (through the indexes,
+/// not rebuilt) finds the new texts and none of the old.
+#[test]
+fn upserts_amend_100_articles_and_delete_50_by_id_and_pylance_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("out.lance").display().to_string();
+    let mut originals: Vec<serde_json::Value> = corpus(600, 0)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (i, o) in originals.iter_mut().enumerate() {
+        o["text"] = format!("{} (orig{i})", o["text"].as_str().unwrap()).into();
+    }
+    let lines = |rows: Vec<String>| rows.join("\n") + "\n";
+    let first: Vec<String> = originals.iter().map(|o| o.to_string()).collect();
+    std::fs::write(dir.path().join("batch-1.jsonl"), lines(first)).unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "source:\n  kind: file\n  path: batch-*.jsonl\n  metadata_fields: [law]\nsink:\n  uri: {uri}\n  mode: upsert\n  resume: true\n"
+        ),
+    );
+    let run = || -> serde_json::Value {
+        let out = run_ok(bin().args(["run", spec.to_str().unwrap(), "--json"]));
+        serde_json::from_str(out.lines().last().unwrap()).unwrap()
+    };
+    assert_eq!(
+        run()["rows_written"],
+        600,
+        "the first run creates the dataset"
+    );
+    for (column, kind) in [("emb_64", "ivf_pq"), ("text", "fts")] {
+        run_ok(bin().args([
+            "index",
+            &uri,
+            "--column",
+            column,
+            "--type",
+            kind,
+            "--partitions",
+            "4",
+        ]));
+    }
+
+    let id = |i: usize| originals[i]["id"].as_str().unwrap().to_string();
+    let mut expected: std::collections::BTreeMap<String, String> = originals
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().into(),
+                o["text"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut amendments_file = Vec::new();
+    for change in amendments(&originals) {
+        match change {
+            Amend::Text(i, text) => {
+                let mut row = originals[i].clone();
+                row["text"] = text.clone().into();
+                amendments_file.push(row.to_string());
+                expected.insert(id(i), text);
+            }
+            Amend::Delete(i) => {
+                amendments_file.push(serde_json::json!({"id": id(i), "text": null}).to_string());
+                expected.remove(&id(i));
+            }
+        }
+    }
+    std::fs::write(dir.path().join("batch-2.jsonl"), lines(amendments_file)).unwrap();
+    let summary = run();
+    let counts = [
+        "rows_written",
+        "rows_replaced",
+        "rows_deleted",
+        "rows_superseded",
+        "rows_in_dataset",
+    ]
+    .map(|k| summary[k].as_u64().unwrap());
+    assert_eq!(counts, [100, 100, 50, 2, 550], "{summary}");
+    assert_eq!(summary["files_already_committed"], 1, "{summary}");
+
+    // Our reader: one row per live id, its latest text, the encoder's vectors for it.
+    let (ids, vectors) = read_column(&uri, "emb_64");
+    assert_eq!(ids, expected.keys().cloned().collect::<Vec<_>>());
+    let texts: std::collections::BTreeMap<String, String> = scan_all(&uri)
+        .iter()
+        .flat_map(|b| {
+            let (ids, texts) = (
+                b.column_by_name("id").unwrap().as_string::<i32>(),
+                b.column_by_name("text").unwrap().as_string::<i32>(),
+            );
+            (0..b.num_rows())
+                .map(|r| (ids.value(r).to_string(), texts.value(r).to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        texts == expected,
+        "the dataset's texts are not the latest ones"
+    );
+    let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
+    for i in [0, 6, 12, 594] {
+        let row = ids.iter().position(|x| *x == id(i)).unwrap();
+        let want = encoder
+            .encode(&[expected[&id(i)].as_str()], &Prompt::none())
+            .unwrap();
+        let mut want = want.row(0)[..64].to_vec();
+        lexembed_encoder::pooling::l2_normalize(&mut want);
+        let got = &vectors[row * 64..(row + 1) * 64];
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            diff <= 1e-5,
+            "article {i}: the vector is not the new text's ({diff})"
+        );
+    }
+
+    // pylance: the same rows, and its own full-text search over the index built before the upsert.
+    let fts = |query: String, ids: Vec<String>| serde_json::json!({"query": query, "ids": ids});
+    let checks = serde_json::json!({
+        "texts": expected,
+        "deleted": (0..600).filter(|i| i % 12 == 1).map(id).collect::<Vec<_>>(),
+        "fts": [
+            fts("orig2".into(), vec![id(2)]),
+            fts("orig12".into(), vec![]),
+            fts("orig13".into(), vec![]),
+            fts("zqx12".into(), vec![id(12)]),
+            fts("zqx6".into(), vec![id(6)]),
+        ],
+    });
+    let file = dir.path().join("expected.json");
+    std::fs::write(&file, checks.to_string()).unwrap();
+    let out = Command::new(python())
+        .arg(repo().join("integration/python/upsert_check.py"))
+        .args([&uri, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pylance disagrees: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // lexembed search, through the indexes built before the upsert.
+    let fts_ids = |q: &str| {
+        let mut cmd = bin();
+        cmd.args([
+            "search", &uri, "--mode", "fts", "--query", q, "--json", "-k", "5", "--model",
+        ])
+        .arg(tiny());
+        json_ids(&run_ok(&mut cmd))
+    };
+    assert_eq!(fts_ids("zqx594"), vec![id(594)]);
+    assert!(fts_ids("orig594").is_empty() && fts_ids("orig25").is_empty());
+    assert_eq!(
+        search_ids(&uri, "emb_64", &expected[&id(594)], false)[0],
+        id(594)
+    );
+    let old = originals[25]["text"].as_str().unwrap();
+    assert!(
+        !search_ids(&uri, "emb_64", old, false).contains(&id(25)),
+        "a deleted article was found"
+    );
+}
+
+/// Upserts need ids: a dataset without an `id` column is refused, naming the column and the mode,
+/// and left as it was.
+#[test]
+fn an_upsert_into_a_dataset_without_ids_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("noid.lance").display().to_string();
+    let py = "import lance, pyarrow as pa, sys\nlance.write_dataset(pa.table({'text': ['a'], 'n': [1]}), sys.argv[1])\n";
+    let status = Command::new(python())
+        .args(["-c", py, &uri])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(
+        dir.path().join("docs.jsonl"),
+        "{\"id\":\"a\",\"text\":\"hola\"}\n",
+    )
+    .unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "source:\n  kind: file\n  path: docs.jsonl\nsink:\n  uri: {uri}\n  mode: upsert\n"
+        ),
+    );
+    let out = bin()
+        .args(["run", spec.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("has no id column") && err.contains("upsert"),
+        "{err}"
+    );
+    assert_eq!(count_rows(&uri), 1);
+}
+
+fn count_rows(uri: &str) -> usize {
+    scan_all(uri).iter().map(|b| b.num_rows()).sum()
 }

@@ -19,7 +19,7 @@ use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider, TokenBudget};
 use lexembed_encoder::{EncodeStage, PromptChoice, StageModel, Staged};
 use lexembed_lance::schema::{TEXT_COLUMN, WrittenBy, embedded_dataset};
 use lexembed_lance::{
-    CommitRecord, DatasetLocation, IndexParams, SinkMode, build_index, commit_history,
+    ChangeLog, CommitRecord, DatasetLocation, IndexParams, SinkMode, build_index, commit_history,
 };
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -28,9 +28,9 @@ use tracing::info;
 use crate::error::{PipelineError, Result};
 use crate::shard::Shard;
 use crate::source::DocBatch;
-use crate::source::RefusalKind;
 use crate::source::file::{SourceFile, read_file, resolve_files};
-use crate::spec::{EncoderSpec, LoadedSpec, SinkModeSpec, SourceInput};
+use crate::source::{Deletion, RefusalKind};
+use crate::spec::{EncoderSpec, LoadedSpec, SourceInput};
 
 /// What a run did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -46,6 +46,12 @@ pub struct RunSummary {
     /// its file, line and message).
     pub skipped: BTreeMap<RefusalKind, usize>,
     pub rows_written: usize,
+    /// Upserts: rows written that replaced the row of their id.
+    pub rows_replaced: usize,
+    /// Upserts: rows the run deleted (records with a null text).
+    pub rows_deleted: usize,
+    /// Upserts: rows a later record of the same id in the run superseded (not written).
+    pub rows_superseded: usize,
     /// Lance version of the commit; `None` when there was nothing to write.
     pub version: Option<u64>,
     pub rows_in_dataset: usize,
@@ -302,36 +308,24 @@ fn run_to_summary(
     };
     let progress = Progress::new(opts.progress, source.rows_hint);
     let model_before = encoder.stats().model_seconds();
-    let mut reader = EmbeddingReader::new(
+    let reader = EmbeddingReader::new(
         model.stage(),
         spec.encoder.ahead.unwrap_or(DEFAULT_AHEAD),
         source.docs,
         schema.clone(),
         progress,
     )?;
-    let (shared, first_error) = (reader.tally.clone(), reader.first_error.clone());
-    // Pull the first batch before committing: a run with no good rows writes nothing.
-    match reader.next() {
-        None => {}
-        Some(Err(_)) => return Err(take_error(&first_error)),
-        Some(Ok(first)) => {
-            reader.pending = Some(first);
-            let record = CommitRecord {
-                pipeline: Some(spec.name.clone()),
-                written_by: Some(model.written_by.clone()),
-                sources: source.keys.clone(),
-                ..CommitRecord::default()
-            };
-            let reader: Box<dyn RecordBatchReader + Send> = Box::new(reader);
-            let result = rt.block_on(location.commit(mode, reader, &record));
-            // A source or encoder error reaches Lance as an opaque Arrow error: report the original.
-            if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
-                return Err(take_error(&first_error));
-            }
-            let commit = result?;
-            summary.version = Some(commit.version);
-            summary.rows_in_dataset = commit.rows_total;
-        }
+    let shared = reader.tally.clone();
+    let record = CommitRecord {
+        pipeline: Some(spec.name.clone()),
+        written_by: Some(model.written_by.clone()),
+        sources: source.keys.clone(),
+        ..CommitRecord::default()
+    };
+    if mode == SinkMode::Upsert {
+        upsert_all(rt, &location, reader, &record, &mut summary)?;
+    } else {
+        write_all(rt, &location, mode, reader, &record, &mut summary)?;
     }
     let tally = shared
         .lock()
@@ -339,11 +333,11 @@ fn run_to_summary(
         .clone();
     summary.rows_read = tally.rows_read;
     summary.rows_embedded = tally.rows_embedded;
-    summary.rows_written = if summary.version.is_some() {
-        tally.rows_embedded
-    } else {
-        0
-    };
+    if summary.version.is_none() {
+        summary.rows_written = 0;
+    } else if mode != SinkMode::Upsert {
+        summary.rows_written = tally.rows_embedded;
+    }
     summary.skipped = tally.skipped;
     summary.encoder_seconds = encoder.stats().model_seconds() - model_before;
 
@@ -366,6 +360,77 @@ fn run_to_summary(
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Every embedded row as one plain commit (create, append, overwrite). The first batch is pulled
+/// before committing: a run with no good rows writes nothing.
+fn write_all(
+    rt: &Handle,
+    location: &DatasetLocation,
+    mode: SinkMode,
+    mut reader: EmbeddingReader,
+    record: &CommitRecord,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let first_error = reader.first_error.clone();
+    match reader.next() {
+        None => Ok(()),
+        Some(Err(_)) => Err(take_error(&first_error)),
+        Some(Ok(first)) => {
+            reader.pending = Some(first);
+            let reader: Box<dyn RecordBatchReader + Send> = Box::new(reader);
+            let result = rt.block_on(location.commit(mode, reader, record));
+            // A source or encoder error reaches Lance as an opaque Arrow error: report the original.
+            if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+                return Err(take_error(&first_error));
+            }
+            let commit = result?;
+            summary.version = Some(commit.version);
+            summary.rows_in_dataset = commit.rows_total;
+            Ok(())
+        }
+    }
+}
+
+/// Every embedded row and deletion as one merge-insert commit, the latest change of each id winning.
+/// The rows are spilled to a local file first (memory holds their ids), since which row of an id
+/// wins is known only at the end of the run.
+fn upsert_all(
+    rt: &Handle,
+    location: &DatasetLocation,
+    mut reader: EmbeddingReader,
+    record: &CommitRecord,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let mut log = ChangeLog::spilled(reader.schema.clone())?;
+    while let Some(next) = reader.next_embedded() {
+        let Ok(Embedded { rows, deleted }) = next else {
+            return Err(take_error(&reader.first_error));
+        };
+        let mut from = 0;
+        for d in deleted {
+            if let Some(rows) = &rows {
+                log.push_rows(&rows.slice(from, d.before_row - from))?;
+            }
+            from = d.before_row;
+            log.push_delete(&d.id);
+        }
+        if let Some(rows) = &rows {
+            log.push_rows(&rows.slice(from, rows.num_rows() - from))?;
+        }
+    }
+    let changes = log.finish()?;
+    if changes.is_empty() {
+        return Ok(());
+    }
+    summary.rows_superseded = (changes.rows_in - changes.rows_kept) as usize;
+    let upserted = rt.block_on(location.upsert(changes, record))?;
+    summary.version = Some(upserted.version);
+    summary.rows_in_dataset = upserted.rows_total;
+    summary.rows_written = (upserted.inserted + upserted.replaced) as usize;
+    summary.rows_replaced = upserted.replaced as usize;
+    summary.rows_deleted = upserted.deleted as usize;
+    Ok(())
 }
 
 fn resuming(spec: &crate::spec::PipelineSpec, opts: &RunOptions) -> bool {
@@ -391,12 +456,12 @@ fn all_committed(
 /// (an overwrite would drop it, a create fails on the existing dataset anyway).
 fn check_resume(loaded: &LoadedSpec, opts: &RunOptions) -> Result<()> {
     let mode = loaded.spec.sink.mode;
-    if opts.resume == Some(true) && mode != SinkModeSpec::Append {
+    if opts.resume == Some(true) && !mode.keeps_rows() {
         return Err(PipelineError::Invalid {
             file: loaded.file.clone(),
             field: "sink.mode".into(),
             message: format!(
-                "--resume skips sources already committed and appends the rest; with mode {} the dataset would keep only the rest: set mode: append",
+                "--resume skips sources already committed and writes the rest; with mode {} the dataset would keep only the rest: set mode: append (or upsert)",
                 mode.name()
             ),
         });
@@ -539,9 +604,10 @@ impl EmbeddingReader {
         })
     }
 
-    /// Counts a staged document batch and joins its vectors to it; `None` for a batch with no rows.
-    fn embed(&mut self, staged: Staged<Result<DocBatch>>) -> Result<Option<RecordBatch>> {
+    /// Counts a staged document batch and joins its vectors to it.
+    fn embed(&mut self, staged: Staged<Result<DocBatch>>) -> Result<Embedded> {
         let doc = staged.item?;
+        let deleted = doc.deleted;
         let skipped = doc.skipped.len();
         let n = doc.batch.num_rows();
         if let Ok(mut t) = self.tally.lock() {
@@ -552,17 +618,45 @@ impl EmbeddingReader {
         }
         self.progress.add((n + skipped) as u64);
         let Some(vectors) = staged.vectors else {
-            return match n {
-                0 => Ok(None),
-                _ => text_column(&doc.batch).map(|_| None),
-            };
+            if n > 0 {
+                text_column(&doc.batch)?;
+            }
+            return Ok(Embedded {
+                rows: None,
+                deleted,
+            });
         };
         let rows = with_vectors(&self.schema, &doc.batch, vectors?)?;
         if let Ok(mut t) = self.tally.lock() {
             t.rows_embedded += n;
         }
-        Ok(Some(rows))
+        Ok(Embedded {
+            rows: Some(rows),
+            deleted,
+        })
     }
+
+    /// The next staged batch with rows or deletions; an error stops the stream (see `fail`).
+    fn next_embedded(&mut self) -> Option<std::result::Result<Embedded, ArrowError>> {
+        while !self.stopped {
+            let staged = match self.staged.next()? {
+                Ok(s) => s,
+                Err(e) => return Some(Err(self.fail(e.into()))),
+            };
+            match self.embed(staged) {
+                Ok(e) if e.rows.is_none() && e.deleted.is_empty() => continue,
+                Ok(e) => return Some(Ok(e)),
+                Err(e) => return Some(Err(self.fail(e))),
+            }
+        }
+        None
+    }
+}
+
+/// A staged batch's changes: its embedded rows (none when it had none) and the deletions among them.
+struct Embedded {
+    rows: Option<RecordBatch>,
+    deleted: Vec<Deletion>,
 }
 
 impl Iterator for EmbeddingReader {
@@ -572,18 +666,14 @@ impl Iterator for EmbeddingReader {
         if let Some(b) = self.pending.take() {
             return Some(Ok(b));
         }
-        while !self.stopped {
-            let staged = match self.staged.next()? {
-                Ok(s) => s,
-                Err(e) => return Some(Err(self.fail(e.into()))),
-            };
-            match self.embed(staged) {
-                Ok(Some(b)) => return Some(Ok(b)),
-                Ok(None) => continue,
-                Err(e) => return Some(Err(self.fail(e))),
+        // Deletions come only with sink mode upsert, which reads `next_embedded` itself.
+        loop {
+            match self.next_embedded()? {
+                Ok(Embedded { rows: Some(b), .. }) => return Some(Ok(b)),
+                Ok(_) => continue,
+                Err(e) => return Some(Err(e)),
             }
         }
-        None
     }
 }
 

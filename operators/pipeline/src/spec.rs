@@ -144,6 +144,9 @@ pub struct SourceSpec {
     pub max_id_bytes: usize,
     /// Longest value of each metadata field, in bytes.
     pub max_metadata_bytes: usize,
+    /// Whether a record whose text is null deletes its id (set by `sink.mode: upsert`; a Kafka
+    /// tombstone deletes its key).
+    pub deletes: bool,
 }
 
 /// The three kinds of source.
@@ -299,6 +302,7 @@ impl TryFrom<SourceFields> for SourceSpec {
             max_text_bytes: f.max_text_bytes,
             max_id_bytes: f.max_id_bytes,
             max_metadata_bytes: f.max_metadata_bytes,
+            deletes: false,
         })
     }
 }
@@ -657,19 +661,32 @@ impl From<IndexTypeSpec> for lexembed_lance::IndexKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkModeSpec {
+    /// Create the dataset; refuse an existing one.
     #[default]
     Create,
+    /// Add rows (the dataset is created when missing).
     Append,
+    /// Replace the dataset's rows.
     Overwrite,
+    /// Replace rows whose id exists, add the others; a record with a null text (a Kafka tombstone)
+    /// deletes its id. The latest record of an id wins.
+    Upsert,
 }
 
 impl SinkModeSpec {
+    /// Whether a write keeps the rows it does not name (append, upsert): what resuming and streaming
+    /// need.
+    pub fn keeps_rows(self) -> bool {
+        matches!(self, Self::Append | Self::Upsert)
+    }
+
     /// As the spec spells it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Create => "create",
             Self::Append => "append",
             Self::Overwrite => "overwrite",
+            Self::Upsert => "upsert",
         }
     }
 }
@@ -680,6 +697,7 @@ impl From<SinkModeSpec> for lexembed_lance::SinkMode {
             SinkModeSpec::Create => Self::Create,
             SinkModeSpec::Append => Self::Append,
             SinkModeSpec::Overwrite => Self::Overwrite,
+            SinkModeSpec::Upsert => Self::Upsert,
         }
     }
 }
@@ -690,9 +708,11 @@ impl From<SinkModeSpec> for lexembed_lance::SinkMode {
 pub struct SinkSpec {
     /// Lance dataset: a local path (relative to the spec file) or `s3://bucket/path`.
     pub uri: String,
+    /// create (the default: refuse an existing dataset), append, overwrite, or upsert (replace the
+    /// row of each id, add new ids; a null text or a Kafka tombstone deletes its id).
     #[serde(default)]
     pub mode: SinkModeSpec,
-    /// With mode append: skip source files an earlier run of this pipeline already committed.
+    /// With mode append or upsert: skip source files an earlier run of this pipeline already committed.
     #[serde(default)]
     pub resume: bool,
     /// Lance object-store options (endpoint, region, credentials via ${ENV}).
@@ -813,6 +833,8 @@ pub fn parse(raw: &str, file: &Path) -> Result<PipelineSpec> {
         message: format!("after replacing ${{VAR}}s: {e}"),
     })?;
     validate(&spec, file)?;
+    let mut spec = spec;
+    spec.source.deletes = spec.sink.mode == SinkModeSpec::Upsert;
     Ok(spec)
 }
 
@@ -866,10 +888,10 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
         if k.topics.is_empty() {
             return Err(bad("source.kafka.topics", "list at least one topic".into()));
         }
-        if spec.sink.mode != SinkModeSpec::Append {
+        if !spec.sink.mode.keeps_rows() {
             return Err(bad(
                 "sink.mode",
-                "a kafka source appends to the dataset: set mode: append".into(),
+                "a kafka source adds to the dataset: set mode: append (or upsert, to replace and delete rows by id)".into(),
             ));
         }
         let owned = ["group.id", "bootstrap.servers", "enable.auto.commit"];
@@ -883,10 +905,10 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
     if spec.source.batch_rows == 0 {
         return Err(bad("source.batch_rows", "must be at least 1".into()));
     }
-    if spec.sink.resume && spec.sink.mode != SinkModeSpec::Append {
+    if spec.sink.resume && !spec.sink.mode.keeps_rows() {
         return Err(bad(
             "sink.resume",
-            "only makes sense with mode: append".into(),
+            "only makes sense with mode: append or upsert".into(),
         ));
     }
     for (i, ix) in spec.sink.indexes.iter().enumerate() {

@@ -159,16 +159,27 @@ fn produce(
                     cols.metadata.iter().map(|c| c.get(r)).collect(),
                 )?;
                 if rows.rows >= spec.batch_rows {
+                    let deleted = rows.take_deleted();
                     let (batch, skipped) = rows.finish()?;
-                    if tx.send(Ok(DocBatch { batch, skipped })).is_err() {
+                    let docs = DocBatch {
+                        batch,
+                        skipped,
+                        deleted,
+                    };
+                    if tx.send(Ok(docs)).is_err() {
                         return Ok(());
                     }
                 }
             }
         }
+        let deleted = rows.take_deleted();
         let (batch, skipped) = rows.finish()?;
-        if batch.num_rows() > 0 || !skipped.is_empty() {
-            let _ = tx.send(Ok(DocBatch { batch, skipped }));
+        if batch.num_rows() > 0 || !skipped.is_empty() || !deleted.is_empty() {
+            let _ = tx.send(Ok(DocBatch {
+                batch,
+                skipped,
+                deleted,
+            }));
         }
         Ok::<(), PipelineError>(())
     });

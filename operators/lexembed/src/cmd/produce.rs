@@ -1,5 +1,7 @@
 //! `lexembed produce`: loads a file (or stdin) into a Kafka topic, one message per non-empty line,
-//! byte for byte; creates the topic first when `--partitions` is given.
+//! byte for byte (or, with `--tombstones`, one tombstone per line: the line is the key, the value
+//! null, which deletes that id from a `sink.mode: upsert` dataset); creates the topic first when
+//! `--partitions` is given.
 
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -29,6 +31,10 @@ pub struct ProduceArgs {
     /// JSON field whose value becomes the message key (same key, same partition).
     #[arg(long)]
     pub key_field: Option<String>,
+    /// Each line is a key: produce a tombstone (key, null value) for it, which deletes that id from
+    /// a dataset written with `sink.mode: upsert`.
+    #[arg(long, conflicts_with = "key_field")]
+    pub tombstones: bool,
     /// librdkafka producer property KEY=VALUE (repeatable), e.g. security.protocol=SASL_SSL.
     #[arg(long = "property", short = 'X', value_parser = parse_kv)]
     pub properties: Vec<(String, String)>,
@@ -58,6 +64,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         brokers: args.brokers.clone(),
         topic: args.topic.clone(),
         key_field: args.key_field.clone(),
+        tombstones: args.tombstones,
         properties: args.properties.clone(),
     };
     let summary = if args.file.as_os_str() == "-" {

@@ -11,7 +11,7 @@ use arrow_schema::SchemaRef;
 
 use super::batches::FillBatch;
 use super::file::SourceFile;
-use super::rows::{Refusal, RefusalKind, RowBuilder, json_doc};
+use super::rows::{Refusal, RefusalKind, RowBuilder, json_change};
 use crate::error::{PipelineError, Result};
 use crate::spec::SourceSpec;
 
@@ -254,9 +254,9 @@ impl JsonReader {
         if bytes.trim_ascii().is_empty() {
             return Ok(());
         }
-        match json_doc(bytes, &self.spec, None) {
-            Ok(doc) => {
-                self.rows.push_doc(&doc);
+        match json_change(bytes, &self.spec, None) {
+            Ok(change) => {
+                self.rows.push_change(&change);
                 Ok(())
             }
             Err(refusal) => self.rows.bad(&self.path, line, refusal),

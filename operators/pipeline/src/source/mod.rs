@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 
-pub use rows::RefusalKind;
+pub use rows::{Deletion, RefusalKind};
 
 /// A record that could not become a row, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,4 +31,6 @@ pub struct BadRecord {
 pub struct DocBatch {
     pub batch: RecordBatch,
     pub skipped: Vec<BadRecord>,
+    /// Ids the source deletes, placed among the batch's rows (`sink.mode: upsert`).
+    pub deleted: Vec<Deletion>,
 }

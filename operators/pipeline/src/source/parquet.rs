@@ -117,8 +117,13 @@ impl ParquetReader {
             )?;
         }
         self.next_line += batch.num_rows();
+        let deleted = self.rows.take_deleted();
         let (batch, skipped) = self.rows.finish()?;
-        Ok(DocBatch { batch, skipped })
+        Ok(DocBatch {
+            batch,
+            skipped,
+            deleted,
+        })
     }
 }
 

@@ -40,6 +40,21 @@ pub struct Doc {
     pub metadata: Vec<Option<String>>,
 }
 
+/// What a good record asks for: a row, or (with `sink.mode: upsert`, its text null) its id deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Row(Doc),
+    Delete(String),
+}
+
+/// A deletion among a batch's rows: it comes after the batch's first `before_row` rows (the latest
+/// change of an id wins, so its place matters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub id: String,
+    pub before_row: usize,
+}
+
 /// Why a record cannot be a row, as a stable kind: summaries count by it, metrics label by it, the
 /// dead-letter topic's header carries its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,9 +122,9 @@ impl Refusal {
     }
 }
 
-/// Parses one JSON-object record (a JSONL line, a Kafka message) into a `Doc`, or says why it cannot
-/// be one. `id` overrides the id field (a Kafka key).
-pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Doc, Refusal> {
+/// Parses one JSON-object record (a JSONL line, a Kafka message) into a row or a deletion, or says
+/// why it cannot be one. `id` overrides the id field (a Kafka key).
+pub fn json_change(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Change, Refusal> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Refusal::new(RefusalKind::InvalidUtf8, format!("not valid UTF-8 ({e})")))?;
     let v: serde_json::Value = serde_json::from_str(text.trim())
@@ -145,13 +160,25 @@ pub fn json_doc(bytes: &[u8], spec: &SourceSpec, id: Option<&[u8]>) -> Result<Do
             Value::Missing | Value::Null => None,
         })
         .collect();
+    if let Some(deleted) = deletion(spec, &id, &text) {
+        return deleted.map(Change::Delete);
+    }
     check_metadata(spec, metadata.iter().map(|m| m.as_deref()))?;
     let (id, text) = check(spec, id, text, spec.max_text_bytes)?;
-    Ok(Doc {
+    Ok(Change::Row(Doc {
         id,
         text: text.into_owned(),
         metadata,
-    })
+    }))
+}
+
+/// A record whose text is null is a deletion of its id where the spec takes deletions (upsert);
+/// `None` when the record is not one.
+pub fn deletion(spec: &SourceSpec, id: &Value, text: &Value) -> Option<Result<String, Refusal>> {
+    if !spec.deletes || !matches!(text, Value::Null) {
+        return None;
+    }
+    Some(check_id(spec, id))
 }
 
 /// Accumulates rows into the documents schema.
@@ -162,6 +189,8 @@ pub struct RowBuilder {
     metadata: Vec<StringBuilder>,
     pub rows: usize,
     pub skipped: Vec<BadRecord>,
+    /// Deletions since the last `finish`, placed among the rows.
+    deleted: Vec<Deletion>,
     on_bad: OnBadRecord,
     max_text: usize,
 }
@@ -179,6 +208,7 @@ impl RowBuilder {
             schema,
             rows: 0,
             skipped: Vec::new(),
+            deleted: Vec::new(),
             on_bad: spec.on_bad_record,
             max_text: spec.max_text_bytes,
         }
@@ -194,6 +224,15 @@ impl RowBuilder {
         text: Value,
         metadata: Vec<Value>,
     ) -> Result<()> {
+        if let Some(deleted) = deletion(spec, &id, &text) {
+            return match deleted {
+                Ok(id) => {
+                    self.push_delete(id);
+                    Ok(())
+                }
+                Err(refusal) => self.bad(path, line, refusal),
+            };
+        }
         let checked = check_metadata(spec, metadata.iter().map(Value::as_text))
             .and_then(|()| check(spec, id, text, self.max_text));
         match checked {
@@ -218,6 +257,27 @@ impl RowBuilder {
             b.append_option(v.as_deref());
         }
         self.rows += 1;
+    }
+
+    /// Adds a checked change.
+    pub fn push_change(&mut self, change: &Change) {
+        match change {
+            Change::Row(doc) => self.push_doc(doc),
+            Change::Delete(id) => self.push_delete(id.clone()),
+        }
+    }
+
+    /// Deletes `id` after the rows so far.
+    pub fn push_delete(&mut self, id: String) {
+        self.deleted.push(Deletion {
+            id,
+            before_row: self.rows,
+        });
+    }
+
+    /// The deletions since the last call (call before `finish`, which restarts the row count).
+    pub fn take_deleted(&mut self) -> Vec<Deletion> {
+        std::mem::take(&mut self.deleted)
     }
 
     /// Records a bad record (skip) or fails the run (fail).
@@ -268,30 +328,7 @@ fn check<'a>(
     text: Value<'a>,
     max_text: usize,
 ) -> Result<(String, std::borrow::Cow<'a, str>), Refusal> {
-    let id_err = |what: &str| {
-        Refusal::new(
-            RefusalKind::MissingId,
-            format!("id field `{}` is {what}", spec.id_field),
-        )
-    };
-    let id = match id {
-        Value::Str(s) if !s.is_empty() => s.into_owned(),
-        Value::Other(s) => s,
-        Value::Str(_) => return Err(id_err("empty")),
-        Value::Missing => return Err(id_err("missing")),
-        Value::Null => return Err(id_err("null")),
-    };
-    if id.len() > spec.max_id_bytes {
-        return Err(Refusal::new(
-            RefusalKind::TooLarge,
-            format!(
-                "id field `{}` has {} bytes, over the {}-byte limit (source.max_id_bytes)",
-                spec.id_field,
-                id.len(),
-                spec.max_id_bytes
-            ),
-        ));
-    }
+    let id = check_id(spec, &id)?;
     let text_err = |kind, what: &str| {
         Refusal::new(kind, format!("text field `{}` is {what}", spec.text_field))
     };
@@ -312,6 +349,35 @@ fn check<'a>(
         ));
     }
     Ok((id, text))
+}
+
+/// The id, present, not empty, within its limit.
+fn check_id(spec: &SourceSpec, id: &Value) -> Result<String, Refusal> {
+    let id_err = |what: &str| {
+        Refusal::new(
+            RefusalKind::MissingId,
+            format!("id field `{}` is {what}", spec.id_field),
+        )
+    };
+    let id = match id {
+        Value::Str(s) if !s.is_empty() => s.to_string(),
+        Value::Other(s) => s.clone(),
+        Value::Str(_) => return Err(id_err("empty")),
+        Value::Missing => return Err(id_err("missing")),
+        Value::Null => return Err(id_err("null")),
+    };
+    if id.len() > spec.max_id_bytes {
+        return Err(Refusal::new(
+            RefusalKind::TooLarge,
+            format!(
+                "id field `{}` has {} bytes, over the {}-byte limit (source.max_id_bytes)",
+                spec.id_field,
+                id.len(),
+                spec.max_id_bytes
+            ),
+        ));
+    }
+    Ok(id)
 }
 
 /// Metadata values are copied to every row as they are: each is bounded like the text.
