@@ -39,7 +39,7 @@ pub struct EncoderArgs {
     /// GPUs).
     #[arg(long)]
     pub streams: Option<usize>,
-    /// Most padded tokens (rows × longest row) per model call. Default: 2048 on CPU, 16384 on GPUs, at
+    /// Most padded tokens (rows × longest row) per model call. Default: 1024 on CPU, 16384 on GPUs, at
     /// least the model's max length.
     #[arg(long)]
     pub token_budget: Option<usize>,

@@ -33,7 +33,7 @@ pub struct EncoderOptions {
     pub precision: Precision,
     /// Threads inside one operator; `None`: every core on CPU, 1 on GPUs.
     pub intra_threads: Option<usize>,
-    /// Most padded tokens per model call. `None`: 2,048 on CPU, 16,384 on GPUs, raised to the model's
+    /// Most padded tokens per model call. `None`: 1,024 on CPU, 16,384 on GPUs, raised to the model's
     /// max length when that is longer. An explicit budget below the max length is an error.
     pub token_budget: Option<TokenBudget>,
     /// Upper bound on rows per model call, whatever the budget allows. `None`: 256 on CPU; on GPUs

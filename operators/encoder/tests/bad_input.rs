@@ -143,7 +143,7 @@ fn a_token_budget_below_the_max_length_is_refused() {
     );
     assert!(err.contains("16") && err.contains("32"), "{err}");
     let enc = Encoder::open(common::tiny_xlmr(), &EncoderOptions::default()).unwrap();
-    assert_eq!(enc.token_budget().0, 2048, "CPU default");
+    assert_eq!(enc.token_budget().0, 1024, "CPU default");
 }
 
 /// Prompts come from `config_sentence_transformers.json`; a default prompt name that names none of

@@ -371,6 +371,21 @@ fn kill_9_trials_with_two_replicas_and_cleanups_between_them_keep_exactly_once()
     crash_trials("crash2", 2, true);
 }
 
+/// `rand(m)`: a number below `m`, xorshift seeded from the clock (each run crashes at other moments).
+fn clock_seeded_random() -> impl FnMut(u64) -> u64 {
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    }
+}
+
 /// Runs twelve crash trials with `replicas` replicas each, then drains the topic: every record exactly
 /// once, and never a duplicate after any trial.
 fn crash_trials(name: &str, replicas: usize, cleanup: bool) {
@@ -381,17 +396,7 @@ fn crash_trials(name: &str, replicas: usize, cleanup: bool) {
     // operator's speed (a crash trial needs up to three batches of it).
     let all = docs(n);
     let mut shares = all.chunks(n / 12);
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    let mut rand = move |m: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % m
-    };
+    let mut rand = clock_seeded_random();
     let mut aborted_between = 0;
     for trial in 0..12 {
         produce(s.dir.path(), &s.topic, 4, shares.next().unwrap());
@@ -946,21 +951,6 @@ fn produce_tombstones(dir: &Path, topic: &str, ids: &[String]) {
     );
 }
 
-/// Every (id, text) of the dataset, and whether an id came twice.
-fn id_texts(uri: &str) -> (BTreeMap<String, String>, usize) {
-    let mut rows = BTreeMap::new();
-    let mut n = 0;
-    for b in scan_all(uri) {
-        let ids = b.column_by_name("id").unwrap().as_string::<i32>();
-        let texts = b.column_by_name("text").unwrap().as_string::<i32>();
-        for r in 0..b.num_rows() {
-            rows.insert(ids.value(r).to_string(), texts.value(r).to_string());
-            n += 1;
-        }
-    }
-    (rows, n)
-}
-
 /// Upserts through Kafka, crashing all along: 2,000 articles, then four trials that each amend the
 /// same 100 articles again (a new version each) and delete a quarter of 50 others by tombstone, one id
 /// deleted and later brought back; in each trial the replica is killed (-9) at a random moment or
@@ -989,17 +979,7 @@ fn upserts_and_tombstones_land_exactly_once_through_kill_9_trials() {
         .collect();
     let amended: Vec<usize> = (0..n).step_by(20).collect();
     let deleted: Vec<usize> = (0..n).filter(|i| i % 40 == 5).collect();
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    let mut rand = move |m: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % m
-    };
+    let mut rand = clock_seeded_random();
     for trial in 0..4 {
         let mut lines = Vec::new();
         for &i in &amended {
@@ -1098,37 +1078,14 @@ fn upserts_and_tombstones_land_exactly_once_through_kill_9_trials() {
             .filter(|&r| amended.iter().any(|i| ids.value(r) == format!("d{i}")))
             .take(5)
         {
-            let want = encoder.encode(&[texts.value(r)], &Prompt::none()).unwrap();
-            let mut want = want.row(0)[..64].to_vec();
-            lexembed_encoder::pooling::l2_normalize(&mut want);
             let got = col.value(r);
             let got = got.as_primitive::<Float32Type>().values();
-            let diff = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                diff <= 1e-5,
-                "{}: not the latest text's vector ({diff})",
-                ids.value(r)
-            );
+            assert_tiny_64(&encoder, got, texts.value(r), ids.value(r));
         }
     }
     let checks = serde_json::json!({
         "texts": expected,
         "deleted": deleted.iter().map(|i| format!("d{i}")).collect::<Vec<_>>(),
     });
-    let file = s.dir.path().join("expected.json");
-    std::fs::write(&file, checks.to_string()).unwrap();
-    let out = Command::new(python())
-        .arg(repo().join("integration/python/upsert_check.py"))
-        .args([&s.dataset, file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pylance disagrees: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pylance_upsert_check(&s.dataset, s.dir.path(), &checks);
 }

@@ -492,40 +492,13 @@ fn upserts_amend_100_articles_and_delete_50_by_id_and_pylance_agrees() {
     // Our reader: one row per live id, its latest text, the encoder's vectors for it.
     let (ids, vectors) = read_column(&uri, "emb_64");
     assert_eq!(ids, expected.keys().cloned().collect::<Vec<_>>());
-    let texts: std::collections::BTreeMap<String, String> = scan_all(&uri)
-        .iter()
-        .flat_map(|b| {
-            let (ids, texts) = (
-                b.column_by_name("id").unwrap().as_string::<i32>(),
-                b.column_by_name("text").unwrap().as_string::<i32>(),
-            );
-            (0..b.num_rows())
-                .map(|r| (ids.value(r).to_string(), texts.value(r).to_string()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert!(
-        texts == expected,
-        "the dataset's texts are not the latest ones"
-    );
+    let (texts, rows) = id_texts(&uri);
+    assert_eq!(rows, texts.len(), "an id twice");
     let encoder = lexembed_encoder::Encoder::open(tiny(), &Default::default()).unwrap();
     for i in [0, 6, 12, 594] {
         let row = ids.iter().position(|x| *x == id(i)).unwrap();
-        let want = encoder
-            .encode(&[expected[&id(i)].as_str()], &Prompt::none())
-            .unwrap();
-        let mut want = want.row(0)[..64].to_vec();
-        lexembed_encoder::pooling::l2_normalize(&mut want);
         let got = &vectors[row * 64..(row + 1) * 64];
-        let diff = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            diff <= 1e-5,
-            "article {i}: the vector is not the new text's ({diff})"
-        );
+        assert_tiny_64(&encoder, got, &expected[&id(i)], &format!("article {i}"));
     }
 
     // pylance: the same rows, and its own full-text search over the index built before the upsert.
@@ -541,18 +514,7 @@ fn upserts_amend_100_articles_and_delete_50_by_id_and_pylance_agrees() {
             fts("zqx6".into(), vec![id(6)]),
         ],
     });
-    let file = dir.path().join("expected.json");
-    std::fs::write(&file, checks.to_string()).unwrap();
-    let out = Command::new(python())
-        .arg(repo().join("integration/python/upsert_check.py"))
-        .args([&uri, file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pylance disagrees: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pylance_upsert_check(&uri, dir.path(), &checks);
 
     // lexembed search, through the indexes built before the upsert.
     let fts_ids = |q: &str| {

@@ -506,7 +506,7 @@ pub struct EncoderSpec {
     /// Matryoshka dims written (one column each); default: every dim the model serves.
     #[serde(default)]
     pub dims: Vec<u32>,
-    /// Most padded tokens (rows × longest row) per model call; default 2,048 on CPU, 16,384 on GPUs.
+    /// Most padded tokens (rows × longest row) per model call; default 1,024 on CPU, 16,384 on GPUs.
     #[serde(default)]
     pub token_budget: Option<usize>,
     /// Most rows per model call; default 256 on CPU, the token budget / 16 on GPUs.

@@ -103,3 +103,51 @@ pub fn boe_articles(dir: &std::path::Path, n: usize) {
         .collect();
     std::fs::write(dir.join("docs.jsonl"), articles.join("\n")).unwrap();
 }
+
+/// Every (id, text) of the dataset at `uri`, and how many rows it has (an id twice: more rows than ids).
+pub fn id_texts(uri: &str) -> (std::collections::BTreeMap<String, String>, usize) {
+    use arrow_array::cast::AsArray;
+    let mut rows = std::collections::BTreeMap::new();
+    let mut n = 0;
+    for b in scan_all(uri) {
+        let ids = b.column_by_name("id").expect("id").as_string::<i32>();
+        let texts = b.column_by_name("text").expect("text").as_string::<i32>();
+        for r in 0..b.num_rows() {
+            rows.insert(ids.value(r).to_string(), texts.value(r).to_string());
+            n += 1;
+        }
+    }
+    (rows, n)
+}
+
+/// `vector` is the tiny model's 64-dim embedding of `text` (no prompt), within 1e-5.
+pub fn assert_tiny_64(encoder: &lexembed_encoder::Encoder, vector: &[f32], text: &str, what: &str) {
+    let want = encoder
+        .encode(&[text], &lexembed_encoder::Prompt::none())
+        .expect("encode");
+    let mut want = want.row(0)[..64].to_vec();
+    lexembed_encoder::pooling::l2_normalize(&mut want);
+    let diff = vector
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff <= 1e-5, "{what}: not the vector of its text ({diff})");
+}
+
+/// pylance's own check of a dataset after upserts and deletions (`integration/python/upsert_check.py`
+/// with `expected` written to `dir`).
+pub fn pylance_upsert_check(uri: &str, dir: &std::path::Path, expected: &serde_json::Value) {
+    let file = dir.join("expected.json");
+    std::fs::write(&file, expected.to_string()).expect("write expected.json");
+    let out = Command::new(python())
+        .arg(repo().join("integration/python/upsert_check.py"))
+        .args([uri, file.to_str().expect("utf-8 path")])
+        .output()
+        .expect("spawn python");
+    assert!(
+        out.status.success(),
+        "pylance disagrees: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
