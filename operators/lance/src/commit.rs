@@ -159,6 +159,17 @@ impl Recovery {
 }
 
 impl CommitRecord {
+    /// The same description without the progress it records (source files, Kafka offsets, a
+    /// recovery): for a commit that lands part of a write before the commit that records the write.
+    pub fn without_progress(&self) -> Self {
+        Self {
+            pipeline: self.pipeline.clone(),
+            job: self.job.clone(),
+            written_by: self.written_by.clone(),
+            ..Self::default()
+        }
+    }
+
     /// The transaction properties that record this commit.
     pub fn to_properties(&self) -> HashMap<String, String> {
         let mut p = HashMap::new();

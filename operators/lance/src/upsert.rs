@@ -1,7 +1,16 @@
 //! Upserts and deletes by id (`sink.mode: upsert`): a write's rows replace the rows of the same id,
-//! deletions remove ids, and the latest change of an id wins, within one write too. One write is one
-//! Lance merge-insert commit (matched ids updated, new ids inserted, deleted ids removed), carrying
-//! the commit record like every other write, so resume and Kafka offsets stay in the same commit.
+//! deletions remove ids, and the latest change of an id wins, within one write too. A write's rows are
+//! one Lance merge-insert commit (matched ids updated, new ids inserted) carrying the commit record
+//! like every other write, so resume and Kafka offsets land with the rows.
+//!
+//! A write with deletions lands them in a delete commit right before its merge commit. Lance can delete
+//! inside the merge (`when_not_matched_by_source` with the deleted ids), but then the merge joins the
+//! whole dataset, every column of it: measured with Lance 14, 0.23 s a write at 100,000 rows × 1,024
+//! dims against 0.01 s for a delete by id, and growing with the dataset. Only the merge commit records
+//! the write's progress (source files, Kafka offsets; the delete commit does when there are no rows):
+//! a crash between the two replays the write, whose deletions are then no-ops, and the latest change
+//! of each id still wins (a write's deleted and written ids are disjoint, and one id's changes come in
+//! order: one file, or one partition when the topic is keyed by id).
 //!
 //! [`ChangeLog`] takes a write's changes in source order and keeps, per id, only which change is the
 //! latest; rows are kept in memory (a Kafka micro-batch) or spilled to an Arrow IPC file (a file run
@@ -19,8 +28,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 use lance::Dataset;
 use lance::dataset::transaction::Transaction;
 use lance::dataset::{
-    CommitBuilder, MergeInsertBuilder, MergeStats, WhenMatched, WhenNotMatched,
-    WhenNotMatchedBySource,
+    CommitBuilder, DeleteBuilder, MergeInsertBuilder, MergeStats, WhenMatched, WhenNotMatched,
 };
 use lance::deps::datafusion::prelude::{Expr, col, lit};
 use tracing::info;
@@ -219,8 +227,8 @@ impl Changes {
         Box::new(RecordBatchIterator::new(self.rows, self.schema))
     }
 
-    /// `id IN (…deleted ids…)`: the dataset rows the write deletes (none matches a written row, which
-    /// is always the latest change of its id).
+    /// `id IN (…deleted ids…)`: the dataset rows the write deletes (none is a written row's id: a
+    /// written row is always the latest change of its id).
     fn deleted(&self) -> Option<Expr> {
         if self.deletes.is_empty() {
             return None;
@@ -266,8 +274,6 @@ impl DatasetLocation {
         changes: Changes,
         record: &CommitRecord,
     ) -> Result<(Transaction, MergeStats)> {
-        self.check_upsertable(&base)?;
-        self.check_appendable(&base, &changes.schema)?;
         let mut builder = MergeInsertBuilder::try_new(base, vec![ID_COLUMN.into()])
             .map_err(lance_err(&self.uri))?;
         builder
@@ -275,9 +281,6 @@ impl DatasetLocation {
             .when_not_matched(WhenNotMatched::InsertAll)
             .conflict_retries(0)
             .skip_auto_cleanup(true);
-        if let Some(deleted) = changes.deleted() {
-            builder.when_not_matched_by_source(WhenNotMatchedBySource::DeleteIf(deleted));
-        }
         let job = builder.try_build().map_err(lance_err(&self.uri))?;
         let merged = job
             .execute_uncommitted(changes.reader())
@@ -286,6 +289,86 @@ impl DatasetLocation {
         let mut tx = merged.transaction;
         tx.transaction_properties = Some(Arc::new(record.to_properties()));
         Ok((tx, merged.stats))
+    }
+
+    /// The deletion of the rows `deleted` matches from `base`, not committed, and how many they are.
+    async fn delete_uncommitted(
+        &self,
+        base: Arc<Dataset>,
+        deleted: Expr,
+        record: &CommitRecord,
+    ) -> Result<(Transaction, u64)> {
+        let staged = DeleteBuilder::from_expr(base, deleted)
+            .execute_uncommitted()
+            .await
+            .map_err(lance_err(&self.uri))?;
+        let mut tx = staged.transaction;
+        tx.transaction_properties = Some(Arc::new(record.to_properties()));
+        Ok((tx, staged.num_deleted_rows))
+    }
+
+    /// Commits `tx` on `base`: only as the version right after it when `exact` (`None` when another
+    /// commit took it), else rebased by Lance over whatever compatible commits landed meanwhile.
+    async fn commit_step(
+        &self,
+        base: Arc<Dataset>,
+        tx: Transaction,
+        exact: bool,
+    ) -> Result<Option<Dataset>> {
+        if exact {
+            return self.commit_on(base, tx).await;
+        }
+        let ds = CommitBuilder::new(base)
+            .with_skip_auto_cleanup(true)
+            .execute(tx)
+            .await
+            .map_err(lance_err(&self.uri))?;
+        Ok(Some(ds))
+    }
+
+    /// `changes` into the existing dataset `base`: the delete commit (when it deletes a row, or is
+    /// the write's only commit), then the merge commit, each through `commit_step`. `None` when a
+    /// commit was superseded (the deletions may have landed; replaying them deletes nothing).
+    async fn apply(
+        &self,
+        base: Arc<Dataset>,
+        changes: Changes,
+        record: &CommitRecord,
+        exact: bool,
+    ) -> Result<Option<(Dataset, UpsertSummary)>> {
+        // Checked before anything lands: no deletion of a write whose rows would be refused.
+        self.check_upsertable(&base)?;
+        self.check_appendable(&base, &changes.schema)?;
+        let mut summary = UpsertSummary::default();
+        let mut base = base;
+        if let Some(deleted) = changes.deleted() {
+            let only = changes.rows_kept == 0;
+            let rec = if only {
+                record.clone()
+            } else {
+                record.without_progress()
+            };
+            let (tx, n) = self.delete_uncommitted(base.clone(), deleted, &rec).await?;
+            summary.deleted = n;
+            if n > 0 || only {
+                let Some(ds) = self.commit_step(base, tx, exact).await? else {
+                    return Ok(None);
+                };
+                if only {
+                    return Ok(Some((ds, summary)));
+                }
+                base = Arc::new(ds);
+            }
+        }
+        let (tx, stats) = self
+            .merge_uncommitted(base.clone(), changes, record)
+            .await?;
+        summary.inserted = stats.num_inserted_rows;
+        summary.replaced = stats.num_updated_rows;
+        Ok(self
+            .commit_step(base, tx, exact)
+            .await?
+            .map(|ds| (ds, summary)))
     }
 
     /// Commits `changes` with `record` only on `base` (the version whose offsets the writer fenced
@@ -305,18 +388,15 @@ impl DatasetLocation {
             let mut pending = crate::conditional::PendingAppend::new(rows);
             return self.append_if_latest(None, &mut pending, record).await;
         };
-        let (tx, _) = self
-            .merge_uncommitted(base.clone(), changes, record)
-            .await?;
-        Ok(match self.commit_on(base, tx).await? {
-            Some(ds) => Conditional::Committed(Box::new(ds)),
+        Ok(match self.apply(base, changes, record, true).await? {
+            Some((ds, _)) => Conditional::Committed(Box::new(ds)),
             None => Conditional::Superseded,
         })
     }
 
-    /// Commits `changes` with `record` as one merge-insert on the latest version (a new dataset is
-    /// created strictly). Lance rebases the commit over compatible commits that land meanwhile; a
-    /// conflicting one (another writer changed the same rows) fails it, committing nothing.
+    /// Commits `changes` with `record` on the latest version (a new dataset is created strictly).
+    /// Lance rebases the commits over compatible commits that land meanwhile; a conflicting one
+    /// (another writer changed the same rows) fails the write.
     pub async fn upsert(&self, changes: Changes, record: &CommitRecord) -> Result<UpsertSummary> {
         let Some(base) = self.open_if_exists().await? else {
             let inserted = changes.rows_kept;
@@ -330,23 +410,15 @@ impl DatasetLocation {
                 ..UpsertSummary::default()
             });
         };
-        let base = Arc::new(base);
-        let (tx, stats) = self
-            .merge_uncommitted(base.clone(), changes, record)
-            .await?;
-        let ds = CommitBuilder::new(base)
-            .with_skip_auto_cleanup(true)
-            .execute(tx)
-            .await
-            .map_err(lance_err(&self.uri))?;
-        let rows_total = ds.count_rows(None).await.map_err(lance_err(&self.uri))?;
-        let summary = UpsertSummary {
-            version: ds.version().version,
-            rows_total,
-            inserted: stats.num_inserted_rows,
-            replaced: stats.num_updated_rows,
-            deleted: stats.num_deleted_rows,
+        let applied = self.apply(Arc::new(base), changes, record, false).await?;
+        let Some((ds, mut summary)) = applied else {
+            return Err(StoreError::Invalid(format!(
+                "{}: the upsert's commit was refused",
+                self.uri
+            )));
         };
+        summary.version = ds.version().version;
+        summary.rows_total = ds.count_rows(None).await.map_err(lance_err(&self.uri))?;
         info!(uri = %self.uri, ?summary, "upserted");
         Ok(summary)
     }
@@ -433,10 +505,10 @@ mod tests {
         }
     }
 
-    /// One commit replaces the matched ids, inserts the new ones and deletes the deleted ones, and
-    /// records its commit record; ids it does not name are untouched.
+    /// A delete commit, then one merge commit that replaces the matched ids, inserts the new ones and
+    /// records the write (the delete commit records no progress); ids it does not name are untouched.
     #[tokio::test]
-    async fn an_upsert_replaces_inserts_and_deletes_in_one_commit() {
+    async fn an_upsert_deletes_then_replaces_and_inserts_recording_the_write_once() {
         let dir = tempfile::tempdir().unwrap();
         let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
         let none = CommitRecord::default();
@@ -452,7 +524,7 @@ mod tests {
         };
         let summary = loc.upsert(log.finish().unwrap(), &record).await.unwrap();
         let expected = UpsertSummary {
-            version: 2,
+            version: 3,
             rows_total: 3,
             inserted: 1,
             replaced: 1,
@@ -465,7 +537,10 @@ mod tests {
             vec![("a".into(), 3), ("b".into(), 2), ("x".into(), 0)]
         );
         let history = crate::store::commit_history(&ds).await.unwrap();
-        assert_eq!(history.last().unwrap(), &(2, record));
+        let (deletion, merge) = (&history[history.len() - 2], &history[history.len() - 1]);
+        assert_eq!(deletion, &(2, record.without_progress()));
+        assert_eq!(merge, &(3, record));
+        assert!(deletion.1.sources.is_empty() && deletion.1.pipeline.is_some());
     }
 
     /// With no dataset yet, the winning rows create it; a commit on a stale base is superseded and
@@ -508,6 +583,52 @@ mod tests {
             panic!("the upsert on the latest version was refused")
         };
         assert_eq!(contents(&ds).await, vec![("a".into(), 3), ("z".into(), 9)]);
+
+        // Deletions that land before the merge is superseded are replayed as no-ops: the retry on
+        // the latest version converges on the write's state, its progress recorded once.
+        let base = Arc::new(*ds);
+        let both = |l: &mut ChangeLog| {
+            l.push_delete("a");
+            l.push_rows(&rows(&[("n", 1)])).unwrap();
+        };
+        let record = CommitRecord {
+            pipeline: Some("p".into()),
+            sources: vec!["f".into()],
+            ..CommitRecord::default()
+        };
+        let deleted = loc
+            .delete_uncommitted(
+                base.clone(),
+                col(ID_COLUMN).in_list(vec![lit("a")], false),
+                &none,
+            )
+            .await
+            .unwrap();
+        let stale = Arc::new(loc.commit_on(base, deleted.0).await.unwrap().unwrap());
+        loc.append(None, rows(&[("w", 5)]), &none).await.unwrap();
+        let lost = loc
+            .upsert_if_latest(Some(stale), log(&both), &record)
+            .await
+            .unwrap();
+        assert!(matches!(lost, Conditional::Superseded), "{lost:?}");
+        let latest = Arc::new(loc.open().await.unwrap());
+        let Conditional::Committed(ds) = loc
+            .upsert_if_latest(Some(latest), log(&both), &record)
+            .await
+            .unwrap()
+        else {
+            panic!("the retry was refused")
+        };
+        assert_eq!(
+            contents(&ds).await,
+            vec![("n".into(), 1), ("w".into(), 5), ("z".into(), 9)]
+        );
+        let history = crate::store::commit_history(&ds).await.unwrap();
+        let recorded = history
+            .iter()
+            .filter(|(_, r)| r.sources == record.sources)
+            .count();
+        assert_eq!(recorded, 1, "the write's progress recorded once");
     }
 
     #[tokio::test]
