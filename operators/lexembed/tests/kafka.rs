@@ -72,26 +72,25 @@ fn produce(dir: &Path, topic: &str, partitions: i32, lines: &[Vec<u8>]) {
         f.write_all(b"\n").unwrap();
     }
     drop(f);
+    let partitions = partitions.to_string();
+    run_produce(
+        &file,
+        topic,
+        &["--key-field", "id", "--partitions", &partitions],
+    );
+}
+
+/// `lexembed produce FILE --topic TOPIC EXTRA…` against the test broker; it must succeed.
+fn run_produce(file: &Path, topic: &str, extra: &[&str]) {
     let out = bin()
-        .args([
-            "produce",
-            file.to_str().unwrap(),
-            "--topic",
-            topic,
-            "--key-field",
-            "id",
-        ])
-        .args([
-            "--partitions",
-            &partitions.to_string(),
-            "--brokers",
-            &brokers(),
-        ])
+        .args(["produce", file.to_str().unwrap(), "--topic", topic])
+        .args(extra)
+        .args(["--brokers", &brokers()])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "produce: {}",
+        "produce {extra:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -185,6 +184,19 @@ impl Setup {
 
     fn log(&self, tag: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{tag}.log"))).unwrap_or_default()
+    }
+
+    /// Runs replica `tag` until it aborts inside the window between its `after`th Lance commit and
+    /// the Kafka offset commit (the test hook), and checks it did abort.
+    fn abort_between_commits(&self, tag: &str, after: u64) {
+        let after = after.to_string();
+        let env = [("LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS", after.as_str())];
+        let (status, _) = wait(self.start(tag, 30.0, &env), 120);
+        assert!(
+            !status.success(),
+            "{tag} should have aborted: {}",
+            self.log(tag)
+        );
     }
 
     /// Runs one replica until idle and returns its summary.
@@ -403,19 +415,7 @@ fn crash_trials(name: &str, replicas: usize, cleanup: bool) {
         let tag = |r: usize| format!("trial{trial}-{r}");
         let mut others: Vec<Child> = (1..replicas).map(|r| s.start(&tag(r), 30.0, &[])).collect();
         if trial % 3 == 2 {
-            // Abort inside the window between the Lance commit and the Kafka offset commit.
-            let after = (1 + rand(3)).to_string();
-            let child = s.start(
-                &tag(0),
-                30.0,
-                &[("LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS", after.as_str())],
-            );
-            let (status, _) = wait(child, 120);
-            assert!(
-                !status.success(),
-                "trial {trial} should have aborted: {}",
-                s.log(&tag(0))
-            );
+            s.abort_between_commits(&tag(0), 1 + rand(3));
             aborted_between += 1;
         } else {
             let mut child = s.start(&tag(0), 30.0, &[]);
@@ -933,22 +933,7 @@ fn a_replica_without_partitions_is_ready() {
 fn produce_tombstones(dir: &Path, topic: &str, ids: &[String]) {
     let file = dir.join(format!("{topic}-tombstones.txt"));
     std::fs::write(&file, ids.join("\n") + "\n").unwrap();
-    let out = bin()
-        .args([
-            "produce",
-            file.to_str().unwrap(),
-            "--topic",
-            topic,
-            "--tombstones",
-        ])
-        .args(["--brokers", &brokers()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "produce --tombstones: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_produce(&file, topic, &["--tombstones"]);
 }
 
 /// Upserts through Kafka, crashing all along: 2,000 articles, then four trials that each amend the
@@ -1018,18 +1003,7 @@ fn upserts_and_tombstones_land_exactly_once_through_kill_9_trials() {
         }
         let tag = format!("trial{trial}");
         if trial % 2 == 0 {
-            let after = (1 + rand(3)).to_string();
-            let child = s.start(
-                &tag,
-                30.0,
-                &[("LEXEMBED_TEST_CRASH_AFTER_LANCE_COMMITS", after.as_str())],
-            );
-            let (status, _) = wait(child, 120);
-            assert!(
-                !status.success(),
-                "trial {trial} should have aborted: {}",
-                s.log(&tag)
-            );
+            s.abort_between_commits(&tag, 1 + rand(3));
         } else {
             // Killed while it works: once it holds the partitions, within the next batches.
             let mut child = s.start(&tag, 30.0, &[]);
