@@ -146,11 +146,18 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         dir.path().join("batches.json"),
         serde_json::to_vec(&batches)?,
     )?;
+    // The reference engines get the cores lexembed uses: every stream's threads (on a GPU the
+    // reference runs its own session on the device).
+    let reference_threads = if gpu {
+        threads
+    } else {
+        threads * encoder.streams()
+    };
     let mut reference = Reference::spawn(
         &args.python,
         &encoder.model().dir,
         dir.path(),
-        threads,
+        reference_threads,
         gpu.then(|| encoder.graph().path.as_path()),
     )?;
 
@@ -206,6 +213,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         "texts": texts.len(),
         "real_tokens": real_tokens,
         "threads": threads,
+        "reference_threads": reference_threads,
         "token_budget": encoder.token_budget().0,
         "max_batch_rows": encoder.max_batch_rows(),
         "padding_ratio": padding_ratio(&lengths, &plan),
@@ -257,8 +265,8 @@ fn min_cosine_vs_fp32_cpu(
 fn print_table(r: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
-        "{} on {} ({} graph, {} stream(s), IO binding {}): {} texts, {} real tokens, {} threads, \
-         token budget {}, rows ≤ {}, padding ratio {:.3}, median of {} rounds",
+        "{} on {} ({} graph, {} stream(s), IO binding {}): {} texts, {} real tokens, {} threads \
+         (references: {}), token budget {}, rows ≤ {}, padding ratio {:.3}, median of {} rounds",
         r["model"].as_str().unwrap_or("?"),
         r["provider"].as_str().unwrap_or("?"),
         r["precision"].as_str().unwrap_or("?"),
@@ -267,6 +275,7 @@ fn print_table(r: &serde_json::Value) {
         r["texts"],
         r["real_tokens"],
         r["threads"],
+        r["reference_threads"],
         r["token_budget"],
         r["max_batch_rows"],
         f(&r["padding_ratio"]),
