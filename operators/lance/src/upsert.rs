@@ -650,4 +650,36 @@ mod tests {
         assert!(matches!(e, StoreError::NoIdColumn { .. }), "{e}");
         assert!(e.to_string().contains("has no id column"), "{e}");
     }
+
+    /// Deletions only, and no dataset yet: nothing to delete, but the write is recorded (a file run's
+    /// sources, a batch's offsets), so the dataset is created empty with the record.
+    #[tokio::test]
+    async fn deletions_only_on_a_missing_dataset_create_it_empty_with_the_record() {
+        let record = CommitRecord {
+            pipeline: Some("p".into()),
+            sources: vec!["f".into()],
+            ..CommitRecord::default()
+        };
+        for conditional in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
+            let mut log = ChangeLog::in_memory(schema());
+            log.push_delete("a");
+            let changes = log.finish().unwrap();
+            if conditional {
+                let done = loc.upsert_if_latest(None, changes, &record).await.unwrap();
+                assert!(matches!(done, Conditional::Committed(_)), "{done:?}");
+            } else {
+                loc.upsert(changes, &record).await.unwrap();
+            }
+            let ds = loc.open().await.unwrap();
+            assert_eq!(ds.count_rows(None).await.unwrap(), 0);
+            let history = crate::store::commit_history(&ds).await.unwrap();
+            assert_eq!(
+                history.last().unwrap().1,
+                record,
+                "conditional: {conditional}"
+            );
+        }
+    }
 }
