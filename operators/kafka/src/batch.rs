@@ -154,7 +154,7 @@ impl MicroBatch {
 
     /// Closes the batch at revocation count `generation` and starts an empty one.
     pub fn close(&mut self, generation: u64) -> Result<ClosedBatch> {
-        let (docs, _) = self.rows.finish()?;
+        let docs = self.rows.finish()?.batch;
         self.bytes = 0;
         self.opened = None;
         Ok(ClosedBatch {
@@ -223,14 +223,11 @@ impl ClosedBatch {
     /// The batch's rows (embedded, of `schema`) and deletions in arrival order, latest change per id.
     pub fn changes(&self, schema: &SchemaRef) -> Result<lexembed_lance::Changes> {
         let mut log = lexembed_lance::ChangeLog::in_memory(schema.clone());
-        let mut from = 0;
-        for d in &self.deleted {
-            let before = d.deletion.before_row;
-            log.push_rows(&self.docs.slice(from, before - from))?;
-            from = before;
-            log.push_delete(&d.deletion.id);
-        }
-        log.push_rows(&self.docs.slice(from, self.docs.num_rows() - from))?;
+        let placed = self
+            .deleted
+            .iter()
+            .map(|d| (d.deletion.before_row, d.deletion.id.as_str()));
+        log.push_placed(&self.docs, placed)?;
         Ok(log.finish()?)
     }
 }

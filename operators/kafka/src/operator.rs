@@ -78,7 +78,6 @@ pub struct OperatorSummary {
     pub encoder_seconds: f64,
 }
 
-/// The Kafka client settings of a spec: lexembed's defaults, then the spec's pass-through properties.
 /// How long the main loop may go without polling: while `ahead` closed batches wait for the model it
 /// blocks, so (ahead + 1) batches of `max_batch_seconds`, plus a minute for the commit and a rebalance.
 /// librdkafka's `max.poll.interval.ms` (unless the spec's properties set it) and `/healthz`'s stall
@@ -91,6 +90,8 @@ pub fn poll_budget(k: &KafkaSourceSpec, ahead: usize) -> Duration {
         .map_or(derived, Duration::from_millis)
 }
 
+/// The Kafka client settings of a spec: lexembed's defaults (the poll interval from `poll_budget`),
+/// then the spec's pass-through properties.
 pub fn client_config(k: &KafkaSourceSpec, ahead: usize) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &k.brokers)

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{BufWriter, Seek};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -53,12 +54,7 @@ enum Latest {
 enum Rows {
     Memory(Vec<RecordBatch>),
     /// Boxed: the IPC writer's state is large, the in-memory list three words.
-    Spill(Box<Spill>),
-}
-
-struct Spill {
-    writer: FileWriter<File>,
-    file: File,
+    Spill(Box<FileWriter<BufWriter<File>>>),
 }
 
 /// A write's changes in source order; see the module doc.
@@ -96,11 +92,10 @@ impl ChangeLog {
     /// A log that spills its rows to an anonymous temporary file (removed when dropped): memory
     /// holds the ids only, whatever the write's size.
     pub fn spilled(schema: SchemaRef) -> Result<Self> {
-        let file = tempfile::tempfile()?;
-        let writer = FileWriter::try_new(file.try_clone()?, &schema)?;
+        let writer = FileWriter::try_new_buffered(tempfile::tempfile()?, &schema)?;
         Ok(Self {
             schema,
-            rows: Rows::Spill(Box::new(Spill { writer, file })),
+            rows: Rows::Spill(Box::new(writer)),
             latest: HashMap::new(),
             next_ordinal: 0,
         })
@@ -121,9 +116,25 @@ impl ChangeLog {
         self.next_ordinal += rows.num_rows() as u64;
         match &mut self.rows {
             Rows::Memory(batches) => batches.push(rows.clone()),
-            Rows::Spill(spill) => spill.writer.write(rows)?,
+            Rows::Spill(writer) => writer.write(rows)?,
         }
         Ok(())
+    }
+
+    /// `rows` with deletions placed among them: `(before_row, id)` deletes `id` after the first
+    /// `before_row` rows (in order of place), after every change pushed so far.
+    pub fn push_placed<'a>(
+        &mut self,
+        rows: &RecordBatch,
+        deletions: impl IntoIterator<Item = (usize, &'a str)>,
+    ) -> Result<()> {
+        let mut from = 0;
+        for (before_row, id) in deletions {
+            self.push_rows(&rows.slice(from, before_row - from))?;
+            from = before_row;
+            self.push_delete(id);
+        }
+        self.push_rows(&rows.slice(from, rows.num_rows() - from))
     }
 
     /// Deletes `id`, after every change pushed so far (a later row of the id brings it back).
@@ -148,13 +159,12 @@ impl ChangeLog {
         let stored: Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send> =
             match self.rows {
                 Rows::Memory(batches) => Box::new(batches.into_iter().map(Ok)),
-                Rows::Spill(spill) => {
-                    let Spill {
-                        mut writer,
-                        mut file,
-                    } = *spill;
-                    writer.finish()?;
-                    use std::io::Seek;
+                Rows::Spill(writer) => {
+                    // Finished and flushed by `into_inner`, so unwrapping the buffer cannot fail.
+                    let mut file = writer
+                        .into_inner()?
+                        .into_inner()
+                        .map_err(|e| e.into_error())?;
                     file.rewind()?;
                     Box::new(FileReader::try_new(file, None)?)
                 }

@@ -407,17 +407,7 @@ fn upsert_all(
         let Ok(Embedded { rows, deleted }) = next else {
             return Err(take_error(&reader.first_error));
         };
-        let mut from = 0;
-        for d in deleted {
-            if let Some(rows) = &rows {
-                log.push_rows(&rows.slice(from, d.before_row - from))?;
-            }
-            from = d.before_row;
-            log.push_delete(&d.id);
-        }
-        if let Some(rows) = &rows {
-            log.push_rows(&rows.slice(from, rows.num_rows() - from))?;
-        }
+        log.push_placed(&rows, deleted.iter().map(|d| (d.before_row, d.id.as_str())))?;
     }
     let changes = log.finish()?;
     if changes.is_empty() {
@@ -622,7 +612,7 @@ impl EmbeddingReader {
                 text_column(&doc.batch)?;
             }
             return Ok(Embedded {
-                rows: None,
+                rows: RecordBatch::new_empty(self.schema.clone()),
                 deleted,
             });
         };
@@ -630,10 +620,7 @@ impl EmbeddingReader {
         if let Ok(mut t) = self.tally.lock() {
             t.rows_embedded += n;
         }
-        Ok(Embedded {
-            rows: Some(rows),
-            deleted,
-        })
+        Ok(Embedded { rows, deleted })
     }
 
     /// The next staged batch with rows or deletions; an error stops the stream (see `fail`).
@@ -644,7 +631,7 @@ impl EmbeddingReader {
                 Err(e) => return Some(Err(self.fail(e.into()))),
             };
             match self.embed(staged) {
-                Ok(e) if e.rows.is_none() && e.deleted.is_empty() => continue,
+                Ok(e) if e.rows.num_rows() == 0 && e.deleted.is_empty() => continue,
                 Ok(e) => return Some(Ok(e)),
                 Err(e) => return Some(Err(self.fail(e))),
             }
@@ -653,9 +640,9 @@ impl EmbeddingReader {
     }
 }
 
-/// A staged batch's changes: its embedded rows (none when it had none) and the deletions among them.
+/// A staged batch's changes: its embedded rows (maybe none) and the deletions among them.
 struct Embedded {
-    rows: Option<RecordBatch>,
+    rows: RecordBatch,
     deleted: Vec<Deletion>,
 }
 
@@ -669,7 +656,7 @@ impl Iterator for EmbeddingReader {
         // Deletions come only with sink mode upsert, which reads `next_embedded` itself.
         loop {
             match self.next_embedded()? {
-                Ok(Embedded { rows: Some(b), .. }) => return Some(Ok(b)),
+                Ok(Embedded { rows, .. }) if rows.num_rows() > 0 => return Some(Ok(rows)),
                 Ok(_) => continue,
                 Err(e) => return Some(Err(e)),
             }

@@ -158,28 +158,14 @@ fn produce(
                     cols.text.get(r),
                     cols.metadata.iter().map(|c| c.get(r)).collect(),
                 )?;
-                if rows.rows >= spec.batch_rows {
-                    let deleted = rows.take_deleted();
-                    let (batch, skipped) = rows.finish()?;
-                    let docs = DocBatch {
-                        batch,
-                        skipped,
-                        deleted,
-                    };
-                    if tx.send(Ok(docs)).is_err() {
-                        return Ok(());
-                    }
+                if rows.rows >= spec.batch_rows && tx.send(Ok(rows.finish()?)).is_err() {
+                    return Ok(());
                 }
             }
         }
-        let deleted = rows.take_deleted();
-        let (batch, skipped) = rows.finish()?;
-        if batch.num_rows() > 0 || !skipped.is_empty() || !deleted.is_empty() {
-            let _ = tx.send(Ok(DocBatch {
-                batch,
-                skipped,
-                deleted,
-            }));
+        let docs = rows.finish()?;
+        if !docs.is_empty() {
+            let _ = tx.send(Ok(docs));
         }
         Ok::<(), PipelineError>(())
     });

@@ -43,17 +43,8 @@ impl<R: FillBatch> Iterator for Batches<R> {
                 return Some(Err(e));
             }
         }
-        let deleted = self.reader.rows().take_deleted();
         match self.reader.rows().finish() {
-            Ok((batch, skipped))
-                if batch.num_rows() > 0 || !skipped.is_empty() || !deleted.is_empty() =>
-            {
-                Some(Ok(DocBatch {
-                    batch,
-                    skipped,
-                    deleted,
-                }))
-            }
+            Ok(docs) if !docs.is_empty() => Some(Ok(docs)),
             Ok(_) => None,
             Err(e) => Some(Err(e)),
         }

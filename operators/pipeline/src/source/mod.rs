@@ -34,3 +34,10 @@ pub struct DocBatch {
     /// Ids the source deletes, placed among the batch's rows (`sink.mode: upsert`).
     pub deleted: Vec<Deletion>,
 }
+
+impl DocBatch {
+    /// No rows, no bad records, no deletions: nothing to pass on.
+    pub fn is_empty(&self) -> bool {
+        self.batch.num_rows() == 0 && self.skipped.is_empty() && self.deleted.is_empty()
+    }
+}

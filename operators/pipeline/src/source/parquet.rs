@@ -117,13 +117,7 @@ impl ParquetReader {
             )?;
         }
         self.next_line += batch.num_rows();
-        let deleted = self.rows.take_deleted();
-        let (batch, skipped) = self.rows.finish()?;
-        Ok(DocBatch {
-            batch,
-            skipped,
-            deleted,
-        })
+        self.rows.finish()
     }
 }
 

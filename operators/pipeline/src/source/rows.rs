@@ -8,7 +8,7 @@ use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 
-use super::BadRecord;
+use super::{BadRecord, DocBatch};
 use crate::error::{PipelineError, Result};
 use crate::spec::{OnBadRecord, SourceSpec};
 
@@ -275,11 +275,6 @@ impl RowBuilder {
         });
     }
 
-    /// The deletions since the last call (call before `finish`, which restarts the row count).
-    pub fn take_deleted(&mut self) -> Vec<Deletion> {
-        std::mem::take(&mut self.deleted)
-    }
-
     /// Records a bad record (skip) or fails the run (fail).
     pub fn bad(&mut self, path: &Path, line: usize, refusal: Refusal) -> Result<()> {
         let Refusal {
@@ -305,8 +300,8 @@ impl RowBuilder {
         }
     }
 
-    /// The rows so far as a batch (and the bad records seen), resetting the builder.
-    pub fn finish(&mut self) -> Result<(RecordBatch, Vec<BadRecord>)> {
+    /// The rows so far as a batch, with the bad records and deletions seen, resetting the builder.
+    pub fn finish(&mut self) -> Result<DocBatch> {
         let mut cols: Vec<ArrayRef> =
             vec![Arc::new(self.id.finish()), Arc::new(self.text.finish())];
         cols.extend(
@@ -315,10 +310,11 @@ impl RowBuilder {
                 .map(|b| Arc::new(b.finish()) as ArrayRef),
         );
         self.rows = 0;
-        Ok((
-            RecordBatch::try_new(self.schema.clone(), cols)?,
-            std::mem::take(&mut self.skipped),
-        ))
+        Ok(DocBatch {
+            batch: RecordBatch::try_new(self.schema.clone(), cols)?,
+            skipped: std::mem::take(&mut self.skipped),
+            deleted: std::mem::take(&mut self.deleted),
+        })
     }
 }
 
