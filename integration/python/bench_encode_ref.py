@@ -10,9 +10,10 @@ session runs the very same batches. Commands, one per line on stdin, each answer
   st        sentence-transformers encode() (its default batch size 32; its own length sort), seconds.
             With --cuda: on the GPU in fp16; the first call tries batch sizes 32, 64 and 128 and the
             fastest is used from then on (answered as batch_size)
-  ort       a bare onnxruntime.InferenceSession on the same ONNX file, HF tokenizers, lexembed's batches,
-            pooling and normalisation in numpy (or in the graph), seconds. With --cuda: GRAPH (lexembed's
-            fp16 graph) on the CUDA provider with IO binding, the output left on the GPU and copied back
+  ort       a bare onnxruntime.InferenceSession on the same ONNX file with lexembed's CPU session config,
+            HF tokenizers, lexembed's batches, pooling and normalisation in numpy (or in the graph), seconds.
+            With --cuda: GRAPH (lexembed's fp16 graph) on the CUDA provider with IO binding, the output left
+            on the GPU and copied back
   vectors   writes the sentence-transformers embeddings (float32, row-major) to the path that follows
   quit
 """
@@ -47,6 +48,12 @@ def main() -> int:
         st = st.half()
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1 if cuda_graph else threads
+    if not cuda_graph:
+        # The session lexembed opens on the CPU: same graph, same optimizer settings.
+        from export_model import CPU_SESSION_CONFIG
+
+        for key, value in CPU_SESSION_CONFIG.items():
+            so.add_session_config_entry(key, value)
     graph = cuda_graph or str(Path(model_dir) / "onnx/model.onnx")
     providers = ["CUDAExecutionProvider"] if cuda_graph else ["CPUExecutionProvider"]
     sess = ort.InferenceSession(graph, so, providers=providers)

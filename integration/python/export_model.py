@@ -37,6 +37,9 @@ CONFIG_FILES = [
     "tokenizer_config.json",
     "special_tokens_map.json",
 ]
+# How lexembed opens a CPU session on an exported graph (runtime/session.rs): ONNX Runtime must not fuse
+# the fp32 graph's Add + LayerNormalization back into its slower SkipLayerNormalization (see optimize).
+CPU_SESSION_CONFIG = {"optimization.disable_specified_optimizers": "SkipLayerNormFusion"}
 PROBE = [
     "Artículo 21. Obligación de resolver.",
     "¿Cuál es el plazo para resolver?",
@@ -216,8 +219,15 @@ def append_pooling(model, mode: str, normalize: bool) -> None:
 
 
 def optimize(raw: Path, out: Path, info: dict, fp16: bool) -> None:
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    fusion = FusionOptions("bert")
+    # The fp32 graph runs on the CPU, where ONNX Runtime's SkipLayerNormalization kernel is 3-4x slower
+    # than Add + LayerNormalization (1.02 against 0.31 ms at 1,024 x 384, 2 threads; bench_skip_layer_norm.py):
+    # ~10% of an e5-small call (BENCHMARKS.md). So the CPU graph keeps them apart (and lexembed's CPU session
+    # does not fuse them back); the fp16 graph, for GPUs, keeps the fused kernel.
+    fusion.enable_skip_layer_norm = fp16
     m = optimize_model(
         str(raw),
         model_type="bert",
@@ -225,6 +235,7 @@ def optimize(raw: Path, out: Path, info: dict, fp16: bool) -> None:
         hidden_size=info["hidden_size"],
         opt_level=0,
         use_gpu=fp16,
+        optimization_options=fusion,
     )
     if fp16:
         m.convert_float_to_float16(keep_io_types=True)
@@ -250,7 +261,11 @@ def check(out: Path, st_model, onnx_file: str) -> float:
             log(f"{onnx_file}: not checked here (fp16 runs on CUDA; this ONNX Runtime has no CUDA provider)")
             return 1.0
         providers = ["CUDAExecutionProvider"]
-    sess = ort.InferenceSession(str(out / onnx_file), providers=providers)
+    so = ort.SessionOptions()
+    if providers == ["CPUExecutionProvider"]:
+        for key, value in CPU_SESSION_CONFIG.items():
+            so.add_session_config_entry(key, value)
+    sess = ort.InferenceSession(str(out / onnx_file), so, providers=providers)
     feats = (getattr(st_model, "preprocess", None) or st_model.tokenize)(PROBE)
     feed = {i.name: feats[i.name].numpy() if i.name in feats else np.zeros_like(feats["input_ids"].numpy()) for i in sess.get_inputs()}
     ref = st_model.encode(PROBE, convert_to_numpy=True, normalize_embeddings=True)

@@ -96,6 +96,30 @@ fn placement_comes_from_the_profile_and_refuses_cpu_nodes_for_gpus() {
     assert!(err.contains("Attention") && err.contains("cuda"), "{err}");
 }
 
+/// ONNX Runtime's CPU SkipLayerNormalization kernel is 3-4x slower than the Add + LayerNormalization it
+/// fuses: the exported CPU graphs keep them apart and the CPU session does not fuse them back, while the
+/// rest of the graph stays fused (Attention, BiasGelu).
+#[test]
+fn cpu_sessions_run_layer_norm_apart_from_the_residual_add() {
+    for dir in [common::minilm(), common::e5()] {
+        let enc = open(&dir, EncoderOptions::default());
+        let p = &enc.session_info().placement;
+        println!("{}: {:?}", dir.display(), p.heavy_on_cpu);
+        assert!(
+            !p.heavy_on_cpu.contains_key("SkipLayerNormalization"),
+            "{}: {p:?}",
+            dir.display()
+        );
+        for fused in ["Attention", "BiasGelu"] {
+            assert!(
+                p.heavy_on_cpu.contains_key(fused),
+                "{}: {p:?}",
+                dir.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn the_stage_keeps_order_passes_items_through_and_reports_errors() {
     let enc = Arc::new(open(&common::tiny_xlmr(), EncoderOptions::default()));

@@ -5,11 +5,14 @@
 //! "GPU" run is really a CPU run. `session.disable_cpu_ep_fallback` is too blunt (the CUDA provider
 //! itself prefers the CPU for small shape nodes, so sessions would fail that are fine), so lexembed
 //! profiles one small call at session start, counts nodes per provider and refuses a GPU session whose
-//! compute-heavy nodes landed on the CPU.
+//! compute-heavy nodes landed on the CPU. The same count tells a CPU session that it runs an operator
+//! whose CPU kernel is slower than the nodes it fused (a graph exported before lexembed avoided it).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Deserialize;
+use tracing::warn;
 
 use crate::error::{EncoderError, Result};
 use crate::runtime::Provider;
@@ -126,6 +129,29 @@ pub fn check_placement(provider: &Provider, placement: &Placement) -> Result<()>
             provider.name()
         ),
     })
+}
+
+/// Operators whose ONNX Runtime CPU kernel is slower than the unfused nodes they replace, with what to
+/// do: a graph exported before lexembed kept them apart.
+const SLOW_ON_CPU: [(&str, &str); 1] = [(
+    "SkipLayerNormalization",
+    "its CPU kernel is 3-4x slower than Add + LayerNormalization (~10% of the model's time)",
+)];
+
+/// Logs a warning for each `SLOW_ON_CPU` operator a CPU session runs: the graph still works, slower.
+pub fn warn_of_slow_cpu_ops(provider: &Provider, placement: &Placement, graph: &Path) {
+    if provider.is_gpu() {
+        return;
+    }
+    for (op, why) in SLOW_ON_CPU {
+        if let Some(n) = placement.heavy_on_cpu.get(op) {
+            warn!(
+                graph = %graph.display(),
+                "the graph has {n} {op} nodes fused at export: {why}; export it again with \
+                 integration/python/export_model.py for the CPU"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

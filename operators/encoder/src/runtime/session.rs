@@ -14,7 +14,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use tracing::info;
 
 use super::binding::{Binding, c_name};
-use super::placement::{Placement, check_placement};
+use super::placement::{Placement, check_placement, warn_of_slow_cpu_ops};
 use super::providers::register_provider;
 use super::{Provider, environment};
 use crate::batching::BatchPlan;
@@ -179,6 +179,7 @@ impl ModelSession {
         };
         me.placement = me.warm_up_and_profile()?;
         check_placement(&me.provider, &me.placement)?;
+        warn_of_slow_cpu_ops(&me.provider, &me.placement, onnx);
         info!(
             graph = %onnx.display(),
             provider = me.provider.name(),
@@ -321,6 +322,9 @@ impl ModelSession {
     }
 }
 
+/// ONNX Runtime graph optimizers a CPU session runs without (its `optimization.disable_specified_optimizers`).
+pub const CPU_DISABLED_OPTIMIZERS: &str = "SkipLayerNormFusion";
+
 fn build_session(onnx: &Path, opts: &SessionOptions, profile: &Path) -> Result<Session> {
     let env = environment(opts.library.as_deref())?;
     let graph_err = |message: String| EncoderError::Graph {
@@ -339,6 +343,13 @@ fn build_session(onnx: &Path, opts: &SessionOptions, profile: &Path) -> Result<S
         // The host's cores belong to tokenization; a spinning ORT thread would take one.
         builder = builder
             .with_intra_op_spinning(false)
+            .map_err(|e| graph_err(e.to_string()))?;
+    } else {
+        // ONNX Runtime's CPU SkipLayerNormalization kernel is 3-4x slower than the Add +
+        // LayerNormalization it replaces (~10% of an e5-small call, BENCHMARKS.md): the CPU graph keeps
+        // them apart (export_model.py) and the session must not fuse them back.
+        builder = builder
+            .with_disabled_optimizers(CPU_DISABLED_OPTIMIZERS)
             .map_err(|e| graph_err(e.to_string()))?;
     }
     builder = builder
