@@ -141,8 +141,13 @@ impl ModelDir {
     pub fn role_prompts(&self, document: &PromptChoice) -> Result<RolePrompts> {
         Ok(RolePrompts {
             document: self.prompt_for(Role::Document, document)?,
-            query: self.prompt_for(Role::Query, &PromptChoice::Model)?,
+            query: self.query_prompt()?,
         })
+    }
+
+    /// The prompt the model puts before a question (its `query` prompt, or none).
+    pub fn query_prompt(&self) -> Result<Prompt> {
+        self.prompt_for(Role::Query, &PromptChoice::Model)
     }
 
     /// The prompt for `role` chosen by `choice`. A name the model lacks is an error listing its

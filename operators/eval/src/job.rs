@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lexembed_encoder::{Encoder, Prompt, PromptChoice, Role};
-use lexembed_lance::{DatasetLocation, QueryEmbedding, check_query_model};
+use lexembed_encoder::{Encoder, Prompt};
+use lexembed_lance::{DatasetLocation, checked_query_prompt};
 use tracing::warn;
 
 use crate::alerts::{Alert, AlertRules, Comparable, check, previous_run};
@@ -58,13 +58,8 @@ impl EvalJob {
         rules.check_against(&cfg)?;
         let model_id = encoder.model().model_id.clone();
         // Queries take the model's query prompt, which must be the one the dataset records.
-        let prompt = encoder.prompt(Role::Query, &PromptChoice::Model)?;
         let ds = self.dataset.open().await?;
-        let embedding = QueryEmbedding {
-            model_id: &model_id,
-            prompt: &prompt,
-        };
-        check_query_model(&ds, embedding)?;
+        let prompt = checked_query_prompt(&ds, encoder.model())?;
         let loaded = corpus::load(&self.dataset).await?;
         let pairs = qa::load(&self.qa).await?;
         let queries = self.embed_queries(encoder, &prompt, &pairs, loaded.corpus.width)?;

@@ -74,6 +74,9 @@ pub enum StoreError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("commit property {key} is not valid: {message}")]
     BadCommitRecord { key: &'static str, message: String },
+    /// The model refused its own query prompt (e.g. a prompt with `include_prompt: false`).
+    #[error(transparent)]
+    Model(#[from] lexembed_encoder::EncoderError),
     #[error("{0}")]
     Invalid(String),
 }

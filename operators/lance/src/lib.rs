@@ -27,7 +27,8 @@ pub use index::{IndexKind, IndexParams, build_index, compact, vector_columns};
 /// The Lance dataset handle every function here takes (callers need not depend on lance for it).
 pub use lance::Dataset;
 pub use search::{
-    Hit, QueryEmbedding, SearchOptions, check_query_model, check_query_with_hint, hits, nearest,
+    Hit, QueryEmbedding, SearchOptions, check_query_model, check_query_with_hint,
+    checked_query_prompt, hits, nearest,
 };
 pub use store::{CommitSummary, DatasetLocation, SinkMode, commit_history};
 pub use upsert::{ChangeLog, Changes, ID_COLUMN, UpsertSummary};

@@ -9,7 +9,7 @@ use lance_linalg::distance::MetricType;
 use crate::error::{Result, StoreError, lance_err};
 use crate::index::vector_column_dim;
 use crate::schema::written_by;
-use lexembed_encoder::Prompt;
+use lexembed_encoder::{ModelDir, Prompt};
 
 /// How a query was embedded: by which model, with which prompt.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +24,18 @@ pub struct QueryEmbedding<'a> {
 /// no model takes any.
 pub fn check_query_model(ds: &Dataset, query: QueryEmbedding<'_>) -> Result<()> {
     check_query_with_hint(ds, query, "")
+}
+
+/// The prompt `model` puts before a question, checked with the model against what `ds` records: what
+/// every search of `ds` embeds its question with (`lexembed search`, `eval`, `serve`).
+pub fn checked_query_prompt(ds: &Dataset, model: &ModelDir) -> Result<Prompt> {
+    let prompt = model.query_prompt()?;
+    let embedding = QueryEmbedding {
+        model_id: &model.model_id,
+        prompt: &prompt,
+    };
+    check_query_model(ds, embedding)?;
+    Ok(prompt)
 }
 
 /// `check_query_model`, with a hint appended to a prompt mismatch (how this caller gets the right

@@ -13,11 +13,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use lexembed_encoder::{Dim, PromptChoice, Role};
+use lexembed_encoder::Dim;
 use lexembed_lance::schema::column_dim;
 use lexembed_lance::{
-    DEFAULT_RRF_K, Query, QueryEmbedding, SearchOptions, StoreError, check_query_model,
-    search as search_dataset,
+    DEFAULT_RRF_K, Query, SearchOptions, StoreError, checked_query_prompt, search as search_dataset,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -172,15 +171,7 @@ async fn query_vector(
     text: &str,
     dim: Dim,
 ) -> Result<Vec<f32>, ApiError> {
-    let model = state.queue.encoder().model();
-    let prompt = model
-        .prompt_for(Role::Query, &PromptChoice::Model)
-        .map_err(|e| ApiError::invalid("query", e.to_string()))?;
-    let embedding = QueryEmbedding {
-        model_id: &model.model_id,
-        prompt: &prompt,
-    };
-    check_query_model(ds, embedding).map_err(store_error)?;
+    let prompt = checked_query_prompt(ds, state.queue.encoder().model()).map_err(store_error)?;
     let mut query = state
         .embed(vec![text.to_string()], &prompt, dim, true)
         .await?;

@@ -4,12 +4,11 @@ use anyhow::Context;
 use clap::Args;
 use lexembed_lance::schema::column_dim;
 use lexembed_lance::{
-    DEFAULT_RRF_K, DatasetLocation, IndexKind, IndexParams, Query, QueryEmbedding, SearchMode,
-    SearchOptions, build_index, check_query_model, cleanup, compact, search as search_dataset,
+    DEFAULT_RRF_K, DatasetLocation, IndexKind, IndexParams, Query, SearchMode, SearchOptions,
+    build_index, checked_query_prompt, cleanup, compact, search as search_dataset,
 };
 
 use lexembed_encoder::cli::EncoderArgs;
-use lexembed_encoder::{PromptChoice, Role};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -112,12 +111,7 @@ fn query_vector(
     let dim = column_dim(column)
         .with_context(|| format!("{column} is not a vector column (emb_<dim>)"))?;
     let enc = args.encoder.open(&[dim.0])?;
-    let prompt = enc.prompt(Role::Query, &PromptChoice::Model)?;
-    let embedding = QueryEmbedding {
-        model_id: &enc.model().model_id,
-        prompt: &prompt,
-    };
-    check_query_model(ds, embedding)?;
+    let prompt = checked_query_prompt(ds, enc.model())?;
     let q = enc.encode(&[args.query.as_str()], &prompt)?;
     Ok(q.prefix(0, dim))
 }

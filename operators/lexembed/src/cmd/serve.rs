@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use lexembed_encoder::cli::EncoderArgs;
-use lexembed_encoder::{BatchPolicy, Dim, PromptChoice, Role, SharedBatcher};
+use lexembed_encoder::{BatchPolicy, Dim, ModelDir, SharedBatcher};
 use lexembed_lance::schema::column_dim;
-use lexembed_lance::{DatasetLocation, QueryEmbedding, check_query_model, vector_columns};
+use lexembed_lance::{DatasetLocation, checked_query_prompt, vector_columns};
 use lexembed_serve::{Limits, ServeState, ServedDataset};
 
 #[derive(Args, Debug)]
@@ -66,12 +66,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let model_id = encoder.model().model_id.clone();
-    let query_prompt = encoder.prompt(Role::Query, &PromptChoice::Model)?;
-    let query = QueryEmbedding {
-        model_id: &model_id,
-        prompt: &query_prompt,
-    };
-    let datasets = rt.block_on(open_datasets(&args.datasets, query))?;
+    let datasets = rt.block_on(open_datasets(&args.datasets, encoder.model()))?;
     let policy = BatchPolicy {
         linger: Duration::from_millis(args.linger_ms),
         max_queued: args.max_queued,
@@ -96,7 +91,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// Each `NAME=URI`, opened and checked against the served model now rather than at the first search.
 async fn open_datasets(
     named: &[(String, String)],
-    query: QueryEmbedding<'_>,
+    model: &ModelDir,
 ) -> anyhow::Result<BTreeMap<String, ServedDataset>> {
     let mut out = BTreeMap::new();
     for (name, uri) in named {
@@ -105,7 +100,7 @@ async fn open_datasets(
             .open()
             .await
             .with_context(|| format!("--dataset {name}={uri}"))?;
-        check_query_model(&ds, query).with_context(|| format!("--dataset {name}={uri}"))?;
+        checked_query_prompt(&ds, model).with_context(|| format!("--dataset {name}={uri}"))?;
         let mut dims: Vec<Dim> = vector_columns(&ds)
             .iter()
             .filter_map(|c| column_dim(c))
