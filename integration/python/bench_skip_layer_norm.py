@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import onnxruntime as ort
+from export_model import CPU_SESSION_CONFIG
 from onnx import TensorProto, helper
 
 EPSILON = 1e-12
@@ -45,7 +46,8 @@ def session(fused: bool, hidden: int, threads: int) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     # Keep the unfused pair unfused, as lexembed's CPU session does.
-    so.add_session_config_entry("optimization.disable_specified_optimizers", "SkipLayerNormFusion")
+    for key, value in CPU_SESSION_CONFIG.items():
+        so.add_session_config_entry(key, value)
     return ort.InferenceSession(graph(fused, hidden), so, providers=["CPUExecutionProvider"])
 
 

@@ -4,6 +4,9 @@
 //! property names are in [`crate::keys`] and nowhere else.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use lance::dataset::transaction::Transaction;
 
 use crate::error::{Result, StoreError};
 use crate::keys::{
@@ -168,6 +171,13 @@ impl CommitRecord {
             written_by: self.written_by.clone(),
             ..Self::default()
         }
+    }
+
+    /// `tx` carrying this record in its transaction properties, where resume, offset recovery and
+    /// history read it back.
+    pub fn stamp(&self, mut tx: Transaction) -> Transaction {
+        tx.transaction_properties = Some(Arc::new(self.to_properties()));
+        tx
     }
 
     /// The transaction properties that record this commit.

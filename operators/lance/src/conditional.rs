@@ -107,12 +107,11 @@ impl DatasetLocation {
                 pending.fragments().unwrap_or_default()
             }
         };
-        let mut tx = Transaction::new(
+        let tx = record.stamp(Transaction::new(
             base.version().version,
             Operation::Append { fragments },
             None,
-        );
-        tx.transaction_properties = Some(Arc::new(record.to_properties()));
+        ));
         Ok(match self.commit_on(base, tx).await? {
             Some(ds) => Conditional::Committed(Box::new(ds)),
             None => Conditional::Superseded,
@@ -167,8 +166,7 @@ impl DatasetLocation {
                 }
             }
         };
-        let mut tx = tx;
-        tx.transaction_properties = Some(Arc::new(record.to_properties()));
+        let tx = record.stamp(tx);
         pending.written = Some(tx.clone());
         match self
             .create_or_append(tx, &pending.rows.schema(), true)

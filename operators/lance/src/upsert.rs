@@ -296,9 +296,7 @@ impl DatasetLocation {
             .execute_uncommitted(changes.reader())
             .await
             .map_err(lance_err(&self.uri))?;
-        let mut tx = merged.transaction;
-        tx.transaction_properties = Some(Arc::new(record.to_properties()));
-        Ok((tx, merged.stats))
+        Ok((record.stamp(merged.transaction), merged.stats))
     }
 
     /// The deletion of the rows `deleted` matches from `base`, not committed, and how many they are.
@@ -312,9 +310,7 @@ impl DatasetLocation {
             .execute_uncommitted()
             .await
             .map_err(lance_err(&self.uri))?;
-        let mut tx = staged.transaction;
-        tx.transaction_properties = Some(Arc::new(record.to_properties()));
-        Ok((tx, staged.num_deleted_rows))
+        Ok((record.stamp(staged.transaction), staged.num_deleted_rows))
     }
 
     /// Commits `tx` on `base`: only as the version right after it when `exact` (`None` when another

@@ -323,7 +323,7 @@ impl ModelSession {
 }
 
 /// ONNX Runtime graph optimizers a CPU session runs without (its `optimization.disable_specified_optimizers`).
-pub const CPU_DISABLED_OPTIMIZERS: &str = "SkipLayerNormFusion";
+const CPU_DISABLED_OPTIMIZERS: &str = "SkipLayerNormFusion";
 
 fn build_session(onnx: &Path, opts: &SessionOptions, profile: &Path) -> Result<Session> {
     let env = environment(opts.library.as_deref())?;
