@@ -48,6 +48,10 @@ pub struct EncodeBenchArgs {
     /// On a GPU: texts also embedded with the fp32 graph on the CPU, for the accuracy check.
     #[arg(long, default_value_t = 32)]
     pub fp32_sample: usize,
+    /// On a GPU: sentence-transformers' batch-size search (32/64/128) runs on the first this many
+    /// texts only (0: all), so the reference's warm-up costs seconds, not minutes.
+    #[arg(long, default_value_t = 0)]
+    pub st_search_texts: usize,
 }
 
 struct Reference {
@@ -65,6 +69,7 @@ impl Reference {
         dir: &std::path::Path,
         threads: usize,
         gpu_graph: Option<&std::path::Path>,
+        search_texts: usize,
     ) -> anyhow::Result<Self> {
         let script = crate::repo_file("integration/python/bench_encode_ref.py");
         let mut cmd = Command::new(python);
@@ -75,6 +80,9 @@ impl Reference {
             .args(["--threads", &threads.to_string()]);
         if let Some(graph) = gpu_graph {
             cmd.arg("--cuda").arg(graph);
+        }
+        if search_texts > 0 {
+            cmd.args(["--search-texts", &search_texts.to_string()]);
         }
         let mut child = cmd
             .env("HF_HUB_OFFLINE", "1")
@@ -159,6 +167,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         dir.path(),
         reference_threads,
         gpu.then(|| encoder.graph().path.as_path()),
+        args.st_search_texts,
     )?;
 
     let time_lexembed = || -> anyhow::Result<(f64, f64, lexembed_encoder::Embeddings)> {
@@ -189,11 +198,9 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
     }
     let st_vectors = dir.path().join("st.f32");
     reference.ask(&format!("vectors {}", st_vectors.display()))?;
-    let min_cos = min_cosine(
-        &ours.values,
-        &f32s_from_le(&std::fs::read(&st_vectors)?),
-        ours.dim,
-    );
+    let theirs = f32s_from_le(&std::fs::read(&st_vectors)?);
+    let min_cos = min_cosine(&ours.values, &theirs, ours.dim);
+    let max_abs = max_abs_diff(&ours.values, &theirs);
     let vs_fp32_cpu = if gpu {
         Some(min_cosine_vs_fp32_cpu(&args, &refs, &ours)?)
     } else {
@@ -225,6 +232,7 @@ pub fn run(args: EncodeBenchArgs) -> anyhow::Result<()> {
         "vs_sentence_transformers": st / lex,
         "vs_ort_session": ort / lex,
         "min_cosine_vs_sentence_transformers": min_cos,
+        "max_abs_diff_vs_sentence_transformers": max_abs,
         "min_cosine_vs_fp32_cpu": vs_fp32_cpu,
     });
     if let Some(out) = &args.json_out {
@@ -313,6 +321,14 @@ fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
+}
+
+/// The largest difference of any component (the vectors are unit length).
+fn max_abs_diff(ours: &[f32], theirs: &[f32]) -> f64 {
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| f64::from((a - b).abs()))
+        .fold(0.0, f64::max)
 }
 
 fn min_cosine(ours: &[f32], theirs: &[f32], dim: usize) -> f64 {

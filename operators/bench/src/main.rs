@@ -20,6 +20,8 @@ mod sql;
 #[cfg(feature = "full")]
 mod store;
 mod texts;
+#[cfg(feature = "full")]
+mod writers;
 
 use std::path::PathBuf;
 
@@ -55,6 +57,10 @@ enum BenchCommand {
     /// Lance on object storage (`--uri s3://…`) against a local directory: appends, cold open, scan.
     #[cfg(feature = "full")]
     Store(store::StoreBenchArgs),
+    /// N writers on one dataset through the Kafka operator's commit code and `--shard` appends:
+    /// landed rows/s, superseded attempts per commit, commit latency, exactly once.
+    #[cfg(feature = "full")]
+    Writers(writers::WritersBenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +85,8 @@ fn main() -> std::process::ExitCode {
         BenchCommand::Store(a) => store::run(a),
         #[cfg(feature = "full")]
         BenchCommand::Serve(a) => serve::run(a),
+        #[cfg(feature = "full")]
+        BenchCommand::Writers(a) => writers::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -40,6 +40,6 @@ pub use precision::{ChosenGraph, Precision};
 pub use prompt::{Prompt, PromptChoice, Role, RolePrompts};
 pub use queue::{BatchPolicy, Embedded, QueueError, SharedBatcher, embed_counted};
 pub use runtime::{CudaOptions, Provider, TensorRtOptions};
-pub use stage::{EncodeStage, StageModel, Staged};
+pub use stage::{EncodeStage, Next, StageModel, Staged};
 pub use stats::StatsSnapshot;
 pub use workers::SessionInfo;

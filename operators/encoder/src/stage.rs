@@ -118,19 +118,40 @@ fn start(enc: &Encoder, prompt: &Prompt, text: &ArrayRef) -> Result<Pending> {
     enc.start_job(&present, prompt)
 }
 
-impl<T> Iterator for EncodeStage<T> {
-    type Item = Result<Staged<T>>;
+/// What waiting a while for the next item gave ([`EncodeStage::next_within`]).
+pub enum Next<T> {
+    /// The next item (its vectors waited for, as `next` does).
+    Ready(Result<Staged<T>>),
+    /// Nothing arrived in time: the source is quiet or the tokenizer still busy.
+    Waiting,
+    /// Every item has been yielded.
+    Ended,
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
+impl<T> EncodeStage<T> {
+    /// The next item if one arrives within `wait`: for callers that must act on time while the source
+    /// is quiet (a writer committing what it gathered on its interval).
+    pub fn next_within(&mut self, wait: std::time::Duration) -> Next<T> {
+        use std::sync::mpsc::RecvTimeoutError;
         if self.ended {
-            return None;
+            return Next::Ended;
         }
-        let Ok(inflight) = self.rx.recv() else {
-            self.ended = true;
-            return Some(Err(EncoderError::Inference(
-                "the tokenizer thread stopped before the end of its input (it panicked)".into(),
-            )));
-        };
+        match self.rx.recv_timeout(wait) {
+            Ok(inflight) => self.staged(inflight).map_or(Next::Ended, Next::Ready),
+            Err(RecvTimeoutError::Timeout) => Next::Waiting,
+            Err(RecvTimeoutError::Disconnected) => Next::Ready(self.tokenizer_died()),
+        }
+    }
+
+    fn tokenizer_died(&mut self) -> Result<Staged<T>> {
+        self.ended = true;
+        Err(EncoderError::Inference(
+            "the tokenizer thread stopped before the end of its input (it panicked)".into(),
+        ))
+    }
+
+    /// One item out of the channel as the caller gets it; `None` at the end.
+    fn staged(&mut self, inflight: Inflight<T>) -> Option<Result<Staged<T>>> {
         let staged = match inflight {
             Inflight::End => {
                 self.ended = true;
@@ -160,5 +181,19 @@ impl<T> Iterator for EncodeStage<T> {
             }
         };
         Some(Ok(staged))
+    }
+}
+
+impl<T> Iterator for EncodeStage<T> {
+    type Item = Result<Staged<T>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        match self.rx.recv() {
+            Ok(inflight) => self.staged(inflight),
+            Err(_) => Some(self.tokenizer_died()),
+        }
     }
 }

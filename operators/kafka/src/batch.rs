@@ -170,6 +170,40 @@ impl MicroBatch {
 }
 
 impl ClosedBatch {
+    /// One batch of `batches` (closed in this order, of one schema and revocation count) for one
+    /// commit: rows and their origins in order, deletions re-placed among the joined rows, ranges
+    /// joined per partition. `None` for no batches.
+    pub fn concat(batches: Vec<ClosedBatch>) -> Result<Option<ClosedBatch>> {
+        let mut batches = batches.into_iter();
+        let Some(mut joined) = batches.next() else {
+            return Ok(None);
+        };
+        let mut docs = vec![joined.docs.clone()];
+        for b in batches {
+            let before = joined.origin.len();
+            joined.deleted.extend(b.deleted.into_iter().map(|mut d| {
+                d.deletion.before_row += before;
+                d
+            }));
+            joined.origin.extend(b.origin);
+            joined.dead.extend(b.dead);
+            for (p, (start, next)) in b.ranges {
+                let r = joined.ranges.entry(p).or_insert((start, next));
+                *r = (r.0.min(start), r.1.max(next));
+            }
+            joined.oldest_timestamp_ms = match (joined.oldest_timestamp_ms, b.oldest_timestamp_ms) {
+                (Some(a), Some(c)) => Some(a.min(c)),
+                (a, c) => a.or(c),
+            };
+            joined.generation = joined.generation.max(b.generation);
+            docs.push(b.docs);
+        }
+        if docs.len() > 1 {
+            joined.docs = arrow_select::concat::concat_batches(&joined.docs.schema(), &docs)?;
+        }
+        Ok(Some(joined))
+    }
+
     /// Keeps only what `keep(partition, offset)` accepts: rows, deletions, dead letters and ranges
     /// (a range shrinks to start at its first kept offset; a partition with nothing kept disappears).
     pub fn retain(&mut self, keep: impl Fn(&Partition, i64) -> bool) -> Result<usize> {
@@ -290,6 +324,59 @@ mod tests {
         assert_eq!(c.ranges.len(), 1);
         assert_eq!(c.ranges[&p0], (7, 8));
         assert!(c.dead.is_empty());
+    }
+
+    /// Gathered batches join into one: rows in order, ranges per partition, deletions still after
+    /// the rows they followed.
+    #[test]
+    fn batches_join_in_order_with_their_deletions_in_place() {
+        let s = spec();
+        let schema = lexembed_lance::schema::documents(&[]).unwrap();
+        let limits = BatchLimits {
+            rows: 100,
+            bytes: 1 << 20,
+            linger: Duration::from_secs(60),
+        };
+        let mut b = MicroBatch::new(schema.clone(), &s, limits);
+        let (p0, p1) = (Partition::new("t", 0), Partition::new("t", 1));
+        b.push_doc(&p0, 0, Some(70), &doc("a"));
+        b.push_doc(&p1, 0, None, &doc("x"));
+        let first = b.close(2).unwrap();
+        b.push_doc(&p0, 1, Some(40), &doc("b"));
+        b.push_delete(&p0, 2, None, "a".into());
+        b.push_doc(&p1, 1, None, &doc("y"));
+        let second = b.close(2).unwrap();
+        assert!(ClosedBatch::concat(vec![]).unwrap().is_none());
+        let j = ClosedBatch::concat(vec![first, second]).unwrap().unwrap();
+        assert_eq!(j.docs.num_rows(), 4);
+        assert_eq!(
+            j.origin,
+            vec![
+                (p0.clone(), 0),
+                (p1.clone(), 0),
+                (p0.clone(), 1),
+                (p1.clone(), 1)
+            ]
+        );
+        assert_eq!((j.ranges[&p0], j.ranges[&p1]), ((0, 3), (0, 2)));
+        assert_eq!((j.oldest_timestamp_ms, j.generation), (Some(40), 2));
+        let places: Vec<(&str, usize)> = j
+            .deleted
+            .iter()
+            .map(|d| (d.deletion.id.as_str(), d.deletion.before_row))
+            .collect();
+        assert_eq!(places, vec![("a", 3)], "after a, x and b");
+        let ids = j.docs.column_by_name("id").unwrap();
+        let ids = ids
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        assert_eq!(
+            ids.iter().flatten().collect::<Vec<_>>(),
+            ["a", "x", "b", "y"]
+        );
+        let changes = j.changes(&schema).unwrap();
+        assert_eq!(changes.deletes, vec!["a".to_string()]);
     }
 
     /// Deletions are fenced like rows and keep their place among the rows that remain; the latest

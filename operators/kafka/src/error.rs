@@ -25,6 +25,10 @@ pub enum KafkaError {
         version: u64,
         message: String,
     },
+    #[error(
+        "{uri}: {attempts} commits in a row were superseded by other commits; the dataset is committed to faster than this replica can fence (fewer replicas, or a longer kafka.commit_interval_ms)"
+    )]
+    Superseded { uri: String, attempts: usize },
     #[error(transparent)]
     Pipeline(#[from] lexembed_pipeline::PipelineError),
     #[error(transparent)]

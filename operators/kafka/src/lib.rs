@@ -2,18 +2,20 @@
 //! dataset of Matryoshka vectors exactly once.
 //!
 //! Data flows one way: Kafka messages → micro-batch (`batch`, on the polling thread of `operator`) →
-//! the encoder stage → Matryoshka columns → one Lance commit per batch that records the offsets it
-//! covers (`writer`, `offsets`), landing only on the version its fence read (`fenced`), then the
+//! the encoder stage → Matryoshka columns → batches gathered by the commit policy (`commit_policy`)
+//! → one Lance commit per gather that records the offsets it covers (`writer`, `offsets`), landing
+//! only on the version its fence read (`fenced`), then the
 //! offsets are committed to Kafka for lag tools. Lance, not the group, is the source of truth for where
 //! each partition resumes (`context` seeks on every assignment). Records that cannot become rows go to a dead-letter
 //! topic (`dead_letter`). `metrics` and `http` serve Prometheus text, `/healthz` and `/readyz`;
 //! `produce` loads JSONL into a topic for demos, tests and benchmarks.
 
 pub mod batch;
+pub mod commit_policy;
 pub mod context;
 pub mod dead_letter;
 pub mod error;
-mod fenced;
+pub mod fenced;
 pub mod http;
 pub mod message;
 pub mod metrics;

@@ -206,6 +206,19 @@ impl Metrics {
         }
     }
 
+    /// Rows embedded and gathered but not yet committed, and the commit interval now (it lengthens
+    /// while other replicas' commits supersede this one's).
+    pub fn buffered(&self, rows: usize, interval: std::time::Duration) {
+        gauge!("lexembed_rows_buffered", "pipeline" => self.pipeline.clone()).set(rows as f64);
+        gauge!("lexembed_commit_interval_seconds", "pipeline" => self.pipeline.clone())
+            .set(interval.as_secs_f64());
+    }
+
+    /// One Lance commit's time (data files, fence, conditional commit with its retries).
+    pub fn observe_commit(&self, seconds: f64) {
+        histogram!("lexembed_commit_seconds", "pipeline" => self.pipeline.clone()).record(seconds);
+    }
+
     /// Marks a consumed message (the busy span starts at the first).
     pub fn consumed_one(&self) {
         self.add(Count::Consumed, 1);
@@ -269,7 +282,19 @@ fn describe() {
     );
     describe_histogram!(
         "lexembed_batch_seconds",
-        "From a batch's close to its Lance commit (embed, dead letters, commit)."
+        "Work per commit: embedding the batches it gathered, dead letters, the commit."
+    );
+    describe_histogram!(
+        "lexembed_commit_seconds",
+        "One Lance commit: data files, fence, the conditional commit and its retries."
+    );
+    describe_gauge!(
+        "lexembed_rows_buffered",
+        "Rows embedded and gathered, not yet committed (bounded by kafka.commit_rows)."
+    );
+    describe_gauge!(
+        "lexembed_commit_interval_seconds",
+        "The commit interval now: kafka.commit_interval_ms, longer while commits are superseded."
     );
 }
 

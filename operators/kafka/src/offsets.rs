@@ -11,11 +11,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
 use lance::Dataset;
-use lexembed_lance::{Checkpoint, CommitRecord, DatasetLocation, OffsetRanges, recovery_version};
+use lexembed_lance::{
+    Checkpoint, CommitRecord, DatasetLocation, KafkaCommit, OffsetRanges, recovery_version,
+};
 use tracing::{debug, info};
 
 use crate::error::{KafkaError, Result};
+
+/// Commit records read at once by a refresh.
+const CONCURRENT_READS: usize = 16;
 
 /// A topic-partition (the commit record's type: Lance records offsets per partition).
 pub type Partition = lexembed_lance::TopicPartition;
@@ -131,22 +137,33 @@ impl LanceOffsets {
             }
             floor = rv;
         }
-        let mut v = latest;
-        while v > floor {
-            reads += 1;
-            if let Some(kafka) = self
-                .record(ds, v)
-                .await?
-                .kafka
-                .filter(|k| k.group == self.group)
-            {
-                self.fold(kafka.ranges);
-                if cold && let Some(cp) = kafka.checkpoint {
-                    self.fold(cp.ranges);
-                    floor = floor.max(cp.at_version);
+        if cold {
+            // Newest first, one at a time: the newest checkpoint ends the walk.
+            let mut v = latest;
+            while v > floor {
+                reads += 1;
+                if let Some(kafka) = self.group_record(ds, v).await? {
+                    self.fold(kafka.ranges);
+                    if let Some(cp) = kafka.checkpoint {
+                        self.fold(cp.ranges);
+                        floor = floor.max(cp.at_version);
+                    }
                 }
+                v -= 1;
             }
-            v -= 1;
+        } else {
+            // Every version since the last look, read concurrently: with many writers a refresh
+            // meets one commit per other writer, and on object storage each read is a round trip
+            // inside the window in which another commit can supersede this writer's.
+            let records: Vec<Option<KafkaCommit>> =
+                futures::stream::iter((floor + 1..=latest).map(|v| self.group_record(ds, v)))
+                    .buffered(CONCURRENT_READS)
+                    .try_collect()
+                    .await?;
+            reads += records.len() as u64;
+            for kafka in records.into_iter().flatten() {
+                self.fold(kafka.ranges);
+            }
         }
         if cold {
             info!(
@@ -173,6 +190,15 @@ impl LanceOffsets {
             let e = self.next.entry(p).or_insert(next);
             *e = (*e).max(next);
         }
+    }
+
+    /// Version `v`'s offsets of this group, if its commit holds any.
+    async fn group_record(&self, ds: &Dataset, v: u64) -> Result<Option<KafkaCommit>> {
+        Ok(self
+            .record(ds, v)
+            .await?
+            .kafka
+            .filter(|k| k.group == self.group))
     }
 
     /// What version `v`'s commit holds (nothing when another writer made it without lexembed's record).

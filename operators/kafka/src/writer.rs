@@ -1,12 +1,13 @@
-//! The operator's writer: embedded micro-batches from the encoder stage, committed in order. For each:
-//! under the commit gate, fence (drop rows of partitions revoked meanwhile and offsets another replica
-//! committed, read from Lance), deliver its dead letters, append its rows as one Lance commit that
-//! records the offsets it covers and lands only on the version the fence read (`fenced`), then commit
-//! those offsets to Kafka for lag tools.
+//! The operator's writer: embedded micro-batches from the encoder stage, gathered in order and
+//! committed together when the commit policy says (`commit_policy`: an adaptive interval, a row
+//! bound). For each gather: its data files written first, then under the commit gate, fence (drop rows
+//! of partitions revoked meanwhile and offsets another replica committed, read from Lance), deliver its
+//! dead letters, append its rows as one Lance commit that records the offsets it covers and lands only
+//! on the version the fence read (`fenced`), then commit those offsets to Kafka for lag tools.
 
 use std::time::Instant;
 
-use lexembed_encoder::{EncodeStage, Staged};
+use lexembed_encoder::{EncodeStage, Next, Staged};
 use lexembed_lance::{CommitRecord, KafkaCommit};
 use lexembed_pipeline::with_vectors;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -14,8 +15,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tracing::warn;
 
 use crate::batch::ClosedBatch;
+use crate::commit_policy::{CommitPolicy, Gatherer};
 use crate::error::Result;
-use crate::fenced::{commit_fenced, fence};
+use crate::fenced::{commit_fenced, prepare, refence};
 use crate::metrics::{BadRecordFate, Count};
 use crate::offsets::{LanceOffsets, Partition};
 use crate::operator::Operator;
@@ -42,16 +44,34 @@ pub(crate) fn pause_from_env() -> Option<(u64, std::time::Duration)> {
 }
 
 impl Operator<'_> {
-    /// Commits every batch the stage yields, in order; stops at the first error.
-    pub(crate) fn write_all(&self, stage: EncodeStage<ClosedBatch>) -> Result<()> {
+    /// Commits every batch the stage yields, in order, gathered by the commit policy (one commit per
+    /// interval); stops at the first error. What is gathered when the stage ends is committed.
+    pub(crate) fn write_all(&self, mut stage: EncodeStage<ClosedBatch>) -> Result<()> {
+        let mut gathered = Gatherer::new(CommitPolicy::from_spec(self.kafka));
         let mut model_seconds = self.model.encoder.stats().model_seconds();
-        for staged in stage {
-            let started = Instant::now();
-            let closed = self.join_vectors(staged?)?;
-            let now = self.model.encoder.stats().model_seconds();
-            let encoder_seconds = now - model_seconds;
-            model_seconds = now;
-            self.flush(closed, started, encoder_seconds)?;
+        let mut encoder_seconds = 0.0;
+        loop {
+            match stage.next_within(gathered.wait()) {
+                Next::Ready(staged) => {
+                    let closed = self.join_vectors(staged?)?;
+                    let now = self.model.encoder.stats().model_seconds();
+                    encoder_seconds += now - model_seconds;
+                    model_seconds = now;
+                    if !gathered.accepts(&closed) {
+                        self.flush(&mut gathered, &mut encoder_seconds)?;
+                    }
+                    gathered.push(closed);
+                }
+                Next::Waiting => {}
+                Next::Ended => break,
+            }
+            self.metrics.buffered(gathered.rows(), gathered.interval());
+            if gathered.is_due() {
+                self.flush(&mut gathered, &mut encoder_seconds)?;
+            }
+        }
+        if !gathered.is_empty() {
+            self.flush(&mut gathered, &mut encoder_seconds)?;
         }
         Ok(())
     }
@@ -69,8 +89,27 @@ impl Operator<'_> {
         Ok(closed)
     }
 
-    /// Fence, dead letters, one Lance commit on the version the fence read, then the Kafka offsets.
-    fn flush(&self, mut closed: ClosedBatch, started: Instant, encoder_seconds: f64) -> Result<()> {
+    /// Commits everything gathered as one batch, and tells the gatherer how contended it was.
+    fn flush(&self, gathered: &mut Gatherer, encoder_seconds: &mut f64) -> Result<()> {
+        let Some(closed) = ClosedBatch::concat(gathered.take())? else {
+            return Ok(());
+        };
+        let superseded = self.commit(closed, std::mem::take(encoder_seconds))?;
+        gathered.landed(superseded);
+        self.metrics.buffered(gathered.rows(), gathered.interval());
+        Ok(())
+    }
+
+    /// Data files, then under the commit gate: fence, dead letters, one Lance commit on the version
+    /// the fence read; then the Kafka offsets. Returns the attempts superseded by other commits.
+    fn commit(&self, mut closed: ClosedBatch, encoder_seconds: f64) -> Result<usize> {
+        let started = Instant::now();
+        // The rows' files are written before the gate and the fence: the conditional commit is then
+        // a manifest step only, and a re-fence that keeps every row commits these same files.
+        let base = self.shared.offsets().dataset();
+        let mut pending = self
+            .rt
+            .block_on(prepare(&self.location, &self.write, base, &closed))?;
         let gate = self.shared.commit_gate();
         // Rows of partitions revoked since the batch closed are stale even if the partition came back
         // (it was re-read from its Lance offset).
@@ -78,11 +117,12 @@ impl Operator<'_> {
         let generation = closed.generation;
         let owned = |p: &Partition| shared.owns(p) && !shared.revoked_since(p, generation);
         let mut offsets = shared.offsets();
-        self.rt.block_on(offsets.refresh())?;
-        let dropped = fence(&offsets, &mut closed, &owned)?;
+        let dropped = self
+            .rt
+            .block_on(refence(&mut offsets, &mut closed, &mut pending, &owned))?;
         self.metrics.add(Count::DroppedNotOwned, dropped);
         if closed.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let fate = match &self.dead_letters {
             Some(sink) => {
@@ -94,6 +134,7 @@ impl Operator<'_> {
         for dead in &closed.dead {
             self.metrics.bad_record(dead.kind, fate);
         }
+        let mut superseded = 0;
         // Nothing to commit when every record was dead-lettered: the offsets then go to Kafka only (a
         // restart resumes there when Lance holds no offset of the partition).
         if closed.has_changes() {
@@ -104,9 +145,11 @@ impl Operator<'_> {
                 &self.write,
                 &mut offsets,
                 &mut closed,
+                pending,
                 &owned,
                 |offsets, closed| self.commit_record(offsets, closed),
             ))?;
+            superseded = done.conflicts;
             self.metrics.add(Count::DroppedNotOwned, done.dropped);
             self.metrics.add(Count::CommitConflicts, done.conflicts);
             if let Some(version) = done.version {
@@ -117,7 +160,7 @@ impl Operator<'_> {
                 for (p, &(_, next)) in &closed.ranges {
                     self.metrics.committed_offset(p, next);
                 }
-                tracing::debug!(rows = n, version, "committed batch");
+                tracing::debug!(rows = n, version, superseded, "committed");
                 #[cfg(feature = "test-hooks")]
                 self.crash_hook();
             }
@@ -126,10 +169,12 @@ impl Operator<'_> {
         drop(gate);
         self.commit_kafka(&closed);
         let lag = closed.oldest_timestamp_ms.map(|t| now_ms() - t);
+        let commit_seconds = started.elapsed().as_secs_f64();
+        self.metrics.observe_commit(commit_seconds);
         self.metrics
-            .observe_batch(started.elapsed().as_secs_f64(), encoder_seconds, lag);
+            .observe_batch(commit_seconds + encoder_seconds, encoder_seconds, lag);
         self.metrics.batch_done();
-        Ok(())
+        Ok(superseded)
     }
 
     fn commit_record(&self, offsets: &LanceOffsets, closed: &ClosedBatch) -> CommitRecord {

@@ -88,6 +88,23 @@ impl DatasetLocation {
         }
     }
 
+    /// Writes `pending`'s data files for an append to `base` (or any later version), unless they are
+    /// written already. Called before the fence, this keeps the conditional commit to its manifest
+    /// step: the shorter that step, the fewer commits of other writers land inside it.
+    pub async fn write_files(&self, base: Arc<Dataset>, pending: &mut PendingAppend) -> Result<()> {
+        if pending.fragments().is_some() {
+            return Ok(());
+        }
+        self.check_appendable(&base, &pending.rows.schema())?;
+        let tx = InsertBuilder::new(base)
+            .with_params(&self.write_params(WriteMode::Append, &CommitRecord::default()))
+            .execute_uncommitted(vec![pending.rows.clone()])
+            .await
+            .map_err(lance_err(&self.uri))?;
+        pending.written = Some(tx);
+        Ok(())
+    }
+
     async fn append_on(
         &self,
         base: Arc<Dataset>,
@@ -95,18 +112,8 @@ impl DatasetLocation {
         record: &CommitRecord,
     ) -> Result<Conditional> {
         self.check_appendable(&base, &pending.rows.schema())?;
-        let fragments = match pending.fragments() {
-            Some(f) => f,
-            None => {
-                let tx = InsertBuilder::new(base.clone())
-                    .with_params(&self.write_params(WriteMode::Append, record))
-                    .execute_uncommitted(vec![pending.rows.clone()])
-                    .await
-                    .map_err(lance_err(&self.uri))?;
-                pending.written = Some(tx);
-                pending.fragments().unwrap_or_default()
-            }
-        };
+        self.write_files(base.clone(), pending).await?;
+        let fragments = pending.fragments().unwrap_or_default();
         let tx = record.stamp(Transaction::new(
             base.version().version,
             Operation::Append { fragments },

@@ -406,6 +406,39 @@ mod tests {
         assert_eq!(ds.version().version, 2);
     }
 
+    /// Sixteen `--shard` runs finishing at the same moment, each appending its rows as one commit
+    /// (`commit`, the file runner's): every one lands, Lance rebasing each append over those that
+    /// landed first, and none fails for having lost a race.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sixteen_shard_commits_at_the_same_moment_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = DatasetLocation::new(dir.path().join("d.lance").display().to_string());
+        loc.append(None, batch(&[-1]), &CommitRecord::default())
+            .await
+            .unwrap();
+        let start = Arc::new(tokio::sync::Barrier::new(16));
+        let mut shards = Vec::new();
+        for shard in 0..16 {
+            let (loc, start) = (loc.clone(), start.clone());
+            shards.push(tokio::spawn(async move {
+                let rows: Vec<i32> = (0..100).map(|r| shard * 100 + r).collect();
+                let b = batch(&rows);
+                let reader: Box<dyn arrow_array::RecordBatchReader + Send> = Box::new(
+                    arrow_array::RecordBatchIterator::new(vec![Ok(b.clone())], b.schema()),
+                );
+                start.wait().await;
+                loc.commit(SinkMode::Append, reader, &CommitRecord::default())
+                    .await
+            }));
+        }
+        for s in shards {
+            s.await.unwrap().expect("a shard's append failed");
+        }
+        let ds = loc.open().await.unwrap();
+        assert_eq!(ds.count_rows(None).await.unwrap(), 1 + 16 * 100);
+        assert_eq!(ds.version().version, 17, "one commit per shard");
+    }
+
     /// Two pipelines with different models race to create one new URI: the loser's files must not be
     /// appended to the winner's dataset (a silent mix of models); it fails with the model mismatch.
     #[tokio::test]

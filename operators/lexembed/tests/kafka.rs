@@ -403,7 +403,10 @@ fn clock_seeded_random() -> impl FnMut(u64) -> u64 {
 fn crash_trials(name: &str, replicas: usize, cleanup: bool) {
     let _turn = turn();
     let n = 30_000;
-    let s = setup(name, "", 500);
+    // One commit per batch: the abort trials stop between the Nth Lance commit and its Kafka
+    // commit, so each trial's share of the topic must make several commits (gathering is crashed in
+    // the scale-out test).
+    let s = setup(name, "    commit_interval_ms: 0\n", 500);
     // Each trial first adds its share of the messages, so every trial has work to lose whatever the
     // operator's speed (a crash trial needs up to three batches of it).
     let all = docs(n);
@@ -491,7 +494,8 @@ fn a_replica_joining_and_one_leaving_mid_stream_keep_exactly_once() {
 fn a_replica_stalled_past_the_poll_interval_lands_nothing_its_successor_committed() {
     let _turn = turn();
     let n = 6_000;
-    let s = setup_with("stalled", "", 500, 7_000);
+    // One commit per batch (no gathering): the stall must fall on a commit that has rows left to take.
+    let s = setup_with("stalled", "    commit_interval_ms: 0\n", 500, 7_000);
     produce(s.dir.path(), &s.topic, 2, &docs(n));
     let a = s.start(
         "a",
@@ -946,7 +950,8 @@ fn produce_tombstones(dir: &Path, topic: &str, ids: &[String]) {
 fn upserts_and_tombstones_land_exactly_once_through_kill_9_trials() {
     let _turn = turn();
     let n = 2000;
-    let s = setup("upserts", "", 25);
+    // One commit per batch, as in `crash_trials`: its abort trials count commits.
+    let s = setup("upserts", "    commit_interval_ms: 0\n", 25);
     let spec = std::fs::read_to_string(&s.spec).unwrap();
     std::fs::write(&s.spec, spec.replace("mode: append", "mode: upsert")).unwrap();
     let originals = docs(n);
@@ -1062,4 +1067,128 @@ fn upserts_and_tombstones_land_exactly_once_through_kill_9_trials() {
         "deleted": deleted.iter().map(|i| format!("d{i}")).collect::<Vec<_>>(),
     });
     pylance_upsert_check(&s.dataset, s.dir.path(), &checks);
+}
+
+/// A whole number from the environment, or `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Produces docs d0…d{n-1} keyed by id at `rate` messages a second from a producer of the test's own
+/// (rdkafka, not `lexembed produce`); returns when all are delivered.
+fn produce_at_rate(topic: &str, n: usize, rate: f64) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let lines = docs(n);
+    let started = Instant::now();
+    for (i, line) in lines.iter().enumerate() {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let key = format!("d{i}");
+        let mut record = BaseRecord::to(topic).key(&key).payload(line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Rows in the dataset now, from its metadata (0 when it does not exist yet).
+fn rows_now(uri: &str) -> usize {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        match lexembed_lance::DatasetLocation::new(uri)
+            .open_if_exists()
+            .await
+            .unwrap()
+        {
+            Some(ds) => ds.count_rows(None).await.unwrap(),
+            None => 0,
+        }
+    })
+}
+
+/// Scale-out on one dataset (issue 31): replicas of one group on a 16-partition topic fed at a fixed
+/// rate by the test's own producer, two of them killed with SIGKILL mid-run and restarted. Every
+/// record lands exactly once, and the group keeps up: the rows land at ≥ 0.9 × the offered rate
+/// (from the first message produced to the last row landed). Sized by LEXEMBED_SCALE_OUT_REPLICAS
+/// (default 4), _RATE (messages/s for the group, default 400) and _SECONDS (default 40); BENCHMARKS.md
+/// records the 16-replica run.
+#[test]
+fn replicas_fed_at_a_fixed_rate_with_two_killed_and_restarted_land_every_record_once() {
+    let _turn = turn();
+    let replicas = env_or("LEXEMBED_SCALE_OUT_REPLICAS", 4).max(3) as usize;
+    let rate = env_or("LEXEMBED_SCALE_OUT_RATE", 400) as f64;
+    let seconds = env_or("LEXEMBED_SCALE_OUT_SECONDS", 40) as f64;
+    let n = (rate * seconds) as usize;
+    let s = setup("scale-out", "", 200);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(lexembed_kafka::create_topic(&brokers(), &s.topic, 16, 1))
+        .unwrap();
+    let mut running: Vec<(String, Child)> = (0..replicas)
+        .map(|r| {
+            let tag = format!("r{r}");
+            let child = s.start(&tag, 15.0, &[]);
+            (tag, child)
+        })
+        .collect();
+    for (tag, _) in &running {
+        s.wait_assigned(tag);
+    }
+    let topic = s.topic.clone();
+    let started = Instant::now();
+    let producer = std::thread::spawn(move || produce_at_rate(&topic, n, rate));
+    // Two replicas killed mid-run, each restarted a second later (as Kubernetes would).
+    for (victim, at) in [(1usize, seconds / 3.0), (2, seconds / 2.0)] {
+        let due = started + Duration::from_secs_f64(at);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let (tag, child) = &mut running[victim];
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        let again = format!("{tag}-restarted");
+        *child = s.start(&again, 15.0, &[]);
+        *tag = again;
+    }
+    producer.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while rows_now(&s.dataset) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} rows 180 s after the producer ended",
+            rows_now(&s.dataset)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let landed_rate = n as f64 / started.elapsed().as_secs_f64();
+    for (tag, child) in running {
+        let (status, _) = s.wait_logged(child, &tag, 300);
+        assert!(status.success(), "{tag}: {}", s.log(&tag));
+    }
+    assert_exactly_once(&s.dataset, n);
+    eprintln!(
+        "{replicas} replicas, 16 partitions: offered {rate:.0} rows/s, landed {landed_rate:.0} rows/s ({:.3}×), {} Lance versions",
+        landed_rate / rate,
+        lance_versions(&s.dataset)
+    );
+    assert!(
+        landed_rate >= 0.9 * rate,
+        "landed {landed_rate:.0} rows/s of {rate:.0} offered"
+    );
 }

@@ -418,6 +418,21 @@ pub struct KafkaSourceSpec {
         deserialize_with = "number_or_variable"
     )]
     pub max_batch_seconds: u64,
+    /// Embedded batches are gathered and committed to Lance together once the oldest has waited this
+    /// many milliseconds (or `commit_rows` are gathered): one commit per interval, not per batch, so
+    /// many replicas can share one dataset (a dataset takes commits one after another). While other
+    /// replicas' commits keep superseding this one's, the interval lengthens (up to
+    /// `commit_interval_max_ms`, with jitter) and shrinks back once commits land first time. 0: every
+    /// batch is its own commit until contention lengthens the interval. Default 1000.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// The longest the interval grows to under contention. Default 30000.
+    #[serde(default = "default_commit_interval_max_ms")]
+    pub commit_interval_max_ms: u64,
+    /// Commit as soon as this many rows are gathered, whatever the interval: bounds the memory of
+    /// rows embedded but not yet committed. Default 16384.
+    #[serde(default = "default_commit_rows")]
+    pub commit_rows: usize,
     /// librdkafka properties passed through (security.protocol, sasl.*, ssl.*, …); use ${ENV} for
     /// secrets. `enable.auto.commit`, `group.id` and `bootstrap.servers` are set by lexembed.
     #[serde(default)]
@@ -442,6 +457,9 @@ impl std::fmt::Debug for KafkaSourceSpec {
             .field("linger_ms", &self.linger_ms)
             .field("max_batch_bytes", &self.max_batch_bytes)
             .field("max_batch_seconds", &self.max_batch_seconds)
+            .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("commit_interval_max_ms", &self.commit_interval_max_ms)
+            .field("commit_rows", &self.commit_rows)
             .field("properties", &redacted(&self.properties))
             .finish()
     }
@@ -489,6 +507,18 @@ fn default_max_batch_seconds() -> u64 {
 
 fn default_max_batch_bytes() -> usize {
     8 << 20
+}
+
+fn default_commit_interval_ms() -> u64 {
+    1000
+}
+
+fn default_commit_interval_max_ms() -> u64 {
+    30_000
+}
+
+fn default_commit_rows() -> usize {
+    16_384
 }
 
 /// How text is embedded.
@@ -894,6 +924,21 @@ fn validate(spec: &PipelineSpec, file: &Path) -> Result<()> {
                 "a kafka source adds to the dataset: set mode: append (or upsert, to replace and delete rows by id)".into(),
             ));
         }
+        if k.commit_rows == 0 {
+            return Err(bad(
+                "source.kafka.commit_rows",
+                "must be at least 1 (it bounds the rows gathered before a commit)".into(),
+            ));
+        }
+        if k.commit_interval_max_ms < k.commit_interval_ms {
+            return Err(bad(
+                "source.kafka.commit_interval_max_ms",
+                format!(
+                    "{} is below commit_interval_ms ({}): the interval only lengthens from there",
+                    k.commit_interval_max_ms, k.commit_interval_ms
+                ),
+            ));
+        }
         let owned = ["group.id", "bootstrap.servers", "enable.auto.commit"];
         if let Some(key) = k.properties.keys().find(|p| owned.contains(&p.as_str())) {
             return Err(bad(
@@ -1128,6 +1173,21 @@ mod tests {
         };
         assert_eq!((k.linger_ms, k.start), (500, StartPosition::Earliest));
         assert_eq!(k.max_batch_seconds, 300);
+        assert_eq!(
+            (
+                k.commit_interval_ms,
+                k.commit_interval_max_ms,
+                k.commit_rows
+            ),
+            (1000, 30_000, 16_384)
+        );
+        let e = err(&kafka.replace("group_id: g", "group_id: g\n    commit_rows: 0"));
+        assert!(e.contains("source.kafka.commit_rows"), "{e}");
+        let e = err(&kafka.replace(
+            "group_id: g",
+            "group_id: g\n    commit_interval_ms: 5000\n    commit_interval_max_ms: 1000",
+        ));
+        assert!(e.contains("source.kafka.commit_interval_max_ms"), "{e}");
         // The chart writes the batch time as a ${VAR}: a number in a string is read as the number.
         let timed = kafka.replace(
             "group_id: g",
