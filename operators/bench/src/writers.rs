@@ -76,8 +76,12 @@ pub struct WritersBenchArgs {
     /// Compact the dataset every this many seconds while the writers commit (0: never).
     #[arg(long, default_value_t = 0.0)]
     pub compact_every: f64,
+    /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file (the table still prints).
+    #[arg(long)]
+    pub json_out: Option<std::path::PathBuf>,
 }
 
 /// How the writers of a run commit.
@@ -718,12 +722,13 @@ pub fn run(args: WritersBenchArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let runs: Vec<serde_json::Value> = results.iter().map(RunResult::json).collect();
+    let report = serde_json::json!({"rows_skip_the_encoder": true, "runs": runs});
+    if let Some(out) = &args.json_out {
+        std::fs::write(out, serde_json::to_vec_pretty(&report)?)?;
+    }
     if args.json {
-        let runs: Vec<serde_json::Value> = results.iter().map(RunResult::json).collect();
-        println!(
-            "{}",
-            serde_json::json!({"rows_skip_the_encoder": true, "runs": runs})
-        );
+        println!("{report}");
     }
     Ok(())
 }
@@ -732,14 +737,19 @@ fn print_row(r: &RunResult) {
     let supers = r
         .superseded_per_commit
         .map_or("-".to_string(), |s| format!("{s:.2}"));
+    // Shards commit everything at once: their rate is the commits' own, not a share of an offer.
+    let ratio = match r.superseded_per_commit {
+        Some(_) => format!("{:.3}", r.landed / r.offered),
+        None => "-".into(),
+    };
     println!(
-        "{:<14}{:<40}{:>4}{:>10.0}{:>10.0}{:>7.3}{:>10.2}{:>10}{:>9.1}{:>9.1}{:>10}{:>6}{:>6}",
+        "{:<14}{:<40}{:>4}{:>10.0}{:>10.0}{:>7}{:>10.2}{:>10}{:>9.1}{:>9.1}{:>10}{:>6}{:>6}",
         r.store,
         r.policy,
         r.writers,
         r.offered,
         r.landed,
-        r.landed / r.offered,
+        ratio,
         r.commits_per_s,
         supers,
         percentile(&r.commit_ms, 0.5),
