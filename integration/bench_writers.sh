@@ -13,7 +13,8 @@ source "$ROOT/integration/env.sh"
 BENCH="${LEXEMBED_BENCH:-$CARGO_TARGET_DIR/bench-release/lexembed-bench}"
 LATENCY_MS="${LEXEMBED_LATENCY_MS:-25}"
 S3_PORT="${LEXEMBED_S3_PORT:-18333}"
-PROXY_PORT=$((S3_PORT + 10000))
+# Clear of the ports SeaweedFS takes (PORT+1..3 and their gRPC ports PORT+10000..10003).
+PROXY_PORT=$((S3_PORT + 20))
 [ -x "$BENCH" ] || { echo "no benchmark binary at $BENCH: cargo build --profile bench-release -p lexembed-bench" >&2; exit 1; }
 "$ROOT/integration/s3.sh" start >/dev/null
 "$ROOT/integration/toxiproxy.sh" start
