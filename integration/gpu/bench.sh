@@ -139,7 +139,7 @@ if r["min_cosine_vs_sentence_transformers"] < 0.999:
 PY
   pf "nodes placed on the provider"
 }
-export -f preflight; export provider python bench texts out
+export -f preflight; export ROOT provider python bench texts out
 preflight_started=$(date +%s)
 if timeout --kill-after=5 "${PREFLIGHT_LIMIT:-90}" bash -c preflight > "$out/preflight.log" 2>&1; then
   python3 -c 'import json,sys; json.dump({"ok": True, "seconds": int(sys.argv[1])}, open(sys.argv[2], "w"))' \

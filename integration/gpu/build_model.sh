@@ -41,7 +41,8 @@ build() {
       --layers "${LEXEMBED_GPU_LAYERS:-24}" --max-seq-length "${LEXEMBED_GPU_MAX_SEQ:-512}" --tokenizer "$tok" "${small[@]}"; then
     echo "[build_model $(date +%H:%M:%S)] done"; touch "$work/model.done"
   else
-    echo "[build_model $(date +%H:%M:%S)] failed (exit $?)"; touch "$work/model.failed"; return 1
+    local rc=$?
+    echo "[build_model $(date +%H:%M:%S)] failed (exit $rc)"; touch "$work/model.failed"; return 1
   fi
 }
 
