@@ -174,6 +174,8 @@ struct Offer {
     warmup: Duration,
     window: Duration,
     schema: SchemaRef,
+    /// The documents' schema (before the vector columns).
+    docs_schema: SchemaRef,
     docs: SourceSpec,
     /// One batch's vector columns, made once and replayed.
     vectors: Vec<FixedSizeListArray>,
@@ -215,6 +217,7 @@ impl Offer {
             warmup: window / 4,
             window,
             schema,
+            docs_schema: lexembed_lance::schema::documents(&[])?,
             docs,
             vectors,
         })
@@ -231,8 +234,7 @@ impl Offer {
             bytes: usize::MAX,
             linger: Duration::from_secs(3600),
         };
-        let docs_schema = lexembed_lance::schema::documents(&[])?;
-        let mut b = MicroBatch::new(docs_schema, &self.docs, limits);
+        let mut b = MicroBatch::new(self.docs_schema.clone(), &self.docs, limits);
         let p = partition(w);
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -335,7 +337,7 @@ async fn commit_one(
     };
     let mut superseded = 0;
     loop {
-        let mut attempt = clone_batch(&closed);
+        let mut attempt = closed.clone();
         let result = commit_gathered(
             location,
             &BatchWrite::Append,
@@ -360,19 +362,6 @@ async fn commit_one(
             }
             Err(e) => return Err(e.into()),
         }
-    }
-}
-
-/// A copy of a batch (its arrays are shared, not copied).
-fn clone_batch(b: &ClosedBatch) -> ClosedBatch {
-    ClosedBatch {
-        docs: b.docs.clone(),
-        origin: b.origin.clone(),
-        dead: b.dead.clone(),
-        deleted: b.deleted.clone(),
-        ranges: b.ranges.clone(),
-        oldest_timestamp_ms: b.oldest_timestamp_ms,
-        generation: b.generation,
     }
 }
 

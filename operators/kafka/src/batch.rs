@@ -57,7 +57,8 @@ pub struct MicroBatch {
     limits: BatchLimits,
 }
 
-/// A closed batch, ready for the encoder.
+/// A closed batch, ready for the encoder (a clone shares its arrays).
+#[derive(Clone)]
 pub struct ClosedBatch {
     pub docs: RecordBatch,
     pub origin: Vec<(Partition, i64)>,
@@ -266,16 +267,50 @@ impl ClosedBatch {
     }
 }
 
+/// Batches for the crate's tests: a Kafka source's micro-batch, and closed batches of documents
+/// `{partition}-{offset}` at consecutive offsets of one partition.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// An empty micro-batch of the documents schema that closes at `rows` rows.
+    pub(crate) fn micro_batch(rows: usize) -> MicroBatch {
+        let y = "name: k\nsource:\n  kind: kafka\n  kafka: {brokers: b, topics: [t], group_id: g}\nsink: {uri: o, mode: append}\n";
+        let spec = lexembed_pipeline::spec::parse(y, std::path::Path::new("k.yaml"))
+            .unwrap()
+            .source;
+        let schema = lexembed_lance::schema::documents(&[]).unwrap();
+        let limits = BatchLimits {
+            rows,
+            bytes: 1 << 30,
+            linger: Duration::from_secs(60),
+        };
+        MicroBatch::new(schema, &spec, limits)
+    }
+
+    /// Documents of `p` at `offsets`, closed at revocation count `generation`.
+    pub(crate) fn closed(
+        p: &Partition,
+        offsets: std::ops::Range<i64>,
+        generation: u64,
+    ) -> ClosedBatch {
+        let mut b = micro_batch(1 << 20);
+        for o in offsets {
+            let doc = Doc {
+                id: format!("{}-{o}", p.partition),
+                text: format!("text {o}"),
+                metadata: vec![],
+            };
+            b.push_doc(p, o, None, &doc);
+        }
+        b.close(generation).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec() -> SourceSpec {
-        let y = "name: k\nsource:\n  kind: kafka\n  kafka: {brokers: b, topics: [t], group_id: g}\nsink: {uri: o, mode: append}\n";
-        lexembed_pipeline::spec::parse(y, std::path::Path::new("k.yaml"))
-            .unwrap()
-            .source
-    }
+    use fixtures::micro_batch;
 
     fn doc(id: &str) -> Doc {
         Doc {
@@ -287,14 +322,7 @@ mod tests {
 
     #[test]
     fn closes_on_rows_and_retain_drops_rows_and_shrinks_ranges() {
-        let s = spec();
-        let schema = lexembed_lance::schema::documents(&[]).unwrap();
-        let limits = BatchLimits {
-            rows: 3,
-            bytes: 1 << 20,
-            linger: Duration::from_secs(60),
-        };
-        let mut b = MicroBatch::new(schema, &s, limits);
+        let mut b = micro_batch(3);
         let (p0, p1) = (Partition::new("t", 0), Partition::new("t", 1));
         b.push_doc(&p0, 5, Some(100), &doc("a"));
         b.push_doc(&p1, 9, Some(50), &doc("b"));
@@ -330,14 +358,8 @@ mod tests {
     /// the rows they followed.
     #[test]
     fn batches_join_in_order_with_their_deletions_in_place() {
-        let s = spec();
         let schema = lexembed_lance::schema::documents(&[]).unwrap();
-        let limits = BatchLimits {
-            rows: 100,
-            bytes: 1 << 20,
-            linger: Duration::from_secs(60),
-        };
-        let mut b = MicroBatch::new(schema.clone(), &s, limits);
+        let mut b = micro_batch(100);
         let (p0, p1) = (Partition::new("t", 0), Partition::new("t", 1));
         b.push_doc(&p0, 0, Some(70), &doc("a"));
         b.push_doc(&p1, 0, None, &doc("x"));
@@ -383,14 +405,8 @@ mod tests {
     /// change of an id wins.
     #[test]
     fn deletions_are_fenced_and_keep_their_place() {
-        let s = spec();
         let schema = lexembed_lance::schema::documents(&[]).unwrap();
-        let limits = BatchLimits {
-            rows: 100,
-            bytes: 1 << 20,
-            linger: Duration::from_secs(60),
-        };
-        let mut b = MicroBatch::new(schema.clone(), &s, limits);
+        let mut b = micro_batch(100);
         let (p0, p1) = (Partition::new("t", 0), Partition::new("t", 1));
         b.push_doc(&p1, 3, None, &doc("x"));
         b.push_doc(&p0, 5, None, &doc("a"));

@@ -174,9 +174,7 @@ impl Gatherer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{BatchLimits, MicroBatch};
     use crate::offsets::Partition;
-    use lexembed_pipeline::source::rows::Doc;
 
     fn policy(interval_ms: u64, max_ms: u64, rows: usize) -> CommitPolicy {
         CommitPolicy {
@@ -187,27 +185,7 @@ mod tests {
     }
 
     fn closed(rows: usize, generation: u64) -> ClosedBatch {
-        let y = "name: k\nsource:\n  kind: kafka\n  kafka: {brokers: b, topics: [t], group_id: g}\nsink: {uri: o, mode: append}\n";
-        let spec = lexembed_pipeline::spec::parse(y, std::path::Path::new("k.yaml"))
-            .unwrap()
-            .source;
-        let schema = lexembed_lance::schema::documents(&[]).unwrap();
-        let limits = BatchLimits {
-            rows: 1 << 20,
-            bytes: 1 << 30,
-            linger: Duration::from_secs(60),
-        };
-        let mut b = MicroBatch::new(schema, &spec, limits);
-        let p = Partition::new("t", 0);
-        for o in 0..rows as i64 {
-            let doc = Doc {
-                id: o.to_string(),
-                text: "t".into(),
-                metadata: vec![],
-            };
-            b.push_doc(&p, o, None, &doc);
-        }
-        b.close(generation).unwrap()
+        crate::batch::fixtures::closed(&Partition::new("t", 0), 0..rows as i64, generation)
     }
 
     #[test]

@@ -179,32 +179,10 @@ async fn committed(offsets: &mut LanceOffsets, ds: Dataset) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{BatchLimits, MicroBatch};
     use lexembed_lance::KafkaCommit;
-    use lexembed_pipeline::source::rows::Doc;
-    use std::time::Duration;
 
     fn batch(p: &Partition, offsets: std::ops::Range<i64>) -> ClosedBatch {
-        let y = "name: k\nsource:\n  kind: kafka\n  kafka: {brokers: b, topics: [t], group_id: g}\nsink: {uri: o, mode: append}\n";
-        let spec = lexembed_pipeline::spec::parse(y, std::path::Path::new("k.yaml"))
-            .unwrap()
-            .source;
-        let schema = lexembed_lance::schema::documents(&[]).unwrap();
-        let limits = BatchLimits {
-            rows: 1 << 20,
-            bytes: 1 << 30,
-            linger: Duration::from_secs(60),
-        };
-        let mut b = MicroBatch::new(schema, &spec, limits);
-        for o in offsets {
-            let doc = Doc {
-                id: format!("{}-{o}", p.partition),
-                text: format!("text {o}"),
-                metadata: vec![],
-            };
-            b.push_doc(p, o, None, &doc);
-        }
-        b.close(0).unwrap()
+        crate::batch::fixtures::closed(p, offsets, 0)
     }
 
     fn record(offsets: &LanceOffsets, closed: &ClosedBatch) -> CommitRecord {
