@@ -10,6 +10,10 @@
       error, every other gets its vectors.
   serve_check.py shutdown --url URL --pid PID
       SIGTERM while requests are queued or running: each still gets its answer.
+  serve_check.py limits --url URL --key KEY --bin LEXEMBED --model DIR
+      OpenAI's limits through the official client: 2,048 inputs in one request are embedded (equal to
+      `lexembed embed`, usage.prompt_tokens the exact token count), 2,049 get a 400 naming the limit,
+      and a request over --max-request-tokens gets a 400 naming the limit and its token count.
 
 Exits non-zero with the failed check on stderr.
 """
@@ -81,10 +85,10 @@ def get(url, key=None):
         return e.code, e.read()
 
 
-def cli_embed(args, dim, prompt=None):
+def cli_embed(args, dim, prompt=None, texts=TEXTS):
     extra = ["--prompt", prompt] if prompt else []
     out = subprocess.run(
-        [args.bin, "embed", "--model", args.model, "--dim", str(dim), *extra, *TEXTS],
+        [args.bin, "embed", "--model", args.model, "--dim", str(dim), *extra, *texts],
         check=True, capture_output=True, text=True,
     ).stdout
     return [json.loads(line)["embeddings"][str(dim)] for line in out.splitlines()]
@@ -376,9 +380,64 @@ def shutdown(args):
     print(f"shutdown: {len(answers)} requests, {len(after)} still running at SIGTERM, all answered in full")
 
 
+def limits(args):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{args.url}/v1", api_key=args.key or "unused", max_retries=0)
+    model = client.models.list().data[0].id
+    status, body = get(f"{args.url}/info", args.key)
+    check(status == 200, f"/info {status}")
+    info = json.loads(body)
+    max_inputs, max_tokens, max_len = info["max_inputs"], info["max_request_tokens"], info["max_length"]
+    check(max_inputs == 2048, f"max_inputs {max_inputs}: OpenAI takes 2,048 inputs a request")
+    texts = [f"Artículo {i}. Del plazo para resolver el recurso." for i in range(max_inputs)]
+    resp = client.embeddings.create(model=model, input=texts, encoding_format="float")
+    check(len(resp.data) == max_inputs, f"{len(resp.data)} embeddings for {max_inputs} inputs")
+    picked = [0, 1, 777, max_inputs - 1]
+    want = cli_embed(args, len(resp.data[0].embedding), texts=[texts[i] for i in picked])
+    for i, w in zip(picked, want):
+        diff = max_diff(resp.data[i].embedding, w)
+        check(diff <= 1e-5, f"input {i} of {max_inputs}: differs from lexembed embed by {diff}")
+    tokens = tokenized_lengths(args, texts)
+    check(resp.usage.prompt_tokens == sum(tokens),
+          f"usage.prompt_tokens {resp.usage.prompt_tokens}, the tokenizer counts {sum(tokens)}")
+    try:
+        client.embeddings.create(model=model, input=texts + ["uno más"])
+        fail(f"{max_inputs + 1} inputs were accepted")
+    except openai.BadRequestError as e:
+        err = e.body
+        check(err["param"] == "input" and err["code"] == "too_many_inputs", f"{err}")
+        check(str(max_inputs) in err["message"] and str(max_inputs + 1) in err["message"], f"{err}")
+    # Texts past the max length count max_length tokens each (the model truncates them).
+    n = max_tokens // max_len + 1
+    long = ["plazo " * (2 * max_len)] * n
+    try:
+        client.embeddings.create(model=model, input=long)
+        fail(f"{n * max_len} tokens were accepted over --max-request-tokens {max_tokens}")
+    except openai.BadRequestError as e:
+        err = e.body
+        check(err["param"] == "input" and err["code"] == "max_tokens_per_request", f"{err}")
+        check(f"Requested {n * max_len} tokens, max {max_tokens}" in err["message"], f"{err}")
+    ok = client.embeddings.create(model=model, input=long[: n - 1], encoding_format="float")
+    check(len(ok.data) == n - 1, "a request just under the token limit is embedded")
+    print(f"limits: {max_inputs} inputs embedded (usage exact: {sum(tokens)} tokens), "
+          f"{max_inputs + 1} refused naming the limit, {n * max_len} tokens refused over {max_tokens}")
+
+
+def tokenized_lengths(args, texts):
+    """Tokens per text (special tokens included) by the model's own tokenizer.json, through the
+    `tokenizers` library: the count OpenAI's usage reports."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
+    status, body = get(f"{args.url}/info", args.key)
+    tok.enable_truncation(json.loads(body)["max_length"])
+    return [len(e.ids) for e in tok.encode_batch(texts)]
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["api", "overload", "shutdown", "prompts"])
+    p.add_argument("mode", choices=["api", "overload", "shutdown", "prompts", "limits"])
     p.add_argument("--url", required=True)
     p.add_argument("--key")
     p.add_argument("--bin")
@@ -387,7 +446,8 @@ def main():
     p.add_argument("--queries")
     p.add_argument("--pid", type=int)
     args = p.parse_args()
-    {"api": api, "overload": overload, "shutdown": shutdown, "prompts": prompts}[args.mode](args)
+    {"api": api, "overload": overload, "shutdown": shutdown, "prompts": prompts,
+     "limits": limits}[args.mode](args)
 
 
 if __name__ == "__main__":

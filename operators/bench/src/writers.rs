@@ -6,8 +6,10 @@
 //! replayed, so this measures the write path, not the model. Each writer is a task with its own
 //! dataset handle and object-store client, as a replica would have.
 //!
-//! Rates are taken after a warm-up quarter of the run; afterwards every writer drains what it still
-//! holds and the dataset is scanned: every offered row must be there exactly once.
+//! Rates and superseded attempts per landed commit are taken after a warm-up quarter of the run (the
+//! whole run's superseded share is reported beside it: writers started together collide most at
+//! first); afterwards every writer drains what it still holds and the dataset is scanned: every
+//! offered row must be there exactly once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use futures::TryStreamExt;
 use lexembed_encoder::Dim;
 use lexembed_kafka::KafkaError;
 use lexembed_kafka::batch::{BatchLimits, ClosedBatch, MicroBatch};
-use lexembed_kafka::commit_policy::{CommitPolicy, Gatherer};
+use lexembed_kafka::commit_policy::{CommitPolicy, Gatherer, RetryPace};
 use lexembed_kafka::fenced::{BatchWrite, commit_gathered};
 use lexembed_kafka::offsets::{LanceOffsets, Partition};
 use lexembed_lance::{CommitRecord, DatasetLocation, KafkaCommit, SinkMode};
@@ -60,8 +62,10 @@ pub struct WritersBenchArgs {
     #[arg(long = "store", default_values_t = ["local".to_string()])]
     pub stores: Vec<String>,
     /// Commit policies: `gathered` (the Kafka operator's default: batches gathered per adaptive
-    /// interval), `per-batch` (one commit per batch: lexembed before, the reference), `shards` (each
-    /// writer's rows in one plain append, all at once, as `--shard` runs finishing together).
+    /// interval, a lost race retried after a jittered backoff), `gathered-at-once` (the same, lost
+    /// races retried at once: the policy before the backoff), `per-batch` (one commit per batch:
+    /// lexembed before, the reference), `shards` (each writer's rows in one plain append, all at
+    /// once, as `--shard` runs finishing together).
     #[arg(long, value_delimiter = ',', default_values_t = ["gathered".to_string(), "per-batch".to_string()])]
     pub policies: Vec<String>,
     /// The gathered policy's `commit_interval_ms`.
@@ -93,18 +97,24 @@ enum Policy {
 
 impl Policy {
     fn parse(name: &str, args: &WritersBenchArgs) -> anyhow::Result<Self> {
+        let gathered = CommitPolicy {
+            interval: Duration::from_millis(args.commit_interval_ms),
+            max_interval: Duration::from_millis(
+                args.commit_interval_max_ms.max(args.commit_interval_ms),
+            ),
+            rows: args.commit_rows.max(1),
+            retry: RetryPace::backoff(),
+        };
         Ok(match name {
-            "gathered" => Policy::Fenced(CommitPolicy {
-                interval: Duration::from_millis(args.commit_interval_ms),
-                max_interval: Duration::from_millis(
-                    args.commit_interval_max_ms.max(args.commit_interval_ms),
-                ),
-                rows: args.commit_rows.max(1),
+            "gathered" => Policy::Fenced(gathered),
+            "gathered-at-once" => Policy::Fenced(CommitPolicy {
+                retry: RetryPace::AtOnce,
+                ..gathered
             }),
             "per-batch" => Policy::Fenced(CommitPolicy::per_batch()),
             "shards" => Policy::Shards,
             other => anyhow::bail!(
-                "--policies: unknown policy {other:?} (gathered, per-batch or shards)"
+                "--policies: unknown policy {other:?} (gathered, gathered-at-once, per-batch or shards)"
             ),
         })
     }
@@ -302,7 +312,8 @@ async fn fenced_writer(
                 continue;
             };
             let started = Instant::now();
-            let (superseded, rows) = commit_one(&location, &mut offsets, closed, &mut log).await?;
+            let (superseded, rows) =
+                commit_one(&location, policy.retry, &mut offsets, closed, &mut log).await?;
             gathered.landed(superseded);
             log.commits.push(Landed {
                 at: t0.elapsed(),
@@ -321,6 +332,7 @@ async fn fenced_writer(
 /// (superseded attempts, rows landed).
 async fn commit_one(
     location: &DatasetLocation,
+    retry: RetryPace,
     offsets: &mut LanceOffsets,
     closed: ClosedBatch,
     log: &mut WriterLog,
@@ -341,6 +353,7 @@ async fn commit_one(
         let result = commit_gathered(
             location,
             &BatchWrite::Append,
+            retry,
             offsets,
             &mut attempt,
             &owned,
@@ -453,7 +466,8 @@ struct RunResult {
     offered: f64,
     landed: f64,
     commits_per_s: f64,
-    superseded_per_commit: Option<f64>,
+    /// Superseded attempts per landed commit, in the steady window and over the whole run.
+    superseded_per_commit: Option<(f64, f64)>,
     commit_ms: Vec<f64>,
     rows_per_commit: f64,
     buffered_at_end: usize,
@@ -474,7 +488,8 @@ impl RunResult {
             "offered_rows_per_s": self.offered,
             "landed_rows_per_s": self.landed,
             "commits_per_s": self.commits_per_s,
-            "superseded_per_commit": self.superseded_per_commit,
+            "superseded_per_commit": self.superseded_per_commit.map(|s| s.0),
+            "superseded_per_commit_whole_run": self.superseded_per_commit.map(|s| s.1),
             "commit_p50_ms": percentile(&self.commit_ms, 0.5),
             "commit_p99_ms": percentile(&self.commit_ms, 0.99),
             "rows_per_commit": self.rows_per_commit,
@@ -604,6 +619,7 @@ async fn one_run(
     let commits: Vec<&Landed> = logs.iter().flat_map(|l| l.commits.iter()).collect();
     let landed_by =
         |t: Duration| -> usize { commits.iter().filter(|c| c.at <= t).map(|c| c.rows).sum() };
+    let in_window = |c: &&&Landed| c.at > offer.warmup && c.at <= offer.window;
     let (landed, commits_per_s) = match span {
         Some(took) => (
             (n * rows) as f64 / took.as_secs_f64(),
@@ -611,7 +627,6 @@ async fn one_run(
         ),
         None => {
             let steady = (offer.window - offer.warmup).as_secs_f64();
-            let in_window = |c: &&&Landed| c.at > offer.warmup && c.at <= offer.window;
             let rows_in = landed_by(offer.window) - landed_by(offer.warmup);
             (
                 rows_in as f64 / steady,
@@ -619,7 +634,11 @@ async fn one_run(
             )
         }
     };
-    let superseded: usize = commits.iter().map(|c| c.superseded).sum();
+    let per_commit = |cs: &[&&Landed]| {
+        cs.iter().map(|c| c.superseded).sum::<usize>() as f64 / cs.len().max(1) as f64
+    };
+    let steady: Vec<&&Landed> = commits.iter().filter(in_window).collect();
+    let all: Vec<&&Landed> = commits.iter().collect();
     let fenced = matches!(policy, Policy::Fenced(_));
     Ok(RunResult {
         writers: n,
@@ -628,7 +647,7 @@ async fn one_run(
         offered: offer.rate * n as f64,
         landed,
         commits_per_s,
-        superseded_per_commit: fenced.then(|| superseded as f64 / commits.len().max(1) as f64),
+        superseded_per_commit: fenced.then(|| (per_commit(&steady), per_commit(&all))),
         commit_ms: commits.iter().map(|c| c.ms).collect(),
         rows_per_commit: commits.iter().map(|c| c.rows).sum::<usize>() as f64
             / commits.len().max(1) as f64,
@@ -683,7 +702,7 @@ pub fn run(args: WritersBenchArgs) -> anyhow::Result<()> {
             "the rows skip the encoder (vectors made once, replayed): this measures the write path, not the model"
         );
         println!(
-            "{:<14}{:<40}{:>4}{:>10}{:>10}{:>7}{:>10}{:>10}{:>9}{:>9}{:>10}{:>6}{:>6}",
+            "{:<15}{:<52}{:>4}{:>10}{:>10}{:>7}{:>10}{:>10}{:>7}{:>9}{:>9}{:>10}{:>6}{:>6}",
             "store",
             "policy",
             "N",
@@ -692,6 +711,7 @@ pub fn run(args: WritersBenchArgs) -> anyhow::Result<()> {
             "ratio",
             "commits/s",
             "supers/c",
+            "(all)",
             "p50 ms",
             "p99 ms",
             "buffered",
@@ -723,16 +743,18 @@ pub fn run(args: WritersBenchArgs) -> anyhow::Result<()> {
 }
 
 fn print_row(r: &RunResult) {
-    let supers = r
+    let (supers, supers_all) = r
         .superseded_per_commit
-        .map_or("-".to_string(), |s| format!("{s:.2}"));
+        .map_or(("-".into(), "-".into()), |s| {
+            (format!("{:.2}", s.0), format!("{:.2}", s.1))
+        });
     // Shards commit everything at once: their rate is the commits' own, not a share of an offer.
     let ratio = match r.superseded_per_commit {
         Some(_) => format!("{:.3}", r.landed / r.offered),
         None => "-".into(),
     };
     println!(
-        "{:<14}{:<40}{:>4}{:>10.0}{:>10.0}{:>7}{:>10.2}{:>10}{:>9.1}{:>9.1}{:>10}{:>6}{:>6}",
+        "{:<15}{:<52}{:>4}{:>10.0}{:>10.0}{:>7}{:>10.2}{:>10}{:>7}{:>9.1}{:>9.1}{:>10}{:>6}{:>6}",
         r.store,
         r.policy,
         r.writers,
@@ -741,6 +763,7 @@ fn print_row(r: &RunResult) {
         ratio,
         r.commits_per_s,
         supers,
+        supers_all,
         percentile(&r.commit_ms, 0.5),
         percentile(&r.commit_ms, 0.99),
         r.buffered_at_end,

@@ -10,7 +10,18 @@
 //! after a commit that landed first time it shrinks by a tenth towards the configured interval: the
 //! replicas of a group settle where roughly one commit in eight loses a race. Each interval is drawn
 //! with ±20% jitter so replicas started together drift apart instead of colliding in step.
-//! `commit_rows` bounds the rows gathered (memory) whatever the interval.
+//! `commit_rows` bounds the rows gathered (memory) whatever the interval; each gather's bound is drawn
+//! from `commit_rows × [1 − ROW_JITTER, 1]`. Replicas fed at the same rate reach a fixed bound in
+//! step: the backlog that waited during a commit is taken at once, so where a gather is cut depends on
+//! the rows offered, not on when the last commit landed, and the interval's jitter does nothing once
+//! the row bound decides (BENCHMARKS.md "Writers on one dataset": 5.45 lost attempts per landed commit
+//! at 16 replicas behind 25 ms of latency).
+//!
+//! A commit that lost a race does not retry at once: writers that lose to the same commit would then
+//! retry together and all but one lose again, so each landed commit costs the herd a round (at 16
+//! replicas behind 25 ms of store latency, 5.45 lost attempts per landed commit). It waits a random
+//! time in `[0, min(cap, lost attempt × 2^(losses − 1))]` ("full jitter" backoff, scaled by how long
+//! an attempt takes on this store) before it re-reads the offsets and tries again.
 
 use std::time::{Duration, Instant};
 
@@ -24,15 +35,54 @@ const FLOOR: Duration = Duration::from_millis(50);
 const SHRINK: f64 = 0.9;
 /// Each interval is drawn from `interval × [1 − JITTER, 1 + JITTER]`.
 const JITTER: f64 = 0.2;
+/// Each gather's row bound is drawn from `commit_rows × [1 − ROW_JITTER, 1]`: wide enough that
+/// replicas cut in step drift apart within a few commits (a model of the 16-writer benchmark put
+/// lost attempts per landed commit at ~1.0 with 0.2 and ~0.75 with 0.5, both with the backoff).
+const ROW_JITTER: f64 = 0.5;
 /// How long the writer waits for the next batch when nothing is gathered (the stop check's pace).
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// The longest wait before a retry of a commit that lost a race (the commit gate is held meanwhile,
+/// so a rebalance waits at most this long for it).
+const RETRY_BACKOFF_CAP: Duration = Duration::from_secs(2);
 
-/// What decides a commit: the configured interval, its ceiling under contention, and the row bound.
+/// How a commit that lost a race to another writer's commit is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPace {
+    /// At once (lexembed before: writers that lose together retry together).
+    AtOnce,
+    /// After a random wait in `[0, min(cap, lost attempt × 2^(losses − 1))]`.
+    Backoff { cap: Duration },
+}
+
+impl RetryPace {
+    /// The operator's default: backoff with full jitter, capped at two seconds.
+    pub fn backoff() -> Self {
+        RetryPace::Backoff {
+            cap: RETRY_BACKOFF_CAP,
+        }
+    }
+
+    /// The wait before the next attempt, after `losses` lost attempts in a row, the last of which took
+    /// `attempt` (from reading the version to learning that another commit took it).
+    pub fn wait(&self, losses: usize, attempt: Duration, rng: &mut fastrand::Rng) -> Duration {
+        match *self {
+            RetryPace::AtOnce => Duration::ZERO,
+            RetryPace::Backoff { cap } => {
+                let doubling = 2f64.powi(losses.saturating_sub(1).min(16) as i32);
+                attempt.mul_f64(doubling).min(cap).mul_f64(rng.f64())
+            }
+        }
+    }
+}
+
+/// What decides a commit: the configured interval, its ceiling under contention, and the row bound;
+/// and how a commit that lost a race is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitPolicy {
     pub interval: Duration,
     pub max_interval: Duration,
     pub rows: usize,
+    pub retry: RetryPace,
 }
 
 impl CommitPolicy {
@@ -43,26 +93,33 @@ impl CommitPolicy {
             interval: Duration::from_millis(k.commit_interval_ms),
             max_interval: Duration::from_millis(k.commit_interval_max_ms.max(k.commit_interval_ms)),
             rows: k.commit_rows.max(1),
+            retry: RetryPace::backoff(),
         }
     }
 
-    /// Every batch its own commit, never adapting: lexembed before gathering (the benchmark's
-    /// reference).
+    /// Every batch its own commit, never adapting, lost races retried at once: lexembed before
+    /// gathering (the benchmark's reference).
     pub fn per_batch() -> Self {
         Self {
             interval: Duration::ZERO,
             max_interval: Duration::ZERO,
             rows: 1,
+            retry: RetryPace::AtOnce,
         }
     }
 
-    /// A short name for reports: `per-batch` or `gathered(1000ms..30000ms, 16384 rows)`.
+    /// A short name for reports: `per-batch` or `gathered(1000ms..30000ms, 16384 rows)`, with
+    /// `, retry at once` where lost races are retried without a wait.
     pub fn name(&self) -> String {
         if self.max_interval.is_zero() {
             return "per-batch".into();
         }
+        let retry = match self.retry {
+            RetryPace::AtOnce => ", retry at once",
+            RetryPace::Backoff { .. } => "",
+        };
         format!(
-            "gathered({}ms..{}ms, {} rows)",
+            "gathered({}ms..{}ms, {} rows{retry})",
             self.interval.as_millis(),
             self.max_interval.as_millis(),
             self.rows
@@ -79,6 +136,8 @@ pub struct Gatherer {
     rng: fastrand::Rng,
     batches: Vec<ClosedBatch>,
     rows: usize,
+    /// This gather's row bound: `policy.rows` less up to `ROW_JITTER` of it, drawn at its first batch.
+    row_bound: usize,
     due: Option<Instant>,
 }
 
@@ -90,6 +149,7 @@ impl Gatherer {
             rng: fastrand::Rng::new(),
             batches: Vec::new(),
             rows: 0,
+            row_bound: policy.rows,
             due: None,
         }
     }
@@ -119,11 +179,19 @@ impl Gatherer {
             .is_none_or(|b| b.generation == batch.generation)
     }
 
-    /// Adds `batch` (check `accepts` first). The first batch of a gather starts its interval.
+    /// This gather's row bound (at most `commit_rows`).
+    pub fn row_bound(&self) -> usize {
+        self.row_bound
+    }
+
+    /// Adds `batch` (check `accepts` first). The first batch of a gather starts its interval and
+    /// draws its row bound.
     pub fn push(&mut self, batch: ClosedBatch) {
         if self.due.is_none() {
             let jitter = 1.0 + JITTER * (2.0 * self.rng.f64() - 1.0);
             self.due = Some(Instant::now() + self.interval.mul_f64(jitter));
+            let shave = (self.policy.rows as f64 * ROW_JITTER * self.rng.f64()) as usize;
+            self.row_bound = (self.policy.rows - shave).max(1);
         }
         self.rows += batch.origin.len() + batch.deleted.len();
         self.batches.push(batch);
@@ -132,7 +200,7 @@ impl Gatherer {
     /// Whether the gather should be committed now: its interval is up or it holds `rows` rows.
     pub fn is_due(&self) -> bool {
         !self.is_empty()
-            && (self.rows >= self.policy.rows || self.due.is_some_and(|d| Instant::now() >= d))
+            && (self.rows >= self.row_bound || self.due.is_some_and(|d| Instant::now() >= d))
     }
 
     /// How long to wait for the next batch before looking again.
@@ -181,6 +249,7 @@ mod tests {
             interval: Duration::from_millis(interval_ms),
             max_interval: Duration::from_millis(max_ms),
             rows,
+            retry: RetryPace::backoff(),
         }
     }
 
@@ -208,18 +277,108 @@ mod tests {
 
     #[test]
     fn a_gather_is_due_on_its_interval_or_its_rows() {
-        let mut g = Gatherer::new(policy(150, 1000, 10));
-        g.push(closed(4, 0));
+        let mut g = Gatherer::new(policy(150, 1000, 100));
+        g.push(closed(20, 0));
         assert!(!g.is_due());
         assert!(g.wait() <= Duration::from_millis(180));
-        g.push(closed(4, 0));
-        assert!(!g.is_due(), "8 rows of 10, interval not up");
+        g.push(closed(20, 0));
+        assert!(
+            !g.is_due(),
+            "40 rows, under any bound drawn from 100 (51..=100)"
+        );
         std::thread::sleep(Duration::from_millis(200)); // past 150 ms + 20% jitter
         assert!(g.is_due());
         let taken = g.take();
         assert_eq!((taken.len(), g.rows(), g.is_empty()), (2, 0, true));
-        g.push(closed(11, 0));
+        g.push(closed(101, 0));
         assert!(g.is_due(), "the row bound commits at once");
+    }
+
+    #[test]
+    fn each_gather_draws_its_row_bound_below_commit_rows() {
+        let mut g = Gatherer::new(policy(60_000, 60_000, 1000));
+        let mut bounds = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            g.push(closed(1, 0));
+            bounds.insert(g.row_bound());
+            g.take();
+        }
+        let (lo, hi) = (*bounds.first().unwrap(), *bounds.last().unwrap());
+        assert!(
+            lo > 500 && hi <= 1000,
+            "bounds {lo}..={hi} outside 501..=1000"
+        );
+        assert!(
+            bounds.len() > 10,
+            "replicas at one rate would reach one bound together"
+        );
+    }
+
+    #[test]
+    fn a_lost_race_waits_a_random_share_of_a_doubling_bound_up_to_the_cap() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let attempt = Duration::from_millis(100);
+        assert_eq!(RetryPace::AtOnce.wait(3, attempt, &mut rng), Duration::ZERO);
+        let pace = RetryPace::Backoff {
+            cap: Duration::from_millis(500),
+        };
+        for (losses, bound_ms) in [(1, 100), (2, 200), (3, 400), (4, 500), (40, 500)] {
+            let waits: Vec<Duration> = (0..200)
+                .map(|_| pace.wait(losses, attempt, &mut rng))
+                .collect();
+            let max = waits.iter().max().unwrap().as_secs_f64() * 1e3;
+            let mean = waits.iter().map(Duration::as_secs_f64).sum::<f64>() / 200.0 * 1e3;
+            assert!(
+                max <= bound_ms as f64,
+                "{losses} losses: waited {max} ms, bound {bound_ms}"
+            );
+            assert!(
+                (0.35..0.65).contains(&(mean / bound_ms as f64)),
+                "{losses} losses: mean {mean} ms, bound {bound_ms} (full jitter: about half)"
+            );
+        }
+    }
+
+    /// Writers that read the same version and each need `attempt` to commit: how many attempts lose
+    /// per landed commit when they retry with `pace`. A compare-and-set lands when no other commit
+    /// landed between the attempt's read and its end.
+    fn lost_per_landed(writers: usize, attempt: Duration, pace: RetryPace) -> f64 {
+        let mut rng = fastrand::Rng::with_seed(11);
+        // (start of the next attempt, writer, losses so far); every writer starts at 0.
+        let mut pending: Vec<(Duration, usize)> = vec![(Duration::ZERO, 0); writers];
+        let mut landed_at: Vec<Duration> = Vec::new();
+        let mut lost = 0;
+        while !pending.is_empty() {
+            // The attempt that ends first decides; ties go to the lowest index (it read first).
+            let (i, _) = pending
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (start, _))| *start)
+                .unwrap();
+            let (start, losses) = pending[i];
+            let end = start + attempt;
+            if landed_at.iter().any(|&t| t > start && t <= end) {
+                lost += 1;
+                pending[i] = (end + pace.wait(losses + 1, attempt, &mut rng), losses + 1);
+            } else {
+                landed_at.push(end);
+                pending.remove(i);
+            }
+        }
+        lost as f64 / writers as f64
+    }
+
+    #[test]
+    fn sixteen_writers_that_lose_together_do_not_retry_together() {
+        let attempt = Duration::from_millis(170); // one commit behind 25 ms per request
+        let at_once = lost_per_landed(16, attempt, RetryPace::AtOnce);
+        let backoff = lost_per_landed(16, attempt, RetryPace::backoff());
+        // At once, each landed commit sends every other writer round again: 15 + 14 + … + 1 lost.
+        assert!(
+            at_once >= 7.0,
+            "retrying at once: {at_once} lost per landed"
+        );
+        assert!(backoff <= 4.0, "with backoff: {backoff} lost per landed");
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! has committed (Lance records every commit's offsets). A decision read from version `v` holds only
 //! while `v` is the latest, so the commit is conditional on it: when another commit landed first (a
 //! replica that took these partitions over while this one was paused, or simply a busy group), the
-//! offsets are re-read, the batch re-fenced and the commit retried. A replica that lost its partitions
+//! offsets are re-read, the batch re-fenced and the commit retried (after the policy's backoff, so that
+//! writers that lost together do not retry together). A replica that lost its partitions
 //! therefore never lands rows their new owner committed, however long it was stalled. With upserts the
 //! commit is a merge-insert (rows replace their id's row, deletions remove ids), fenced the same way.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_schema::SchemaRef;
 use lance::Dataset;
@@ -17,6 +19,7 @@ use lexembed_lance::{CommitRecord, Conditional, DatasetLocation, PendingAppend};
 use tracing::{debug, warn};
 
 use crate::batch::ClosedBatch;
+use crate::commit_policy::RetryPace;
 use crate::error::{KafkaError, Result};
 use crate::offsets::{LanceOffsets, Partition};
 
@@ -102,6 +105,7 @@ pub async fn refence(
 pub async fn commit_gathered(
     location: &DatasetLocation,
     write: &BatchWrite,
+    retry: RetryPace,
     offsets: &mut LanceOffsets,
     closed: &mut ClosedBatch,
     owned: &impl Fn(&Partition) -> bool,
@@ -109,7 +113,10 @@ pub async fn commit_gathered(
 ) -> Result<FencedCommit> {
     let mut pending = prepare(location, write, offsets.dataset(), closed).await?;
     let dropped = refence(offsets, closed, &mut pending, owned).await?;
-    let mut done = commit_fenced(location, write, offsets, closed, pending, owned, record).await?;
+    let mut done = commit_fenced(
+        location, write, retry, offsets, closed, pending, owned, record,
+    )
+    .await?;
     done.dropped += dropped;
     Ok(done)
 }
@@ -118,10 +125,12 @@ pub async fn commit_gathered(
 /// fence read, re-reading and re-fencing whenever another commit lands first. `pending` holds the same
 /// rows for an append, its data files possibly written already (`DatasetLocation::write_files`), so an
 /// attempt only commits a manifest. `record` describes the commit from the offsets known at the
-/// attempt (its checkpoint folds them in).
+/// attempt (its checkpoint folds them in). A lost attempt waits as `retry` says before the re-read.
+#[allow(clippy::too_many_arguments)]
 pub async fn commit_fenced(
     location: &DatasetLocation,
     write: &BatchWrite,
+    retry: RetryPace,
     offsets: &mut LanceOffsets,
     closed: &mut ClosedBatch,
     mut pending: PendingAppend,
@@ -129,6 +138,9 @@ pub async fn commit_fenced(
     record: impl Fn(&LanceOffsets, &ClosedBatch) -> CommitRecord,
 ) -> Result<FencedCommit> {
     let mut done = FencedCommit::default();
+    let mut rng = fastrand::Rng::new();
+    // An attempt runs from the offsets' read (the caller's fence, then each re-read) to its answer.
+    let mut read_at = Instant::now();
     while closed.has_changes() {
         if done.conflicts >= MAX_ATTEMPTS {
             return Err(KafkaError::Superseded {
@@ -157,6 +169,11 @@ pub async fn commit_fenced(
             }
             Conditional::Superseded => {
                 done.conflicts += 1;
+                let wait = retry.wait(done.conflicts, read_at.elapsed(), &mut rng);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                read_at = Instant::now();
                 offsets.refresh().await?;
                 let dropped = fence(offsets, closed, owned)?;
                 debug!(dropped, "another commit landed first: re-fenced");
@@ -207,6 +224,7 @@ mod tests {
         commit_fenced(
             location,
             &BatchWrite::Append,
+            RetryPace::backoff(),
             offsets,
             closed,
             pending,
@@ -297,6 +315,7 @@ mod tests {
             interval: std::time::Duration::from_millis(20),
             max_interval: std::time::Duration::from_millis(400),
             rows: 10_000,
+            retry: RetryPace::backoff(),
         };
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let compactor = {
@@ -329,6 +348,7 @@ mod tests {
                         let done = commit_gathered(
                             &location,
                             &BatchWrite::Append,
+                            RetryPace::backoff(),
                             &mut offsets,
                             &mut closed,
                             &owned,

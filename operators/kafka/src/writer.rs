@@ -15,7 +15,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tracing::warn;
 
 use crate::batch::ClosedBatch;
-use crate::commit_policy::{CommitPolicy, Gatherer};
+use crate::commit_policy::{CommitPolicy, Gatherer, RetryPace};
 use crate::error::Result;
 use crate::fenced::{commit_fenced, prepare, refence};
 use crate::metrics::{BadRecordFate, Count};
@@ -94,7 +94,8 @@ impl Operator<'_> {
         let Some(closed) = ClosedBatch::concat(gathered.take())? else {
             return Ok(());
         };
-        let superseded = self.commit(closed, std::mem::take(encoder_seconds))?;
+        let retry = gathered.policy().retry;
+        let superseded = self.commit(closed, retry, std::mem::take(encoder_seconds))?;
         gathered.landed(superseded);
         self.metrics.buffered(gathered.rows(), gathered.interval());
         Ok(())
@@ -102,7 +103,12 @@ impl Operator<'_> {
 
     /// Data files, then under the commit gate: fence, dead letters, one Lance commit on the version
     /// the fence read; then the Kafka offsets. Returns the attempts superseded by other commits.
-    fn commit(&self, mut closed: ClosedBatch, encoder_seconds: f64) -> Result<usize> {
+    fn commit(
+        &self,
+        mut closed: ClosedBatch,
+        retry: RetryPace,
+        encoder_seconds: f64,
+    ) -> Result<usize> {
         let started = Instant::now();
         // The rows' files are written before the gate and the fence: the conditional commit is then
         // a manifest step only, and a re-fence that keeps every row commits these same files.
@@ -143,6 +149,7 @@ impl Operator<'_> {
             let done = self.rt.block_on(commit_fenced(
                 &self.location,
                 &self.write,
+                retry,
                 &mut offsets,
                 &mut closed,
                 pending,

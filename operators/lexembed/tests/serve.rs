@@ -144,6 +144,53 @@ fn serve_answers_openai_tei_and_search_clients_like_the_cli() {
     );
 }
 
+/// OpenAI's request limits (issue 36): 2,048 inputs by default, a token bound per request. Before,
+/// an OpenAI-style client's default batch of 1,000 inputs got a 400 (the limit was 256).
+#[test]
+fn openai_clients_default_batches_fit_and_the_token_bound_is_named() {
+    let server = Server::start(&["--max-request-tokens".as_ref(), "40000".as_ref()]);
+    check(
+        "limits",
+        &server.url,
+        &[
+            "--bin".as_ref(),
+            env!("CARGO_BIN_EXE_lexembed").as_ref(),
+            "--model".as_ref(),
+            tiny().as_os_str(),
+        ],
+    );
+}
+
+/// `integration/python/frameworks_check.py CLIENT` against `server`: the framework configured as its
+/// docs say, its vectors equal to `lexembed embed`'s.
+fn framework(client: &str, server: &Server) {
+    let said = run_ok(
+        Command::new(python())
+            .arg(repo().join("integration/python/frameworks_check.py"))
+            .args([client, "--url", &server.url])
+            .arg("--bin")
+            .arg(env!("CARGO_BIN_EXE_lexembed"))
+            .arg("--model")
+            .arg(tiny()),
+    );
+    eprint!("{said}");
+}
+
+/// The clients people point at an OpenAI-compatible or TEI server (issue 36), each as its docs say:
+/// LangChain (default chunk of 1,000 texts, query, `dimensions`, async), LlamaIndex (default batch),
+/// huggingface_hub's InferenceClient (TEI; its options travel in `parameters`, which were ignored
+/// before), the `openai` Node client, and LanceDB's embedding registry (which knows OpenAI's model names only, hence
+/// `--model-name`).
+#[test]
+fn framework_clients_get_the_clis_vectors() {
+    let server = Server::start(&[]);
+    for client in ["langchain", "llamaindex", "huggingface_hub", "node"] {
+        framework(client, &server);
+    }
+    let named = Server::start(&["--model-name".as_ref(), "text-embedding-3-small".as_ref()]);
+    framework("lancedb", &named);
+}
+
 #[test]
 fn a_full_queue_answers_429_and_sigterm_lets_requests_finish() {
     let tight = Server::start(&["--max-queued".as_ref(), "1".as_ref()]);

@@ -1,6 +1,8 @@
 //! What clients send, checked before anything is queued: JSON bodies parsed with the path of the
 //! field at fault (`input[2]: invalid type…`), and the texts to embed (a string or an array of
-//! non-empty strings, at most `max_inputs`; token ids are refused: the server tokenizes).
+//! non-empty strings, at most `max_inputs`; token ids are refused: the server tokenizes, and the ids
+//! clients send by default (LangChain's `OpenAIEmbeddings` sends tiktoken's) mean nothing to this
+//! model).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -37,6 +39,10 @@ pub fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result
     })
 }
 
+/// Why token ids are refused, and what to set in the client that sent them.
+pub const TOKEN_IDS_REFUSED: &str = "token ids are not accepted: send text (the server tokenizes as the corpus was). \
+LangChain's OpenAIEmbeddings sends tiktoken ids unless created with check_embedding_ctx_length=False";
+
 /// The texts of `value` (field `field`): one string, or an array of strings.
 pub fn texts(field: &str, value: Value, max_inputs: usize) -> Result<Vec<String>, ApiError> {
     let items = match value {
@@ -59,10 +65,11 @@ pub fn texts(field: &str, value: Value, max_inputs: usize) -> Result<Vec<String>
         return Err(ApiError::invalid(
             field,
             format!(
-                "{} texts, over the limit of {max_inputs} per request (--max-inputs)",
+                "{} inputs, over the limit of {max_inputs} inputs per request (--max-inputs)",
                 items.len()
             ),
-        ));
+        )
+        .with_code("too_many_inputs"));
     }
     items
         .into_iter()
@@ -75,7 +82,7 @@ pub fn texts(field: &str, value: Value, max_inputs: usize) -> Result<Vec<String>
             Value::String(s) => Ok(s),
             Value::Number(_) | Value::Array(_) => Err(ApiError::invalid(
                 format!("{field}[{i}]"),
-                "token ids are not accepted: send text (the server tokenizes as the corpus was)",
+                TOKEN_IDS_REFUSED,
             )),
             other => Err(ApiError::invalid(
                 format!("{field}[{i}]"),
@@ -136,9 +143,11 @@ mod tests {
             param(texts(serde_json::json!(["a", 7])).unwrap_err()),
             "input[1]"
         );
-        assert_eq!(
-            param(texts(serde_json::json!([[1, 2]])).unwrap_err()),
-            "input[0]"
+        let ids = texts(serde_json::json!([[1, 2]])).unwrap_err();
+        assert_eq!(param(ids.clone()), "input[0]");
+        assert!(
+            ids.message.contains("check_embedding_ctx_length=False"),
+            "{ids}"
         );
         assert_eq!(param(texts(serde_json::json!([])).unwrap_err()), "input");
         assert_eq!(

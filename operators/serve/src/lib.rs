@@ -41,6 +41,9 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{model}", get(openai::model))
         .route("/embed", post(tei::embed))
+        // TEI answers embeddings at its root too: clients given the server's URL as the model
+        // (huggingface_hub's InferenceClient) post there.
+        .route("/", post(tei::embed))
         .route("/search", post(search::search))
         .route("/info", get(ops::info))
         .layer(middleware::from_fn_with_state(

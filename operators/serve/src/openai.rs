@@ -52,6 +52,7 @@ pub async fn embeddings(
     let dim = state.dim(req.dimensions)?;
     let texts = input::texts("input", req.input, state.limits.max_inputs)?;
     let prompt = state.request_prompt(req.prompt_name.as_deref())?;
+    let texts = state.within_token_limit("input", texts, &prompt).await?;
     let out = state.embed(texts, &prompt, dim, true).await?;
     let data: Vec<Value> = out
         .rows

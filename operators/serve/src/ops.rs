@@ -33,11 +33,11 @@ pub async fn info(State(state): State<Arc<ServeState>>) -> Json<Value> {
         "model_id": model.model_id,
         "dims": dims,
         "max_length": model.max_seq_length,
-        // Not applied by the server yet: inputs are embedded as sent.
         "prompts": model.prompts,
         "pooling": model.pooling.name(),
         "provider": encoder.provider().name(),
         "max_inputs": state.limits.max_inputs,
+        "max_request_tokens": state.limits.max_request_tokens,
         "max_request_bytes": state.limits.max_request_bytes,
         "queue": {"capacity": state.queue.capacity(), "in_use": state.queue.queued()},
         "datasets": datasets,

@@ -12,8 +12,11 @@ pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 /// How much one request may ask for.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Texts per request.
+    /// Texts per request (OpenAI's own limit by default, so clients' default batches fit).
     pub max_inputs: usize,
+    /// Tokens of every text of one request together, after truncation at the model's max length:
+    /// what bounds a request's cost on the model.
+    pub max_request_tokens: usize,
     /// Bytes of one request body.
     pub max_request_bytes: usize,
     /// Hits per search.
@@ -23,7 +26,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_inputs: 256,
+            max_inputs: 2048,
+            // OpenAI's per-request token limit for embeddings.
+            max_request_tokens: 300_000,
             max_request_bytes: 8 << 20,
             max_k: 1000,
         }
@@ -98,6 +103,43 @@ impl Vectors {
 }
 
 impl ServeState {
+    /// `texts` back when, with `prompt`, their tokens fit `max_request_tokens`; else OpenAI's 400
+    /// naming the limit and the count. Texts are tokenized only when the bound `texts × max length`
+    /// does not already fit (the model truncates every text at its max length).
+    pub async fn within_token_limit(
+        &self,
+        field: &str,
+        texts: Vec<String>,
+        prompt: &Prompt,
+    ) -> Result<Vec<String>, crate::ApiError> {
+        let limit = self.limits.max_request_tokens;
+        let encoder = self.queue.encoder().clone();
+        if texts.len().saturating_mul(encoder.model().max_seq_length) <= limit {
+            return Ok(texts);
+        }
+        let prompt = prompt.clone();
+        let (texts, counted) = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let counted = encoder.tokenizer().encode_counted(&refs, &prompt);
+            (texts, counted)
+        })
+        .await
+        .map_err(|e| crate::ApiError::internal(format!("tokenizing the request: {e}")))?;
+        let counted = counted
+            .map_err(|e| crate::ApiError::internal(format!("tokenizing the request: {e}")))?;
+        let tokens: usize = counted.iter().map(|(ids, _)| ids.0.len()).sum();
+        if tokens > limit {
+            return Err(crate::ApiError::invalid(
+                field,
+                format!(
+                    "Requested {tokens} tokens, max {limit} tokens per request (--max-request-tokens): send fewer or shorter inputs"
+                ),
+            )
+            .with_code("max_tokens_per_request"));
+        }
+        Ok(texts)
+    }
+
     /// The prompt a request names (`prompt_name`, one of the model's prompts), else the model's
     /// default prompt, as sentence-transformers' `encode(prompt_name=…)`.
     pub fn request_prompt(&self, name: Option<&str>) -> Result<Prompt, crate::ApiError> {

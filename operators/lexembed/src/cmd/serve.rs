@@ -33,9 +33,13 @@ pub struct ServeArgs {
     /// /health and /metrics). LEXEMBED_API_KEY sets the key itself.
     #[arg(long, value_name = "FILE", env = "LEXEMBED_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
-    /// Texts per request, at most.
+    /// Texts per request, at most (OpenAI's limit: clients' default batches fit).
     #[arg(long, default_value_t = Limits::default().max_inputs)]
     pub max_inputs: usize,
+    /// Tokens of one request's texts together, after truncation at the model's max length, at most
+    /// (OpenAI's limit); a request over it gets a 400 naming both numbers.
+    #[arg(long, default_value_t = Limits::default().max_request_tokens)]
+    pub max_request_tokens: usize,
     /// Bytes per request body, at most.
     #[arg(long, default_value_t = Limits::default().max_request_bytes)]
     pub max_request_bytes: usize,
@@ -78,6 +82,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         datasets,
         limits: Limits {
             max_inputs: args.max_inputs,
+            max_request_tokens: args.max_request_tokens,
             max_request_bytes: args.max_request_bytes,
             ..Limits::default()
         },
