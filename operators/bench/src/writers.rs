@@ -24,7 +24,7 @@ use lexembed_encoder::Dim;
 use lexembed_kafka::KafkaError;
 use lexembed_kafka::batch::{BatchLimits, ClosedBatch, MicroBatch};
 use lexembed_kafka::commit_policy::{CommitPolicy, Gatherer, RetryPace};
-use lexembed_kafka::fenced::{BatchWrite, commit_gathered};
+use lexembed_kafka::fenced::{BatchWrite, FencedCommit, commit_gathered};
 use lexembed_kafka::offsets::{LanceOffsets, Partition};
 use lexembed_lance::{CommitRecord, DatasetLocation, KafkaCommit, SinkMode};
 use lexembed_pipeline::source::rows::Doc;
@@ -312,13 +312,15 @@ async fn fenced_writer(
                 continue;
             };
             let started = Instant::now();
-            let (superseded, rows) =
+            let (done, rows) =
                 commit_one(&location, policy.retry, &mut offsets, closed, &mut log).await?;
-            gathered.landed(superseded);
+            if let Some(version) = done.version {
+                gathered.landed(version, done.attempt);
+            }
             log.commits.push(Landed {
                 at: t0.elapsed(),
                 rows,
-                superseded,
+                superseded: done.conflicts,
                 ms: started.elapsed().as_secs_f64() * 1e3,
             });
         }
@@ -328,15 +330,15 @@ async fn fenced_writer(
 }
 
 /// One gather through the operator's commit steps (`commit_gathered`); a commit superseded too
-/// often in a row is tried again from the start (a replica would exit and restart). Returns
-/// (superseded attempts, rows landed).
+/// often in a row is tried again from the start (a replica would exit and restart). Returns what
+/// the commit did (its superseded attempts counted over every try) and the rows it landed.
 async fn commit_one(
     location: &DatasetLocation,
     retry: RetryPace,
     offsets: &mut LanceOffsets,
     closed: ClosedBatch,
     log: &mut WriterLog,
-) -> anyhow::Result<(usize, usize)> {
+) -> anyhow::Result<(FencedCommit, usize)> {
     let owned = |_: &Partition| true;
     let record = |o: &LanceOffsets, c: &ClosedBatch| CommitRecord {
         pipeline: Some("bench-writers".into()),
@@ -361,13 +363,14 @@ async fn commit_one(
         )
         .await;
         match result {
-            Ok(done) => {
+            Ok(mut done) => {
                 let rows = if done.version.is_some() {
                     attempt.docs.num_rows()
                 } else {
                     0
                 };
-                return Ok((superseded + done.conflicts, rows));
+                done.conflicts += superseded;
+                return Ok((done, rows));
             }
             Err(KafkaError::Superseded { attempts, .. }) => {
                 log.gave_up += 1;

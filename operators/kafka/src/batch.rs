@@ -12,7 +12,7 @@ use lexembed_pipeline::source::Deletion;
 use lexembed_pipeline::source::rows::{Doc, RefusalKind, RowBuilder};
 use lexembed_pipeline::spec::SourceSpec;
 
-use crate::error::Result;
+use crate::error::{KafkaError, Result};
 use crate::offsets::{Partition, Ranges};
 
 /// A message that could not become a row, kept for the dead-letter topic.
@@ -199,9 +199,7 @@ impl ClosedBatch {
             joined.generation = joined.generation.max(b.generation);
             docs.push(b.docs);
         }
-        if docs.len() > 1 {
-            joined.docs = arrow_select::concat::concat_batches(&joined.docs.schema(), &docs)?;
-        }
+        joined.docs = concat_rows(docs)?;
         Ok(Some(joined))
     }
 
@@ -265,6 +263,39 @@ impl ClosedBatch {
         log.push_placed(&self.docs, placed)?;
         Ok(log.finish()?)
     }
+}
+
+/// The rows of every batch in one, of the schema the rows have. A batch without rows may have only
+/// the documents' columns (no vectors were made for it: dead letters or deletions only); it adds
+/// nothing and must not decide the schema, since `concat_batches` takes the columns of the schema it
+/// is given and silently drops the others (the vectors of every batch after it).
+fn concat_rows(docs: Vec<RecordBatch>) -> Result<RecordBatch> {
+    let mut with_rows: Vec<RecordBatch> =
+        docs.iter().filter(|b| b.num_rows() > 0).cloned().collect();
+    let Some(first) = with_rows.first() else {
+        return docs
+            .into_iter()
+            .next()
+            .ok_or_else(|| KafkaError::Runtime("no batch to join".into()));
+    };
+    let schema = first.schema();
+    if let Some(other) = with_rows.iter().find(|b| b.schema() != schema) {
+        return Err(KafkaError::Arrow(arrow_schema::ArrowError::SchemaError(
+            format!(
+                "gathered batches of different columns cannot join: {:?} and {:?}",
+                field_names(&schema),
+                field_names(&other.schema())
+            ),
+        )));
+    }
+    if with_rows.len() == 1 {
+        return Ok(with_rows.remove(0));
+    }
+    Ok(arrow_select::concat::concat_batches(&schema, &with_rows)?)
+}
+
+fn field_names(schema: &arrow_schema::Schema) -> Vec<&str> {
+    schema.fields().iter().map(|f| f.name().as_str()).collect()
 }
 
 /// Batches for the crate's tests: a Kafka source's micro-batch, and closed batches of documents
@@ -399,6 +430,54 @@ mod tests {
         );
         let changes = j.changes(&schema).unwrap();
         assert_eq!(changes.deletes, vec!["a".to_string()]);
+    }
+
+    /// A gather that starts with a batch without rows (dead letters or deletions only: no vectors
+    /// were made, so it has only the documents' columns) keeps the vectors of the batches after it.
+    /// Before, the first batch's columns decided and the vectors were dropped: the replica then
+    /// refused its own rows ("pipeline writes [] that the dataset lacks; dataset has [emb_64, …]").
+    #[test]
+    fn a_gather_opened_by_a_batch_without_rows_keeps_the_vectors_after_it() {
+        let p = Partition::new("t", 0);
+        let mut b = micro_batch(100);
+        b.push_delete(&p, 0, None, "gone".into());
+        let no_rows = b.close(0).unwrap();
+        let mut embedded = fixtures::closed(&p, 1..4, 0);
+        let vectors = arrow_array::FixedSizeListArray::try_new(
+            lexembed_encoder::matryoshka::item_field(),
+            2,
+            std::sync::Arc::new(arrow_array::Float32Array::from(vec![0.5f32; 6])),
+            None,
+        )
+        .unwrap();
+        let mut fields: Vec<arrow_schema::FieldRef> =
+            embedded.docs.schema().fields().iter().cloned().collect();
+        fields.push(std::sync::Arc::new(arrow_schema::Field::new(
+            "emb_2",
+            arrow_array::Array::data_type(&vectors).clone(),
+            false,
+        )));
+        let mut columns = embedded.docs.columns().to_vec();
+        columns.push(std::sync::Arc::new(vectors));
+        embedded.docs = RecordBatch::try_new(
+            std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+            columns,
+        )
+        .unwrap();
+        let joined = ClosedBatch::concat(vec![no_rows, embedded.clone()])
+            .unwrap()
+            .unwrap();
+        assert!(
+            joined.docs.column_by_name("emb_2").is_some(),
+            "vectors dropped"
+        );
+        assert_eq!((joined.docs.num_rows(), joined.deleted.len()), (3, 1));
+        // Rows of other columns do not join silently.
+        let plain = fixtures::closed(&p, 4..5, 0);
+        let Err(err) = ClosedBatch::concat(vec![embedded, plain]) else {
+            panic!("rows of other columns joined")
+        };
+        assert!(err.to_string().contains("emb_2"), "{err}");
     }
 
     /// Deletions are fenced like rows and keep their place among the rows that remain; the latest

@@ -45,6 +45,8 @@ pub struct FencedCommit {
     pub dropped: usize,
     /// Attempts superseded by another commit.
     pub conflicts: usize,
+    /// How long the attempt that landed held the version open: from reading it to the answer.
+    pub attempt: std::time::Duration,
 }
 
 /// Drops what is not this replica's to commit: partitions `owned` refuses, and offsets below where
@@ -164,6 +166,7 @@ pub async fn commit_fenced(
         };
         match landed {
             Conditional::Committed(ds) => {
+                done.attempt = read_at.elapsed();
                 done.version = Some(committed(offsets, *ds).await?);
                 return Ok(done);
             }
@@ -357,7 +360,9 @@ mod tests {
                         .await
                         .unwrap();
                         assert_eq!(done.dropped, 0, "nobody else owns {p}");
-                        gathered.landed(done.conflicts);
+                        if let Some(v) = done.version {
+                            gathered.landed(v, done.attempt);
+                        }
                         commits += 1;
                         superseded += done.conflicts;
                     }

@@ -17,7 +17,7 @@ use tracing::warn;
 use crate::batch::ClosedBatch;
 use crate::commit_policy::{CommitPolicy, Gatherer, RetryPace};
 use crate::error::Result;
-use crate::fenced::{commit_fenced, prepare, refence};
+use crate::fenced::{FencedCommit, commit_fenced, prepare, refence};
 use crate::metrics::{BadRecordFate, Count};
 use crate::offsets::{LanceOffsets, Partition};
 use crate::operator::Operator;
@@ -95,20 +95,23 @@ impl Operator<'_> {
             return Ok(());
         };
         let retry = gathered.policy().retry;
-        let superseded = self.commit(closed, retry, std::mem::take(encoder_seconds))?;
-        gathered.landed(superseded);
+        let done = self.commit(closed, retry, std::mem::take(encoder_seconds))?;
+        if let Some(version) = done.version {
+            gathered.landed(version, done.attempt);
+        }
         self.metrics.buffered(gathered.rows(), gathered.interval());
         Ok(())
     }
 
     /// Data files, then under the commit gate: fence, dead letters, one Lance commit on the version
-    /// the fence read; then the Kafka offsets. Returns the attempts superseded by other commits.
+    /// the fence read; then the Kafka offsets. Returns what the Lance commit did (nothing, when the
+    /// fence left no change to commit).
     fn commit(
         &self,
         mut closed: ClosedBatch,
         retry: RetryPace,
         encoder_seconds: f64,
-    ) -> Result<usize> {
+    ) -> Result<FencedCommit> {
         let started = Instant::now();
         // The rows' files are written before the gate and the fence: the conditional commit is then
         // a manifest step only, and a re-fence that keeps every row commits these same files.
@@ -128,7 +131,7 @@ impl Operator<'_> {
             .block_on(refence(&mut offsets, &mut closed, &mut pending, &owned))?;
         self.metrics.add(Count::DroppedNotOwned, dropped);
         if closed.is_empty() {
-            return Ok(0);
+            return Ok(FencedCommit::default());
         }
         let fate = match &self.dead_letters {
             Some(sink) => {
@@ -140,7 +143,7 @@ impl Operator<'_> {
         for dead in &closed.dead {
             self.metrics.bad_record(dead.kind, fate);
         }
-        let mut superseded = 0;
+        let mut landed = FencedCommit::default();
         // Nothing to commit when every record was dead-lettered: the offsets then go to Kafka only (a
         // restart resumes there when Lance holds no offset of the partition).
         if closed.has_changes() {
@@ -156,10 +159,10 @@ impl Operator<'_> {
                 &owned,
                 |offsets, closed| self.commit_record(offsets, closed),
             ))?;
-            superseded = done.conflicts;
             self.metrics.add(Count::DroppedNotOwned, done.dropped);
             self.metrics.add(Count::CommitConflicts, done.conflicts);
             if let Some(version) = done.version {
+                let superseded = done.conflicts;
                 let n = closed.docs.num_rows();
                 self.metrics.add(Count::Written, n);
                 self.metrics.add(Count::Deleted, closed.deleted.len());
@@ -171,6 +174,7 @@ impl Operator<'_> {
                 #[cfg(feature = "test-hooks")]
                 self.crash_hook();
             }
+            landed = done;
         }
         drop(offsets);
         drop(gate);
@@ -181,7 +185,7 @@ impl Operator<'_> {
         self.metrics
             .observe_batch(commit_seconds + encoder_seconds, encoder_seconds, lag);
         self.metrics.batch_done();
-        Ok(superseded)
+        Ok(landed)
     }
 
     fn commit_record(&self, offsets: &LanceOffsets, closed: &ClosedBatch) -> CommitRecord {

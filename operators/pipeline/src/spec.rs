@@ -420,17 +420,18 @@ pub struct KafkaSourceSpec {
     pub max_batch_seconds: u64,
     /// Embedded batches are gathered and committed to Lance together once the oldest has waited this
     /// many milliseconds (or `commit_rows` are gathered): one commit per interval, not per batch, so
-    /// many replicas can share one dataset (a dataset takes commits one after another). While other
-    /// replicas' commits keep superseding this one's, the interval lengthens (up to
-    /// `commit_interval_max_ms`, with jitter) and shrinks back once commits land first time. 0: every
-    /// batch is its own commit until contention lengthens the interval. Default 1000.
+    /// many replicas can share one dataset (a dataset takes commits one after another). While the
+    /// dataset is busy with the group's commits the interval lengthens (up to `commit_interval_max_ms`,
+    /// with jitter), and it shrinks back as the dataset quiets. 0: every batch is its own commit until
+    /// a busy dataset lengthens the interval. Default 1000.
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: u64,
-    /// The longest the interval grows to under contention. Default 30000.
+    /// The longest the interval grows to while the dataset is busy. Default 30000.
     #[serde(default = "default_commit_interval_max_ms")]
     pub commit_interval_max_ms: u64,
     /// Commit as soon as this many rows are gathered, whatever the interval: bounds the memory of
-    /// rows embedded but not yet committed. Default 16384.
+    /// rows embedded but not yet committed (each gather draws its bound between half this and this,
+    /// so replicas fed at one rate do not commit in step). Default 16384.
     #[serde(default = "default_commit_rows")]
     pub commit_rows: usize,
     /// librdkafka properties passed through (security.protocol, sasl.*, ssl.*, …); use ${ENV} for
