@@ -97,14 +97,11 @@ enum Policy {
 
 impl Policy {
     fn parse(name: &str, args: &WritersBenchArgs) -> anyhow::Result<Self> {
-        let gathered = CommitPolicy {
-            interval: Duration::from_millis(args.commit_interval_ms),
-            max_interval: Duration::from_millis(
-                args.commit_interval_max_ms.max(args.commit_interval_ms),
-            ),
-            rows: args.commit_rows.max(1),
-            retry: RetryPace::backoff(),
-        };
+        let gathered = CommitPolicy::gathered(
+            args.commit_interval_ms,
+            args.commit_interval_max_ms,
+            args.commit_rows,
+        );
         Ok(match name {
             "gathered" => Policy::Fenced(gathered),
             "gathered-at-once" => Policy::Fenced(CommitPolicy {

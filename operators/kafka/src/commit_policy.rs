@@ -100,10 +100,20 @@ impl CommitPolicy {
     /// The policy a Kafka source's spec sets (`commit_interval_ms`, `commit_interval_max_ms`,
     /// `commit_rows`).
     pub fn from_spec(k: &KafkaSourceSpec) -> Self {
+        Self::gathered(
+            k.commit_interval_ms,
+            k.commit_interval_max_ms,
+            k.commit_rows,
+        )
+    }
+
+    /// Batches gathered for `interval_ms` (lengthened up to `max_interval_ms`, never below the
+    /// interval) or `rows` rows (at least one), lost races retried after the backoff.
+    pub fn gathered(interval_ms: u64, max_interval_ms: u64, rows: usize) -> Self {
         Self {
-            interval: Duration::from_millis(k.commit_interval_ms),
-            max_interval: Duration::from_millis(k.commit_interval_max_ms.max(k.commit_interval_ms)),
-            rows: k.commit_rows.max(1),
+            interval: Duration::from_millis(interval_ms),
+            max_interval: Duration::from_millis(max_interval_ms.max(interval_ms)),
+            rows: rows.max(1),
             retry: RetryPace::backoff(),
         }
     }
