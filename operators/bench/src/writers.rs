@@ -74,8 +74,8 @@ pub struct WritersBenchArgs {
     /// The gathered policy's `commit_interval_max_ms`.
     #[arg(long, default_value_t = 30_000)]
     pub commit_interval_max_ms: u64,
-    /// The gathered policy's `commit_rows`.
-    #[arg(long, default_value_t = 16_384)]
+    /// The gathered policy's `commit_rows` (default: the pipeline spec's).
+    #[arg(long, default_value_t = lexembed_pipeline::spec::DEFAULT_COMMIT_ROWS)]
     pub commit_rows: usize,
     /// Compact the dataset every this many seconds while the writers commit (0: never).
     #[arg(long, default_value_t = 0.0)]

@@ -29,6 +29,14 @@ pub enum KafkaError {
         "{uri}: {attempts} commits in a row were superseded by other commits; the dataset is committed to faster than this replica can fence (fewer replicas, or a longer kafka.commit_interval_ms)"
     )]
     Superseded { uri: String, attempts: usize },
+    #[error(
+        "the Kafka broker at {brokers} has not answered for {seconds} s (last error: {error}); exiting so that a restart reconnects and resumes from the offsets in Lance"
+    )]
+    BrokerSilent {
+        brokers: String,
+        seconds: u64,
+        error: String,
+    },
     #[error(transparent)]
     Pipeline(#[from] lexembed_pipeline::PipelineError),
     #[error(transparent)]

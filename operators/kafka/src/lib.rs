@@ -7,10 +7,11 @@
 //! only on the version its fence read (`fenced`), then the
 //! offsets are committed to Kafka for lag tools. Lance, not the group, is the source of truth for where
 //! each partition resumes (`context` seeks on every assignment). Records that cannot become rows go to a dead-letter
-//! topic (`dead_letter`). `metrics` and `http` serve Prometheus text, `/healthz` and `/readyz`;
+//! topic (`dead_letter`). `broker_watch` tells a quiet topic from a broker that stopped answering. `metrics` and `http` serve Prometheus text, `/healthz` and `/readyz`;
 //! `produce` loads JSONL into a topic for demos, tests and benchmarks.
 
 pub mod batch;
+pub mod broker_watch;
 pub mod commit_policy;
 pub mod context;
 pub mod dead_letter;

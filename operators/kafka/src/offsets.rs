@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use lance::Dataset;
@@ -39,6 +40,9 @@ pub struct LanceOffsets {
     commits_read: u64,
     next: HashMap<Partition, i64>,
     dataset: Option<Arc<Dataset>>,
+    /// When the version in `dataset` was asked for: a commit on it races every commit that lands from
+    /// then on, so its attempt is timed from here.
+    read_at: Option<Instant>,
 }
 
 impl LanceOffsets {
@@ -50,6 +54,7 @@ impl LanceOffsets {
             commits_read: 0,
             next: HashMap::new(),
             dataset: None,
+            read_at: None,
         }
     }
 
@@ -60,6 +65,12 @@ impl LanceOffsets {
     /// The latest dataset version known (after `refresh`), if the dataset exists.
     pub fn dataset(&self) -> Option<Arc<Dataset>> {
         self.dataset.clone()
+    }
+
+    /// When the latest version known was asked for (the start of the refresh that found it, or the
+    /// moment this replica's own commit made it), if any was.
+    pub fn read_at(&self) -> Option<Instant> {
+        self.read_at
     }
 
     /// Commits read so far: a cold start reads back only to the newest checkpoint or recovery.
@@ -74,6 +85,7 @@ impl LanceOffsets {
 
     /// Folds in every version committed since the last refresh (by any replica).
     pub async fn refresh(&mut self) -> Result<()> {
+        let asked = Instant::now();
         let ds = match &self.dataset {
             Some(ds) => {
                 let mut ds = ds.as_ref().clone();
@@ -89,13 +101,16 @@ impl LanceOffsets {
         };
         self.fold_versions(&ds).await?;
         self.dataset = Some(Arc::new(ds));
+        self.read_at = Some(asked);
         Ok(())
     }
 
     /// Records a commit this replica just made (its dataset handle is the newest view).
     pub async fn committed(&mut self, ds: Dataset) -> Result<()> {
+        let made = Instant::now();
         self.fold_versions(&ds).await?;
         self.dataset = Some(Arc::new(ds));
+        self.read_at = Some(made);
         Ok(())
     }
 

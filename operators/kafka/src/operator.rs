@@ -24,6 +24,7 @@ use lexembed_lance::{DatasetLocation, SinkMode};
 use lexembed_pipeline::spec::{KafkaSourceSpec, LoadedSpec, OnBadRecord, StartPosition};
 use lexembed_pipeline::{PipelineModel, sink_location};
 use rdkafka::Message;
+use rdkafka::TopicPartitionList;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
@@ -31,6 +32,7 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use crate::batch::{BatchLimits, ClosedBatch, DeadLetter, MicroBatch};
+use crate::broker_watch::BrokerWatch;
 use crate::context::{OperatorContext, Shared};
 use crate::dead_letter::DeadLetterSink;
 use crate::error::{KafkaError, Result, client_err};
@@ -321,6 +323,10 @@ impl<'a> Operator<'a> {
         // Since when polls have returned nothing (None while messages flow or a batch is being
         // committed): the clock of `exit_when_idle`.
         let mut idle_since: Option<Instant> = None;
+        // Since when polls have returned nothing, whatever else happened (the broker watch's clock).
+        let mut quiet_since: Option<Instant> = None;
+        let mut broker =
+            BrokerWatch::new(&self.kafka.brokers, &self.kafka.topics[0], BROKER_GIVE_UP);
         // Next offset expected per partition (duplicates after a seek are dropped).
         let mut positions: HashMap<Partition, i64> = HashMap::new();
         let hand_over = |closed: ClosedBatch| {
@@ -357,11 +363,15 @@ impl<'a> Operator<'a> {
             match polled {
                 Some(Ok(m)) => {
                     idle_since = None;
+                    quiet_since = None;
+                    broker.heard();
                     self.take_message(&m, &mut batch, &mut positions)?;
                 }
                 Some(Err(e)) => warn!(error = %e, "consumer error (librdkafka retries)"),
                 None => {
                     idle_since.get_or_insert_with(Instant::now);
+                    let quiet = quiet_since.get_or_insert_with(Instant::now).elapsed();
+                    broker.quiet(&self.consumer, quiet)?;
                 }
             }
             if batch.is_ready() {
@@ -377,11 +387,21 @@ impl<'a> Operator<'a> {
                 && self.shared.was_ever_assigned()
                 && idle_since.is_some_and(|t| t.elapsed() >= idle)
             {
-                info!(
-                    idle_s = idle.as_secs_f64(),
-                    "no messages: stopping (exit_when_idle)"
-                );
-                break;
+                match self.read_to_the_end(&positions) {
+                    Ok(()) => {
+                        info!(
+                            idle_s = idle.as_secs_f64(),
+                            "no messages: stopping (exit_when_idle)"
+                        );
+                        break;
+                    }
+                    Err(NotRead::Unanswered(why)) => broker.unanswered(why)?,
+                    Err(NotRead::Behind(why)) => {
+                        broker.heard();
+                        info!(%why, "no messages, but the topic is not read to its end: waiting on");
+                    }
+                }
+                idle_since = Some(Instant::now());
             }
         }
         if !batch.is_empty() && !writer_stopped.load(Ordering::Acquire) {
@@ -390,6 +410,72 @@ impl<'a> Operator<'a> {
                 "stopping: committing the batch in hand"
             );
             hand_over(batch.close(self.shared.generation())?)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the topics are read to their end: no messages for a while is no proof when the broker
+    /// is down or frozen (librdkafka then returns nothing too) or this replica's partitions were
+    /// revoked meanwhile, and a backfill that stopped then would exit 0 with the rest of the topic
+    /// unread (the faults harness: a third of the records, after a broker SIGKILL or a 30 s freeze).
+    /// The broker must answer, and every partition of the topics must be read to its high watermark
+    /// by someone: this replica's position, the group's offsets in Lance, or the group's committed
+    /// offset in Kafka (partitions of dead letters only, or `start: latest` resolved there).
+    fn read_to_the_end(
+        &self,
+        positions: &HashMap<Partition, i64>,
+    ) -> std::result::Result<(), NotRead> {
+        let mut parts = TopicPartitionList::new();
+        for topic in &self.kafka.topics {
+            let md = self
+                .consumer
+                .fetch_metadata(Some(topic), BROKER_ANSWER_WAIT)
+                .map_err(|e| {
+                    NotRead::Unanswered(format!("the broker did not answer for topic {topic}: {e}"))
+                })?;
+            for t in md.topics() {
+                for p in t.partitions() {
+                    parts.add_partition(t.name(), p.id());
+                }
+            }
+        }
+        let group = self
+            .consumer
+            .committed_offsets(parts.clone(), BROKER_ANSWER_WAIT)
+            .map_err(|e| {
+                NotRead::Unanswered(format!("the group coordinator did not answer: {e}"))
+            })?;
+        let mut lance = self.shared.offsets();
+        self.rt
+            .block_on(lance.refresh())
+            .map_err(|e| NotRead::Behind(format!("reading the group's offsets in Lance: {e}")))?;
+        for e in parts.elements() {
+            let p = Partition::new(e.topic(), e.partition());
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(e.topic(), e.partition(), BROKER_ANSWER_WAIT)
+                .map_err(|err| {
+                    NotRead::Unanswered(format!("the broker did not answer for {p}'s end: {err}"))
+                })?;
+            let in_kafka = group
+                .find_partition(e.topic(), e.partition())
+                .and_then(|c| c.offset().to_raw());
+            let read_to = [
+                Some(low),
+                positions.get(&p).copied().filter(|_| self.shared.owns(&p)),
+                lance.next_offset(&p),
+                in_kafka,
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(low);
+            if high > read_to {
+                return Err(NotRead::Behind(format!(
+                    "{p} has {} messages past offset {read_to} not read yet",
+                    high - read_to
+                )));
+            }
         }
         Ok(())
     }
@@ -477,6 +563,19 @@ impl<'a> Operator<'a> {
 
 /// How long shutting down waits for the consumer group to let the consumer go.
 const CLOSE_WAIT: Duration = Duration::from_secs(30);
+/// How long `exit_when_idle` waits for the broker to say where the partitions end.
+const BROKER_ANSWER_WAIT: Duration = Duration::from_secs(5);
+/// A broker silent this long ends the run (non-zero; the restart reconnects): a broker restart or a
+/// 30 s outage is ridden out, a librdkafka client left disconnected is not kept forever.
+const BROKER_GIVE_UP: Duration = Duration::from_secs(60);
+
+/// Why `exit_when_idle` does not stop yet.
+enum NotRead {
+    /// The broker (or the group coordinator) did not answer.
+    Unanswered(String),
+    /// Messages remain past what the group has read, or the offsets could not be read.
+    Behind(String),
+}
 
 impl Drop for Operator<'_> {
     fn drop(&mut self) {

@@ -81,6 +81,21 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl StoreError {
+    /// Whether the store could not be reached or did not answer in time (after the object store's
+    /// own retries), rather than refusing the request: worth trying again later (a server answers
+    /// 503 with Retry-After, not 500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Lance {
+                source: lance::Error::IO { .. } | lance::Error::Timeout { .. },
+                ..
+            }
+        )
+    }
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -162,17 +162,22 @@ pub fn output_dims(spec: &EncoderSpec, encoder: &Encoder) -> Vec<Dim> {
     d
 }
 
-/// The sink dataset of a spec, its path resolved against the spec file.
+/// The sink dataset of a spec, its path resolved against the spec file, with the spec's retry bounds
+/// as Lance's store options (where `storage_options` does not set them itself).
 pub fn sink_location(loaded: &LoadedSpec) -> DatasetLocation {
+    let sink = &loaded.spec.sink;
+    let mut storage_options: HashMap<String, String> =
+        sink.storage_options.clone().into_iter().collect();
+    let retry = [
+        ("client_max_retries", sink.retry.max_retries.to_string()),
+        ("client_retry_timeout", sink.retry.timeout_s.to_string()),
+    ];
+    for (key, value) in retry {
+        storage_options.entry(key.to_string()).or_insert(value);
+    }
     DatasetLocation {
-        uri: loaded.resolve(&loaded.spec.sink.uri),
-        storage_options: loaded
-            .spec
-            .sink
-            .storage_options
-            .clone()
-            .into_iter()
-            .collect(),
+        uri: loaded.resolve(&sink.uri),
+        storage_options,
     }
 }
 
@@ -733,5 +738,48 @@ impl Drop for Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse;
+    use std::path::Path;
+
+    fn location(sink: &str) -> DatasetLocation {
+        let y = format!("name: p\nsource: {{kind: file, path: a.jsonl}}\nsink:\n{sink}");
+        let file = Path::new("/specs/p.yaml");
+        sink_location(&LoadedSpec {
+            file: file.to_path_buf(),
+            spec: parse(&y, file).unwrap(),
+        })
+    }
+
+    /// Lance's own retry default (3, within about a second) stops a pipeline at a store restart: the
+    /// spec's bounds reach the object store, and options set by hand win over them.
+    #[test]
+    fn the_sinks_retry_bounds_reach_the_store_unless_its_options_set_them() {
+        let l = location("  uri: s3://b/d.lance\n");
+        assert_eq!(l.uri, "s3://b/d.lance");
+        assert_eq!(l.storage_options["client_max_retries"], "30");
+        assert_eq!(l.storage_options["client_retry_timeout"], "60");
+        let l = location("  uri: d.lance\n  retry: {max_retries: 25, timeout_s: 300}\n");
+        assert_eq!(l.uri, "/specs/d.lance");
+        assert_eq!(l.storage_options["client_max_retries"], "25");
+        assert_eq!(l.storage_options["client_retry_timeout"], "300");
+        let l = location(
+            "  uri: s3://b/d.lance\n  storage_options: {client_max_retries: \"2\", aws_region: r}\n",
+        );
+        assert_eq!(l.storage_options["client_max_retries"], "2");
+        assert_eq!(l.storage_options["client_retry_timeout"], "60");
+        assert_eq!(l.storage_options["aws_region"], "r");
+        let e = parse(
+            "name: p\nsource: {kind: file, path: a.jsonl}\nsink: {uri: d, retry: {tries: 3}}\n",
+            Path::new("p.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("tries"), "{e}");
     }
 }

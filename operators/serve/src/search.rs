@@ -135,7 +135,7 @@ pub async fn search(
     let found = search_dataset(&ds, query, &opts)
         .await
         .map_err(|e| match e {
-            StoreError::Lance { .. } if req.filter.is_some() => {
+            StoreError::Lance { .. } if req.filter.is_some() && !e.is_unavailable() => {
                 ApiError::invalid("filter", e.to_string())
             }
             StoreError::NoFullTextIndex { .. } => ApiError::invalid("mode", e.to_string()),
@@ -218,6 +218,7 @@ fn column_of(req: &SearchRequest, served: &ServedDataset) -> Result<(String, Dim
 
 fn store_error(e: StoreError) -> ApiError {
     let status = match e {
+        _ if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
         StoreError::QueryModel { .. } | StoreError::QueryPrompt { .. } => StatusCode::CONFLICT,
         StoreError::NotFound(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

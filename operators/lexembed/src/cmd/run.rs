@@ -32,7 +32,9 @@ pub struct RunArgs {
     #[arg(long, env = "LEXEMBED_HTTP_ADDR", default_value = "0.0.0.0:9464")]
     pub http_addr: String,
     /// Kafka sources: stop (commit the batch in hand, leave the group, exit 0) after this many seconds
-    /// without messages; for backfills from a topic. Default: run until SIGTERM.
+    /// without messages, once the broker confirms every partition is read to its end (a broker that
+    /// is down or frozen is not an idle topic); for backfills from a topic. Default: run until
+    /// SIGTERM.
     #[arg(long, value_name = "SECONDS")]
     pub exit_when_idle: Option<f64>,
     /// Write the run's metrics here when it ends, failed or not (Prometheus text, for

@@ -1,0 +1,631 @@
+"""Faults injected for real while a streaming pipeline works (issue 33), and what it did about each.
+
+A trial starts clean: a new topic (fed at a fixed rate by `lexembed produce` from stdin while the run
+works), a new Lance dataset on SeaweedFS reached through toxiproxy, and a `lexembed run` Kafka replica
+(tiny fixture model). One fault is injected at a random moment of the run and healed after its
+duration. The run either rides it out (exits 0 once the topic is idle) or exits non-zero; then it is
+started again, as Kubernetes would, and must finish. The dataset is read back with pylance straight
+from SeaweedFS (not through the proxy): every record exactly once, or the trial failed.
+
+    python faults.py [--quick] [--trials N] [--only FAULT,...] [--report PATH]
+
+Prints a table and writes {"trials": [{"fault", "component", "outcome", "lost", "duplicates",
+"recovery_s", "error", ...}]}. Exits 1 when a trial failed. Needs SeaweedFS (integration/s3.sh), a
+Kafka broker (integration/kafka.sh) and toxiproxy (integration/toxiproxy.sh) running; the AWS_*
+variables of `integration/s3.sh env` in the environment.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import lance
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TOXIPROXY = os.environ.get("LEXEMBED_TOXIPROXY_API", "127.0.0.1:8474")
+S3_PORT = int(os.environ.get("LEXEMBED_S3_PORT", "18333"))
+PROXY_LISTEN = f"127.0.0.1:{S3_PORT + 40}"
+PROXY = "faults-s3"
+BROKERS = os.environ.get("LEXEMBED_KAFKA_BROKERS", "127.0.0.1:19092")
+TINY = ROOT / "operators/encoder/tests/fixtures/tiny-xlmr"
+HOME = pathlib.Path(os.environ.get("LEXEMBED_HOME", pathlib.Path.home() / ".cache/lexembed"))
+# Records per trial and the rate they are offered at: the run lasts about RECORDS / RATE seconds,
+# which every fault's start and duration fit in.
+RECORDS = 3000
+RATE = 150.0
+IDLE_EXIT_S = 10
+RUN_TIMEOUT_S = 300
+# The chart's terminationGracePeriodSeconds: a SIGTERM'd replica must be gone within it.
+GRACE_S = 30
+
+
+def lexembed_bin():
+    target = os.environ.get("CARGO_TARGET_DIR", str(pathlib.Path.home() / ".cache/lexembed-target"))
+    return os.environ.get("LEXEMBED_BIN", f"{target}/debug/lexembed")
+
+
+def log(msg):
+    print(f"[faults {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- toxiproxy -----------------------------------------------------------------------------------
+
+
+def toxi(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{TOXIPROXY}{path}", data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read()
+        return json.loads(text) if text else None
+
+
+def proxy_reset():
+    """The object-store proxy, enabled and without toxics (created if missing)."""
+    try:
+        toxi("DELETE", f"/proxies/{PROXY}")
+    except urllib.error.HTTPError:
+        pass
+    toxi("POST", "/proxies", {"name": PROXY, "listen": PROXY_LISTEN,
+                              "upstream": f"127.0.0.1:{S3_PORT}", "enabled": True})
+
+
+def proxy_enabled(on):
+    toxi("POST", f"/proxies/{PROXY}", {"enabled": on})
+
+
+def toxic(name, kind, attributes, stream="downstream"):
+    toxi("POST", f"/proxies/{PROXY}/toxics",
+         {"name": name, "type": kind, "stream": stream, "attributes": attributes})
+
+
+def untoxic(name):
+    toxi("DELETE", f"/proxies/{PROXY}/toxics/{name}")
+
+
+# --- services ------------------------------------------------------------------------------------
+
+
+def script(name, *args):
+    subprocess.run(["bash", str(ROOT / "integration" / name), *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def sigkill_pidfile(path):
+    pid = int(pathlib.Path(path).read_text().strip())
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+# --- the faults ----------------------------------------------------------------------------------
+# Each: (name, component, duration_s, inject(ctx) -> None, heal(ctx) -> None). `ctx` is the trial.
+
+
+def latency_on(_):
+    toxic("slow", "latency", {"latency": 2000, "jitter": 500})
+
+
+def latency_off(_):
+    untoxic("slow")
+
+
+def reset_on(_):
+    # Every connection is reset (TCP RST) as soon as data flows: requests fail mid-flight.
+    toxic("reset", "reset_peer", {"timeout": 0}, stream="upstream")
+
+
+def reset_off(_):
+    untoxic("reset")
+
+
+def limit_on(_):
+    # Each connection is closed after 64 KiB: uploads of data files break half-way.
+    toxic("cut", "limit_data", {"bytes": 65536}, stream="upstream")
+
+
+def limit_off(_):
+    untoxic("cut")
+
+
+def store_down(_):
+    proxy_enabled(False)
+
+
+def store_up(_):
+    proxy_enabled(True)
+
+
+def seaweedfs_kill(_):
+    sigkill_pidfile(HOME / "s3/weed.pid")
+
+
+def seaweedfs_start(_):
+    script("s3.sh", "start")
+
+
+def broker_kill(_):
+    sigkill_pidfile(HOME / "kafka/data/kafka.pid")
+
+
+def broker_start(_):
+    script("kafka.sh", "start")
+
+
+def broker_pause(_):
+    os.kill(int((HOME / "kafka/data/kafka.pid").read_text().strip()), signal.SIGSTOP)
+
+
+def broker_resume(_):
+    os.kill(int((HOME / "kafka/data/kafka.pid").read_text().strip()), signal.SIGCONT)
+
+
+def replica_sigterm(trial):
+    trial.sigterm_at = time.monotonic()
+    trial.proc.send_signal(signal.SIGTERM)
+
+
+def nothing(_):
+    pass
+
+
+FAULTS = {
+    # name: (component, seconds the fault lasts, inject, heal)
+    "store_latency_2s": ("object_store", 20, latency_on, latency_off),
+    "store_reset_peer": ("object_store", 5, reset_on, reset_off),
+    "store_limit_data": ("object_store", 5, limit_on, limit_off),
+    "store_unreachable_30s": ("object_store", 30, store_down, store_up),
+    "seaweedfs_sigkill": ("object_store", 3, seaweedfs_kill, seaweedfs_start),
+    "broker_sigkill": ("broker", 5, broker_kill, broker_start),
+    "broker_frozen_30s": ("broker", 30, broker_pause, broker_resume),
+    "replica_sigterm": ("process", 0, replica_sigterm, nothing),
+}
+
+
+# --- the query side: `lexembed serve` ------------------------------------------------------------
+
+
+class Serve:
+    """`lexembed serve` of the tiny model over one dataset on SeaweedFS, reached through the proxy."""
+
+    def __init__(self, work, dataset):
+        self.log_path = pathlib.Path(work) / f"serve-{time.monotonic_ns()}.log"
+        env = {**os.environ, "AWS_ENDPOINT": f"http://{PROXY_LISTEN}", "AWS_ALLOW_HTTP": "true"}
+        self.proc = subprocess.Popen(
+            [lexembed_bin(), "serve", "--model", str(TINY), "--dataset", f"d={dataset}",
+             "--http-addr", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=open(self.log_path, "w"), text=True, env=env)
+        line = self.proc.stdout.readline()
+        m = re.search(r"http://([0-9.:]+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError(f"serve did not start: {line!r} {self.log_path.read_text()[-500:]}")
+        self.addr = m.group(1)
+
+    def request(self, method, path, body=None, timeout=10.0):
+        """(status, seconds, Retry-After header) of one request."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://{self.addr}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        start = time.monotonic()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                r.read()
+                return r.status, time.monotonic() - start, r.headers.get("Retry-After")
+        except urllib.error.HTTPError as e:
+            e.read()
+            return e.code, time.monotonic() - start, e.headers.get("Retry-After")
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            return f"{type(e).__name__}", time.monotonic() - start, None
+
+    def search(self):
+        return self.request("POST", "/search", {"dataset": "d", "query": "plazo para resolver",
+                                                "k": 3})
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def serve_dataset(work, stamp):
+    """A small dataset on SeaweedFS (through the proxy) for the serve trials, built once."""
+    uri = f"s3://lexembed/faults-{stamp}/serve.lance"
+    d = pathlib.Path(work) / "serve-data"
+    if d.exists():
+        return uri
+    d.mkdir()
+    (d / "docs.jsonl").write_text("".join(record(i) + "\n" for i in range(200)))
+    text = spec_yaml("faults-serve", "unused", uri)
+    text = re.sub(r"source:\n(  .*\n)+?encoder:", "source: {kind: file, path: docs.jsonl}\nencoder:", text)
+    (d / "p.yaml").write_text(text)
+    subprocess.run([lexembed_bin(), "run", str(d / "p.yaml")], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return uri
+
+
+def serve_result(fault, outcome, error, recovery_s=0.0, **extra):
+    return {"fault": fault, "component": "serve", "outcome": outcome, "lost": 0, "duplicates": 0,
+            "recovery_s": round(recovery_s, 1), "error": error, "warnings": 0, **extra}
+
+
+def serve_store_unreachable(work, stamp, _rng):
+    """The dataset's store unreachable for 10 s: /search answers 503 with Retry-After at once, not a
+    500 or a hang, and serves again by itself once the store is back."""
+    srv = Serve(work, serve_dataset(work, stamp))
+    try:
+        before = srv.search()
+        if before[0] != 200:
+            return serve_result("serve_store_unreachable", "failed", f"/search before: {before}")
+        proxy_enabled(False)
+        during = []
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            during.append(srv.search())
+            time.sleep(0.5)
+        proxy_enabled(True)
+        healed = time.monotonic()
+        after = srv.search()
+        while after[0] != 200 and time.monotonic() - healed < 30:
+            time.sleep(0.5)
+            after = srv.search()
+        recovery = time.monotonic() - healed
+        statuses = sorted({str(s) for s, _, _ in during})
+        slowest = max(t for _, t, _ in during)
+        health = srv.request("GET", "/health")[0]
+        ok = all(s == 503 and ra for s, _, ra in during) and after[0] == 200 and slowest < 10
+        return serve_result(
+            "serve_store_unreachable", "rode_out" if ok else "failed",
+            "" if ok else f"during the outage /search answered {statuses} (slowest {slowest:.1f} s, "
+            f"Retry-After {[ra for _, _, ra in during][:1]}); after: {after[0]}",
+            recovery, statuses_during=statuses, slowest_s=round(slowest, 2), health_after=health)
+    finally:
+        proxy_enabled(True)
+        srv.stop()
+
+
+def serve_huge_body(work, stamp, _rng):
+    """A 100 MB body gets 413 at once (the limit is checked before the body is read whole)."""
+    srv = Serve(work, serve_dataset(work, stamp))
+    body = pathlib.Path(work) / "huge.json"
+    if not body.exists():
+        with open(body, "w") as f:
+            f.write('{"model": "m", "input": ["')
+            f.write("a" * (100 * 1024 * 1024))
+            f.write('"]}')
+    try:
+        out = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-H",
+             "Content-Type: application/json", "--data-binary", f"@{body}",
+             f"http://{srv.addr}/v1/embeddings"], capture_output=True, text=True, timeout=60)
+        code, took = out.stdout.split()
+        health = srv.request("GET", "/health")[0]
+        ok = code == "413" and float(took) < 5 and health == 200
+        return serve_result("serve_huge_body", "exited_clear" if ok else "failed",
+                            f"100 MB body: {code} in {float(took):.2f} s; /health then {health}",
+                            status=int(code), seconds=float(took))
+    finally:
+        srv.stop()
+
+
+def serve_idle_connections(work, stamp, _rng):
+    """1,000 idle connections held open: /health still answers at once."""
+    import resource
+    import socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    srv = Serve(work, serve_dataset(work, stamp))
+    host, port = srv.addr.rsplit(":", 1)
+    socks = []
+    try:
+        for _ in range(1000):
+            socks.append(socket.create_connection((host, int(port)), timeout=5))
+        status, took, _ = srv.request("GET", "/health", timeout=5)
+        search, search_s, _ = srv.search()
+        ok = status == 200 and took < 2 and search == 200
+        return serve_result("serve_idle_connections", "rode_out" if ok else "failed",
+                            f"/health {status} in {took:.2f} s, /search {search} in {search_s:.2f} s "
+                            f"beside {len(socks)} idle connections", health_s=round(took, 3))
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
+
+
+SERVE_TRIALS = {
+    "serve_store_unreachable": serve_store_unreachable,
+    "serve_huge_body": serve_huge_body,
+    "serve_idle_connections": serve_idle_connections,
+}
+
+
+# --- one trial -----------------------------------------------------------------------------------
+
+
+def spec_yaml(name, topic, dataset):
+    env = os.environ
+    return f"""name: {name}
+source:
+  kind: kafka
+  batch_rows: 64
+  kafka:
+    brokers: {BROKERS}
+    topics: [{topic}]
+    group_id: {topic}-g
+    linger_ms: 200
+    commit_interval_ms: 500
+    properties:
+      session.timeout.ms: "10000"
+      heartbeat.interval.ms: "1000"
+encoder:
+  model: {TINY}
+sink:
+  uri: {dataset}
+  mode: append
+  storage_options:
+    aws_endpoint: http://{PROXY_LISTEN}
+    aws_region: {env["AWS_REGION"]}
+    aws_access_key_id: {env["AWS_ACCESS_KEY_ID"]}
+    aws_secret_access_key: {env["AWS_SECRET_ACCESS_KEY"]}
+    allow_http: "true"
+"""
+
+
+def record(i):
+    return json.dumps({"id": f"r{i}", "text": f"Artículo {i}. El plazo para resolver el "
+                       f"procedimiento {i % 977} será de {i % 90} días hábiles."})
+
+
+def feed(topic, n, rate, stop):
+    """Offers `n` records to `topic` at `rate` a second, through `lexembed produce` on stdin."""
+    p = subprocess.Popen([lexembed_bin(), "produce", "-", "--topic", topic, "--partitions", "4",
+                          "--key-field", "id", "--brokers", BROKERS],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    start = time.monotonic()
+    for i in range(n):
+        if stop.is_set():
+            break
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        p.stdin.write(record(i) + "\n")
+        p.stdin.flush()
+    _, err = p.communicate(timeout=RUN_TIMEOUT_S)  # closes stdin: the producer flushes and exits
+    if p.returncode != 0:
+        raise RuntimeError(f"lexembed produce to {topic} failed: {err.strip()[-500:]}")
+
+
+def create_topic(topic):
+    subprocess.run([lexembed_bin(), "produce", "/dev/null", "--topic", topic, "--partitions", "4",
+                    "--brokers", BROKERS], check=True, stdout=subprocess.DEVNULL)
+
+
+class Trial:
+    def __init__(self, fault, n, stamp, work):
+        self.fault, self.n = fault, n
+        self.component, self.duration, self.inject, self.heal = FAULTS[fault]
+        self.topic = f"faults-{fault.replace('_', '-')}-{stamp}-{n}"
+        self.dataset = f"s3://lexembed/faults-{stamp}/{fault}-{n}.lance"
+        self.dir = pathlib.Path(work) / f"{fault}-{n}"
+        self.dir.mkdir(parents=True)
+        self.spec = self.dir / "p.yaml"
+        self.spec.write_text(spec_yaml(f"faults-{fault}", self.topic, self.dataset))
+        self.proc = None
+        self.sigterm_at = None
+        self.runs = 0
+
+    def start(self):
+        self.runs += 1
+        out = open(self.dir / f"run{self.runs}.log", "w")
+        self.proc = subprocess.Popen(
+            [lexembed_bin(), "run", str(self.spec), "--exit-when-idle", str(IDLE_EXIT_S),
+             "--http-addr", ""],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "LEXEMBED_LOG": "info"})
+
+    def log_text(self, run):
+        return (self.dir / f"run{run}.log").read_text(errors="replace")
+
+    def wait(self):
+        try:
+            return self.proc.wait(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def run(self, rng):
+        stop = threading.Event()
+        fed = {}
+
+        def feeder():
+            try:
+                feed(self.topic, RECORDS, RATE, stop)
+                fed["ok"] = True
+            except Exception as e:  # noqa: BLE001 - reported as the trial's error
+                fed["error"] = str(e)
+
+        create_topic(self.topic)
+        self.start()
+        t = threading.Thread(target=feeder)
+        t.start()
+        # A random moment while records are still being offered and committed.
+        at = rng.uniform(2.0, RECORDS / RATE * 0.6)
+        time.sleep(at)
+        log(f"{self.fault} #{self.n}: injected {at:.1f} s into the run, for {self.duration} s")
+        injected_while_running = self.proc.poll() is None
+        self.inject(self)
+        time.sleep(self.duration)
+        self.heal(self)
+        healed = time.monotonic()
+        code = self.wait()
+        error = ""
+        outcome = "rode_out"
+        first = self.log_text(1)
+        if self.sigterm_at is not None:
+            # A SIGTERM'd replica commits what it has and exits 0 within the grace period; the
+            # next one finishes the topic.
+            took = time.monotonic() - self.sigterm_at
+            outcome, error = "exited_clear", f"SIGTERM: exit {code} after {took:.1f} s"
+            if code != 0 or took > GRACE_S:
+                outcome = "failed"
+            self.start()
+            code = self.wait()
+        elif code != 0:
+            error = named_reason(first)
+            outcome = "exited_clear" if error else "failed"
+            if not error:
+                error = f"exit {code} without an error line: {first.strip()[-300:]}"
+            self.start()
+            code = self.wait()
+        recovery = time.monotonic() - healed
+        t.join(timeout=RUN_TIMEOUT_S)
+        if "error" in fed:
+            outcome, error = "failed", fed["error"]
+        if code != 0:
+            outcome = "failed"
+            error = (error + "; " if error else "") + (
+                f"the run after the fault exited {code}: "
+                f"{named_reason(self.log_text(self.runs)) or self.log_text(self.runs)[-300:]}")
+        lost, dups = check_exactly_once(self.dataset, RECORDS)
+        if lost or dups:
+            outcome = "failed"
+        if not injected_while_running:
+            outcome, error = "failed", "the run ended before the fault: make the run longer"
+        return {
+            "fault": self.fault, "component": self.component, "outcome": outcome,
+            "lost": lost, "duplicates": dups, "recovery_s": round(recovery, 1),
+            "error": error, "injected_at_s": round(at, 1), "fault_s": self.duration,
+            "runs": self.runs, "warnings": fault_lines(first),
+        }
+
+
+ERROR_LINE = re.compile(r"(^Error:.*$|\bERROR\b.*$)", re.MULTILINE)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def named_reason(text):
+    """The error the run exited with (anyhow's `Error:` line and its causes), or ''."""
+    text = ANSI.sub("", text)
+    final = list(re.finditer(r"^(Error|error): ", text, re.MULTILINE))
+    if final:
+        return " ".join(text[final[-1].start():].split())[:600]
+    hits = ERROR_LINE.findall(text)
+    return " ".join(hits[-1].split())[:600] if hits else ""
+
+
+def fault_lines(text):
+    """How many WARN/ERROR lines the run logged: one per fault state change, not a flood."""
+    text = ANSI.sub("", text)
+    return sum(1 for line in text.splitlines() if " WARN " in line or " ERROR " in line)
+
+
+def check_exactly_once(uri, n):
+    """(lost, duplicates) of ids r0…r{n-1} in the dataset, read straight from SeaweedFS."""
+    opts = {
+        "aws_endpoint": os.environ["AWS_ENDPOINT"], "aws_region": os.environ["AWS_REGION"],
+        "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"], "allow_http": "true",
+    }
+    try:
+        ids = lance.dataset(uri, storage_options=opts).to_table(columns=["id"])["id"].to_pylist()
+    except (ValueError, OSError) as e:
+        if "not found" in str(e).lower() or "was not found" in str(e).lower():
+            return n, 0
+        raise
+    want = {f"r{i}" for i in range(n)}
+    got = set(ids)
+    return len(want - got), len(ids) - len(got) + len(got - want)
+
+
+# --- the matrix ----------------------------------------------------------------------------------
+
+
+def table(trials):
+    head = f"{'fault':24} {'component':13} {'outcome':13} {'lost':>5} {'dups':>5} {'recovery_s':>10} {'warn':>5}  error"
+    rows = [head] + [
+        f"{t['fault']:24} {t['component']:13} {t['outcome']:13} {t['lost']:5} {t['duplicates']:5} "
+        f"{t['recovery_s']:10} {t['warnings']:5}  {t['error'][:140]}"
+        for t in trials
+    ]
+    return "\n".join(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one trial of each fault (CI)")
+    ap.add_argument("--trials", type=int, default=3, help="trials of each fault (default 3)")
+    ap.add_argument("--only", help="comma-separated faults to run (default: all)")
+    ap.add_argument("--seed", type=int, default=None, help="random moments' seed (default: clock)")
+    ap.add_argument("--report", default=str(ROOT / "target/faults/report.json"))
+    args = ap.parse_args()
+    known = list(FAULTS) + list(SERVE_TRIALS)
+    faults = args.only.split(",") if args.only else known
+    unknown = [f for f in faults if f not in known]
+    if unknown:
+        ap.error(f"unknown fault(s) {unknown}; known: {', '.join(known)}")
+    trials_each = 1 if args.quick else args.trials
+    seed = args.seed if args.seed is not None else int(time.time())
+    rng = random.Random(seed)
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    log(f"{len(faults)} faults x {trials_each} trials, seed {seed}, {RECORDS} records at {RATE}/s each")
+    results = []
+    keep = bool(os.environ.get("FAULTS_KEEP"))
+    work = tempfile.mkdtemp(prefix="lexembed-faults-")
+    if keep:
+        log(f"FAULTS_KEEP: logs stay in {work}")
+    try:
+        for fault in faults:
+            for n in range(trials_each):
+                proxy_reset()
+                if fault in SERVE_TRIALS:
+                    try:
+                        results.append(SERVE_TRIALS[fault](work, stamp, rng))
+                    except Exception as e:  # noqa: BLE001 - a harness failure is a failed trial
+                        results.append(serve_result(fault, "failed", f"harness: {e}"))
+                    log(f"{fault} #{n}: {results[-1]['outcome']} {results[-1]['error'][:200]}")
+                    continue
+                trial = Trial(fault, n, stamp, work)
+                try:
+                    results.append(trial.run(rng))
+                except Exception as e:  # noqa: BLE001 - a harness failure is a failed trial
+                    results.append({"fault": fault, "component": FAULTS[fault][0],
+                                    "outcome": "failed", "lost": -1, "duplicates": -1,
+                                    "recovery_s": -1, "error": f"harness: {e}", "warnings": 0})
+                finally:
+                    if trial.proc and trial.proc.poll() is None:
+                        trial.proc.kill()
+                log(f"{fault} #{n}: {results[-1]['outcome']} (lost {results[-1]['lost']}, "
+                    f"duplicates {results[-1]['duplicates']}) {results[-1]['error'][:200]}")
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report = pathlib.Path(args.report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"seed": seed, "records": RECORDS, "rate": RATE,
+                                  "trials": results}, indent=1))
+    print(table(results))
+    print(f"report: {report}")
+    sys.exit(1 if any(t["outcome"] == "failed" for t in results) else 0)
+
+
+if __name__ == "__main__":
+    main()
