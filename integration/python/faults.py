@@ -47,7 +47,8 @@ RECORDS = 3000
 RATE = 150.0
 IDLE_EXIT_S = 10
 RUN_TIMEOUT_S = 300
-# The chart's terminationGracePeriodSeconds: a SIGTERM'd replica must be gone within it.
+# A SIGTERM'd replica must be gone within this (the chart's grace period is maxBatchSeconds + 60 s,
+# but a replica with nothing slow in hand should leave at once).
 GRACE_S = 30
 
 
