@@ -14,8 +14,9 @@ use crate::error::{KafkaError, Result};
 
 /// Quiet polling for this long prompts a probe (and the next one after as long again).
 pub const PROBE_EVERY: Duration = Duration::from_secs(10);
-/// How long one probe waits for the broker's answer.
-pub const PROBE_WAIT: Duration = Duration::from_secs(5);
+/// How long one question to the broker (a probe, or `exit_when_idle`'s look at where the partitions
+/// end) waits for its answer.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// Probes the broker while polls return nothing; fails once it has not answered for `give_up`.
 pub struct BrokerWatch {
@@ -23,8 +24,8 @@ pub struct BrokerWatch {
     topic: String,
     give_up: Duration,
     last_probe: Option<Instant>,
-    /// When the first unanswered probe of the current silence was sent, and why it failed.
-    silent: Option<(Instant, String)>,
+    /// When the first unanswered question of the current silence failed.
+    silent_since: Option<Instant>,
 }
 
 impl BrokerWatch {
@@ -34,13 +35,13 @@ impl BrokerWatch {
             topic: topic.to_string(),
             give_up,
             last_probe: None,
-            silent: None,
+            silent_since: None,
         }
     }
 
     /// A message arrived: the broker answers.
     pub fn heard(&mut self) {
-        if self.silent.take().is_some() {
+        if self.silent_since.take().is_some() {
             info!(brokers = %self.brokers, "the broker answers again");
         }
     }
@@ -56,7 +57,7 @@ impl BrokerWatch {
             return Ok(());
         }
         self.last_probe = Some(Instant::now());
-        match consumer.fetch_metadata(Some(&self.topic), PROBE_WAIT) {
+        match consumer.fetch_metadata(Some(&self.topic), ANSWER_WAIT) {
             Ok(_) => {
                 self.heard();
                 Ok(())
@@ -67,14 +68,10 @@ impl BrokerWatch {
 
     /// A request to the broker failed with `error`: counts towards `give_up`.
     pub fn unanswered(&mut self, error: String) -> Result<()> {
-        let (since, _) = self.silent.get_or_insert_with(|| {
+        let since = *self.silent_since.get_or_insert_with(|| {
             warn!(brokers = %self.brokers, %error, "the broker does not answer");
-            (Instant::now(), String::new())
+            Instant::now()
         });
-        let since = *since;
-        if let Some(s) = self.silent.as_mut() {
-            s.1 = error.clone();
-        }
         if since.elapsed() >= self.give_up {
             return Err(KafkaError::BrokerSilent {
                 brokers: self.brokers.clone(),
@@ -105,9 +102,9 @@ mod tests {
         let mut w = BrokerWatch::new(brokers, "t", Duration::from_millis(300));
         w.quiet(&consumer, Duration::from_secs(1)).unwrap(); // too soon to probe
         w.quiet(&consumer, PROBE_EVERY).unwrap(); // first failure starts the clock
-        assert!(w.silent.is_some());
+        assert!(w.silent_since.is_some());
         w.heard();
-        assert!(w.silent.is_none());
+        assert!(w.silent_since.is_none());
         w.unanswered("down".into()).unwrap();
         std::thread::sleep(Duration::from_millis(350));
         let e = w.unanswered("still down".into()).unwrap_err().to_string();

@@ -32,7 +32,7 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use crate::batch::{BatchLimits, ClosedBatch, DeadLetter, MicroBatch};
-use crate::broker_watch::BrokerWatch;
+use crate::broker_watch::{ANSWER_WAIT, BrokerWatch};
 use crate::context::{OperatorContext, Shared};
 use crate::dead_letter::DeadLetterSink;
 use crate::error::{KafkaError, Result, client_err};
@@ -429,7 +429,7 @@ impl<'a> Operator<'a> {
         for topic in &self.kafka.topics {
             let md = self
                 .consumer
-                .fetch_metadata(Some(topic), BROKER_ANSWER_WAIT)
+                .fetch_metadata(Some(topic), ANSWER_WAIT)
                 .map_err(|e| {
                     NotRead::Unanswered(format!("the broker did not answer for topic {topic}: {e}"))
                 })?;
@@ -441,19 +441,29 @@ impl<'a> Operator<'a> {
         }
         let group = self
             .consumer
-            .committed_offsets(parts.clone(), BROKER_ANSWER_WAIT)
+            .committed_offsets(parts.clone(), ANSWER_WAIT)
             .map_err(|e| {
                 NotRead::Unanswered(format!("the group coordinator did not answer: {e}"))
             })?;
-        let mut lance = self.shared.offsets();
-        self.rt
-            .block_on(lance.refresh())
-            .map_err(|e| NotRead::Behind(format!("reading the group's offsets in Lance: {e}")))?;
+        // Read under the offsets' lock, which the writer's commits take: released before the
+        // watermarks are asked for (up to ANSWER_WAIT a partition).
+        let in_lance: HashMap<Partition, i64> = {
+            let mut lance = self.shared.offsets();
+            self.rt.block_on(lance.refresh()).map_err(|e| {
+                NotRead::Behind(format!("reading the group's offsets in Lance: {e}"))
+            })?;
+            parts
+                .elements()
+                .iter()
+                .map(|e| Partition::new(e.topic(), e.partition()))
+                .filter_map(|p| lance.next_offset(&p).map(|o| (p, o)))
+                .collect()
+        };
         for e in parts.elements() {
             let p = Partition::new(e.topic(), e.partition());
             let (low, high) = self
                 .consumer
-                .fetch_watermarks(e.topic(), e.partition(), BROKER_ANSWER_WAIT)
+                .fetch_watermarks(e.topic(), e.partition(), ANSWER_WAIT)
                 .map_err(|err| {
                     NotRead::Unanswered(format!("the broker did not answer for {p}'s end: {err}"))
                 })?;
@@ -463,7 +473,7 @@ impl<'a> Operator<'a> {
             let read_to = [
                 Some(low),
                 positions.get(&p).copied().filter(|_| self.shared.owns(&p)),
-                lance.next_offset(&p),
+                in_lance.get(&p).copied(),
                 in_kafka,
             ]
             .into_iter()
@@ -563,8 +573,6 @@ impl<'a> Operator<'a> {
 
 /// How long shutting down waits for the consumer group to let the consumer go.
 const CLOSE_WAIT: Duration = Duration::from_secs(30);
-/// How long `exit_when_idle` waits for the broker to say where the partitions end.
-const BROKER_ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// A broker silent this long ends the run (non-zero; the restart reconnects): a broker restart or a
 /// 30 s outage is ridden out, a librdkafka client left disconnected is not kept forever.
 const BROKER_GIVE_UP: Duration = Duration::from_secs(60);
