@@ -1,7 +1,7 @@
 """Faults injected for real while a streaming pipeline works (issue 33), and what it did about each.
 
-A trial starts clean: a new topic (fed at a fixed rate by `lexembed produce` from stdin while the run
-works), a new Lance dataset on SeaweedFS reached through toxiproxy, and a `lexembed run` Kafka replica
+A trial starts clean: a new topic (fed at a fixed rate by `lexembed produce` processes while the run
+works, see Feed), a new Lance dataset on SeaweedFS reached through toxiproxy, and a `lexembed run` Kafka replica
 (tiny fixture model). One fault is injected at a random moment of the run and healed after its
 duration. The run either rides it out (exits 0 once the topic is idle) or exits non-zero; then it is
 started again, as Kubernetes would, and must finish. The dataset is read back with pylance straight
@@ -16,6 +16,7 @@ variables of `integration/s3.sh env` in the environment.
 """
 
 import argparse
+import datetime
 import json
 import os
 import pathlib
@@ -46,6 +47,13 @@ HOME = pathlib.Path(os.environ.get("LEXEMBED_HOME", pathlib.Path.home() / ".cach
 RECORDS = 3000
 RATE = 150.0
 IDLE_EXIT_S = 10
+# The feed's chunks (one producer process each) and how long a message may wait for its broker: a
+# 30 s freeze is ridden out by the chunk it caught.
+CHUNK_S = 2.0
+PRODUCE_TIMEOUT_MS = 90_000
+# A run's stop decision reads the partitions' ends up to a few seconds before it logs it: a record
+# acknowledged this close to the log line may not have been in the topic yet.
+ACK_MARGIN_S = 5.0
 RUN_TIMEOUT_S = 300
 # A SIGTERM'd replica must be gone within this (the chart's grace period is maxBatchSeconds + 60 s,
 # but a replica with nothing slow in hand should leave at once).
@@ -445,24 +453,59 @@ def record(i):
                        f"procedimiento {i % 977} será de {i % 90} días hábiles."})
 
 
-def feed(topic, n, rate, stop):
-    """Offers `n` records to `topic` at `rate` a second, through `lexembed produce` on stdin."""
-    p = subprocess.Popen([lexembed_bin(), "produce", "-", "--topic", topic, "--partitions", "4",
-                          "--key-field", "id", "--brokers", BROKERS],
-                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True)
-    start = time.monotonic()
-    for i in range(n):
-        if stop.is_set():
-            break
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        p.stdin.write(record(i) + "\n")
-        p.stdin.flush()
-    _, err = p.communicate(timeout=RUN_TIMEOUT_S)  # closes stdin: the producer flushes and exits
-    if p.returncode != 0:
-        raise RuntimeError(f"lexembed produce to {topic} failed: {err.strip()[-500:]}")
+class Feed:
+    """Offers `n` records to `topic` at `rate` a second, in chunks of CHUNK_S seconds, each through
+    its own `lexembed produce` process (stdin). A librdkafka client can stay wedged for minutes after
+    a broker freeze or restart (a fresh one connects at once); one producer per chunk keeps a wedged
+    client to its own chunk. A chunk's process exits non-zero when any of its messages was not
+    acknowledged within PRODUCE_TIMEOUT_MS: those records may or may not be in the topic
+    (`unconfirmed`); the others are, once each (`confirmed`, idempotent producer)."""
+
+    def __init__(self, topic, n, rate, work):
+        self.topic, self.n, self.rate, self.work = topic, n, rate, pathlib.Path(work)
+        self.confirmed, self.unconfirmed, self.failures = set(), set(), []
+        self.confirmed_at = {}  # id -> wall-clock time its chunk was acknowledged
+        self.done_at = None  # wall-clock time the last chunk was acknowledged or failed
+
+    def run(self, stop):
+        start = time.monotonic()
+        per_chunk = max(1, int(self.rate * CHUNK_S))
+        waiters = []
+        for first in range(0, self.n, per_chunk):
+            ids = list(range(first, min(first + per_chunk, self.n)))
+            log_path = self.work / f"produce-{first}.log"
+            p = subprocess.Popen(
+                [lexembed_bin(), "produce", "-", "--topic", self.topic, "--key-field", "id",
+                 "--brokers", BROKERS, "-X", f"message.timeout.ms={PRODUCE_TIMEOUT_MS}"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"),
+                text=True)
+            for i in ids:
+                if stop.is_set():
+                    break
+                delay = start + i / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                p.stdin.write(record(i) + "\n")
+                p.stdin.flush()
+            p.stdin.close()  # the producer flushes and exits
+            w = threading.Thread(target=self._settle, args=(p, ids, log_path))
+            w.start()
+            waiters.append(w)
+        for w in waiters:
+            w.join()
+        self.done_at = time.time()
+
+    def _settle(self, p, ids, log_path):
+        code = p.wait()
+        now = time.time()
+        names = {f"r{i}" for i in ids}
+        if code == 0:
+            self.confirmed |= names
+            self.confirmed_at.update((name, now) for name in names)
+        else:
+            self.unconfirmed |= names
+            tail = ANSI.sub("", log_path.read_text(errors="replace")).strip().splitlines()[-1:]
+            self.failures.append(f"r{ids[0]}..r{ids[-1]}: {' '.join(tail)[-300:]}")
 
 
 def create_topic(topic):
@@ -505,14 +548,14 @@ class Trial:
 
     def run(self, rng):
         stop = threading.Event()
-        fed = {}
+        feed = Feed(self.topic, RECORDS, RATE, self.dir)
 
         def feeder():
             try:
-                feed(self.topic, RECORDS, RATE, stop)
-                fed["ok"] = True
+                feed.run(stop)
             except Exception as e:  # noqa: BLE001 - reported as the trial's error
-                fed["error"] = str(e)
+                feed.failures.append(f"harness: {e}")
+                feed.done_at = time.time()
 
         create_topic(self.topic)
         self.start()
@@ -523,60 +566,87 @@ class Trial:
         time.sleep(at)
         log(f"{self.fault} #{self.n}: injected {at:.1f} s into the run, for {self.duration} s")
         injected_while_running = self.proc.poll() is None
+        injected = time.time()
         self.inject(self)
         time.sleep(self.duration)
         self.heal(self)
         healed = time.monotonic()
         code = self.wait()
-        fed_before_exit = not t.is_alive()
-        error = ""
+        notes = []
         outcome = "rode_out"
         first = self.log_text(1)
-        if code == 0 and self.sigterm_at is None and not fed_before_exit:
-            # The producer is held up by a broker fault as much as the replica: when the replica
-            # read the topic to its end (the broker confirms it) before the rest was delivered, the
-            # backfill is done by its own rule; the rest is read by a second run, as a re-run of a
-            # backfill over a topic still being written would.
-            t.join(timeout=RUN_TIMEOUT_S)
-            error = "ended before the producer had delivered the rest: run again"
-            self.start()
-            code = self.wait()
         if self.sigterm_at is not None:
             # A SIGTERM'd replica commits what it has and exits 0 within the grace period; the
             # next one finishes the topic.
             took = time.monotonic() - self.sigterm_at
-            outcome, error = "exited_clear", f"SIGTERM: exit {code} after {took:.1f} s"
+            outcome = "exited_clear"
+            notes.append(f"SIGTERM: exit {code} after {took:.1f} s")
             if code != 0 or took > GRACE_S:
                 outcome = "failed"
             self.start()
             code = self.wait()
         elif code != 0:
-            error = named_reason(first)
-            outcome = "exited_clear" if error else "failed"
-            if not error:
-                error = f"exit {code} without an error line: {first.strip()[-300:]}"
+            reason = named_reason(first)
+            outcome = "exited_clear" if reason else "failed"
+            notes.append(reason or f"exit {code} without an error line: {first.strip()[-300:]}")
             self.start()
             code = self.wait()
-        recovery = time.monotonic() - healed
         t.join(timeout=RUN_TIMEOUT_S)
-        if "error" in fed:
-            outcome, error = "failed", fed["error"]
+        code = self.read_the_rest(code, feed, notes)
+        recovery = time.monotonic() - healed
         if code != 0:
             outcome = "failed"
-            error = (error + "; " if error else "") + (
-                f"the run after the fault exited {code}: "
-                f"{named_reason(self.log_text(self.runs)) or self.log_text(self.runs)[-300:]}")
-        lost, dups = check_exactly_once(self.dataset, RECORDS)
+            notes.append(f"the run after the fault exited {code}: "
+                         f"{named_reason(self.log_text(self.runs)) or self.log_text(self.runs)[-300:]}")
+        lost, dups, unconfirmed_landed = check_exactly_once(self.dataset, feed)
         if lost or dups:
             outcome = "failed"
+        if feed.failures:
+            notes.append(f"{len(feed.unconfirmed)} records not acknowledged to the feed "
+                         f"({unconfirmed_landed} of them landed, once): {feed.failures[0]}")
+        acked_after = sum(1 for when in feed.confirmed_at.values() if when > injected)
+        if acked_after == 0:
+            outcome = "failed"
+            notes.append("no record offered after the fault was acknowledged: nothing was tested")
         if not injected_while_running:
-            outcome, error = "failed", "the run ended before the fault: make the run longer"
+            outcome = "failed"
+            notes.append("the run ended before the fault: make the run longer")
         return {
             "fault": self.fault, "component": self.component, "outcome": outcome,
-            "lost": lost, "duplicates": dups, "recovery_s": round(recovery, 1),
-            "error": error, "injected_at_s": round(at, 1), "fault_s": self.duration,
-            "runs": self.runs, "warnings": fault_lines(first),
+            "lost": lost, "duplicates": dups, "unconfirmed": len(feed.unconfirmed),
+            "recovery_s": round(recovery, 1), "error": "; ".join(notes),
+            "injected_at_s": round(at, 1), "fault_s": self.duration, "runs": self.runs,
+            "warnings": fault_lines(first),
         }
+
+    def read_the_rest(self, code, feed, notes):
+        """Runs again while the latest run exited 0 before the feed's last acknowledged record: a
+        backfill stops once the broker confirms the topic read to its end, and a producer held up by
+        a broker fault can deliver the rest after that moment (the rest is read by a re-run, as a
+        re-run of a backfill over a topic still being written would). A run that stopped after the
+        last acknowledgement must have read everything: no re-run, and what it missed is lost."""
+        last_ack = max(feed.confirmed_at.values(), default=0.0)
+        for _ in range(2):
+            decided = stop_decided_at(self.log_text(self.runs))
+            if code != 0 or (decided is not None and last_ack < decided - ACK_MARGIN_S):
+                break
+            notes.append("ended before the feed's last acknowledgement: run again")
+            self.start()
+            code = self.wait()
+        return code
+
+
+STOP_LINE = re.compile(r"^(\S+Z) .*no messages: stopping \(exit_when_idle\)", re.MULTILINE)
+
+
+def stop_decided_at(text):
+    """Wall-clock time the run decided the topic was read to its end (its log line), or None."""
+    hits = STOP_LINE.findall(ANSI.sub("", text))
+    if not hits:
+        return None
+    stamp = hits[-1][:26].rstrip("Z")  # microseconds at most
+    return datetime.datetime.fromisoformat(stamp).replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 
 ERROR_LINE = re.compile(r"(^Error:.*$|\bERROR\b.*$)", re.MULTILINE)
@@ -599,8 +669,10 @@ def fault_lines(text):
     return sum(1 for line in text.splitlines() if " WARN " in line or " ERROR " in line)
 
 
-def check_exactly_once(uri, n):
-    """(lost, duplicates) of ids r0…r{n-1} in the dataset, read straight from SeaweedFS."""
+def check_exactly_once(uri, feed):
+    """(lost, duplicates, unconfirmed that landed) of the feed's records in the dataset, read straight
+    from SeaweedFS: every acknowledged record exactly once, an unacknowledged one at most once, and
+    nothing else."""
     opts = {
         "aws_endpoint": os.environ["AWS_ENDPOINT"], "aws_region": os.environ["AWS_REGION"],
         "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
@@ -610,21 +682,23 @@ def check_exactly_once(uri, n):
         ids = lance.dataset(uri, storage_options=opts).to_table(columns=["id"])["id"].to_pylist()
     except (ValueError, OSError) as e:
         if "not found" in str(e).lower() or "was not found" in str(e).lower():
-            return n, 0
+            return len(feed.confirmed), 0, 0
         raise
-    want = {f"r{i}" for i in range(n)}
     got = set(ids)
-    return len(want - got), len(ids) - len(got) + len(got - want)
+    known = feed.confirmed | feed.unconfirmed
+    return (len(feed.confirmed - got), len(ids) - len(got) + len(got - known),
+            len(got & feed.unconfirmed))
 
 
 # --- the matrix ----------------------------------------------------------------------------------
 
 
 def table(trials):
-    head = f"{'fault':24} {'component':13} {'outcome':13} {'lost':>5} {'dups':>5} {'recovery_s':>10} {'warn':>5}  error"
+    head = (f"{'fault':24} {'component':13} {'outcome':13} {'lost':>5} {'dups':>5} {'unacked':>7} "
+            f"{'recovery_s':>10} {'warn':>5}  error")
     rows = [head] + [
         f"{t['fault']:24} {t['component']:13} {t['outcome']:13} {t['lost']:5} {t['duplicates']:5} "
-        f"{t['recovery_s']:10} {t['warnings']:5}  {t['error'][:140]}"
+        f"{t.get('unconfirmed', 0):7} {t['recovery_s']:10} {t['warnings']:5}  {t['error'][:140]}"
         for t in trials
     ]
     return "\n".join(rows)

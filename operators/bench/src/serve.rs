@@ -3,6 +3,12 @@
 //! against the bare encoder over the same texts, rounds interleaved. Reports texts/s per level and its
 //! ratio to the bare encoder, p50/p99 request latency, and an overload level (many clients, a small
 //! queue) where the server answers 429 instead of queueing without bound.
+//!
+//! `--bulk N`: head-of-line blocking instead. One client sends one-text queries (the corpus's titles)
+//! back to back for `--seconds`, alone and then beside a bulk client that sends N-input requests
+//! without pause; p50 and p99 of the queries in both, against servers that embed a request in pieces
+//! of each `--piece-rows` and the reference that embeds each request whole, rounds interleaved. Also
+//! the bulk client's texts/s alone and beside the queries (what the pieces cost it).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +35,17 @@ pub struct ServeBenchArgs {
     pub overload_queue: usize,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Measure one-text queries beside a client sending requests of this many inputs (2048: OpenAI's
+    /// limit) instead of the client levels.
+    #[arg(long)]
+    pub bulk: Option<usize>,
+    /// Seconds of one-text queries per measurement (`--bulk`).
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// The pieces of the servers under test (`--bulk`), one server per value; the reference embeds
+    /// each request whole.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, lexembed_encoder::DEFAULT_PIECE_ROWS])]
+    pub piece_rows: Vec<usize>,
     #[arg(long)]
     pub json: bool,
 }
@@ -43,6 +60,9 @@ struct Load {
 }
 
 pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
+    if let Some(inputs) = args.bulk {
+        return run_bulk(&args, inputs);
+    }
     let texts = super::texts::load(&args.input.corpus(), args.input.limit)?;
     let model = args.input.model();
     let encoder = Arc::new(Encoder::open(&model, &EncoderOptions::default())?);
@@ -50,8 +70,11 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let url = rt.block_on(start(encoder.clone(), BatchPolicy::default().max_queued))?;
-    let tight = rt.block_on(start(encoder.clone(), args.overload_queue))?;
+    let url = rt.block_on(start(
+        encoder.clone(),
+        served(BatchPolicy::default().max_queued),
+    ))?;
+    let tight = rt.block_on(start(encoder.clone(), served(args.overload_queue)))?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
@@ -76,18 +99,26 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
     report(&args, &texts, median(bare_s), &levels, &overload)
 }
 
-/// Serves the routes on a free local port; returns the embeddings URL.
-async fn start(encoder: Arc<Encoder>, max_queued: usize) -> anyhow::Result<String> {
-    let policy = BatchPolicy {
+/// `lexembed serve`'s queue policy, with room for `max_queued` requests.
+fn served(max_queued: usize) -> BatchPolicy {
+    BatchPolicy {
         max_queued,
         linger: Duration::from_millis(2),
         ..BatchPolicy::default()
-    };
+    }
+}
+
+/// Serves the routes on a free local port; returns the embeddings URL.
+async fn start(encoder: Arc<Encoder>, policy: BatchPolicy) -> anyhow::Result<String> {
     let state = Arc::new(ServeState {
         model_name: encoder.model().model_id.clone(),
         queue: SharedBatcher::start(encoder, policy),
         datasets: Default::default(),
-        limits: Limits::default(),
+        limits: Limits {
+            // The bulk client's 2,048 long texts are over OpenAI's token bound: not what is measured.
+            max_request_tokens: usize::MAX,
+            ..Limits::default()
+        },
         api_key: None,
         render_metrics: None,
     });
@@ -163,6 +194,181 @@ async fn load(
     }
     all.seconds = started.elapsed().as_secs_f64();
     Ok(all)
+}
+
+/// One `--bulk` measurement: the queries' latencies, and the bulk client's texts and seconds.
+#[derive(Debug, Default)]
+struct Beside {
+    queries: Vec<f64>,
+    bulk_texts: usize,
+    bulk_seconds: f64,
+}
+
+fn run_bulk(args: &ServeBenchArgs, inputs: usize) -> anyhow::Result<()> {
+    let corpus = args.input.corpus();
+    let texts = super::texts::load(&corpus, args.input.limit)?;
+    let titles = super::texts::load_fields(&corpus, args.input.limit, &["title".into()])?;
+    anyhow::ensure!(
+        !texts.is_empty() && !titles.is_empty(),
+        "{} has no texts",
+        corpus.display()
+    );
+    let encoder = Arc::new(Encoder::open(
+        args.input.model(),
+        &EncoderOptions::default(),
+    )?);
+    let model = encoder.model().model_id.clone();
+    let bulk: Vec<&String> = texts.iter().cycle().take(inputs).collect();
+    let bulk =
+        serde_json::json!({"model": model, "input": bulk, "encoding_format": "base64"}).to_string();
+    let queries: Vec<String> = titles
+        .iter()
+        .map(|t| serde_json::json!({"model": model, "input": t}).to_string())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut servers: Vec<(String, usize)> = args
+        .piece_rows
+        .iter()
+        .map(|&p| (format!("pieces of {p}"), p.max(1)))
+        .collect();
+    servers.push(("whole requests".into(), usize::MAX));
+    let mut urls = Vec::new();
+    for (_, piece_rows) in &servers {
+        let policy = BatchPolicy {
+            piece_rows: *piece_rows,
+            ..served(BatchPolicy::default().max_queued)
+        };
+        urls.push(rt.block_on(start(encoder.clone(), policy))?);
+    }
+    let client = reqwest::Client::new();
+    let window = Duration::from_secs(args.seconds.max(1));
+    rt.block_on(beside(
+        &client,
+        &urls[0],
+        &queries,
+        None,
+        Duration::from_secs(2),
+    ))?;
+    // Per server: [queries alone, queries beside bulk, bulk alone] over the rounds.
+    let mut runs: Vec<[Vec<Beside>; 3]> = servers.iter().map(|_| Default::default()).collect();
+    for _ in 0..args.rounds {
+        for (url, run) in urls.iter().zip(&mut runs) {
+            run[0].push(rt.block_on(beside(&client, url, &queries, None, window))?);
+            run[1].push(rt.block_on(beside(&client, url, &queries, Some(&bulk), window))?);
+            run[2].push(rt.block_on(beside(&client, url, &[], Some(&bulk), window))?);
+        }
+    }
+    let names: Vec<String> = servers.into_iter().map(|(name, _)| name).collect();
+    report_bulk(args, inputs, &names, &runs)
+}
+
+/// Queries sent one after the other for `window` (at least one; none when `queries` is empty), beside
+/// a client sending `bulk` without pause when given.
+async fn beside(
+    client: &reqwest::Client,
+    url: &str,
+    queries: &[String],
+    bulk: Option<&String>,
+    window: Duration,
+) -> anyhow::Result<Beside> {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bulk_task = bulk.map(|body| {
+        let (client, url, body, done) =
+            (client.clone(), url.to_string(), body.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut texts, started) = (0, Instant::now());
+            while !done.load(Ordering::Relaxed) {
+                let response = client.post(&url).body(body.clone()).send().await?;
+                anyhow::ensure!(response.status() == 200, "bulk: {}", response.status());
+                let got: serde_json::Value = response.json().await?;
+                texts += got["data"].as_array().map_or(0, Vec::len);
+            }
+            Ok((texts, started.elapsed().as_secs_f64()))
+        })
+    });
+    if bulk_task.is_some() {
+        tokio::time::sleep(Duration::from_millis(200)).await; // the bulk request is on the model
+    }
+    let mut out = Beside::default();
+    let started = Instant::now();
+    if queries.is_empty() {
+        tokio::time::sleep(window).await;
+    }
+    for body in queries.iter().cycle() {
+        if !out.queries.is_empty() && started.elapsed() >= window {
+            break;
+        }
+        let t = Instant::now();
+        let response = client.post(url).body(body.clone()).send().await?;
+        anyhow::ensure!(response.status() == 200, "query: {}", response.status());
+        response.bytes().await?;
+        out.queries.push(t.elapsed().as_secs_f64());
+    }
+    done.store(true, Ordering::Relaxed);
+    if let Some(task) = bulk_task {
+        (out.bulk_texts, out.bulk_seconds) = task.await??;
+    }
+    Ok(out)
+}
+
+fn report_bulk(
+    args: &ServeBenchArgs,
+    inputs: usize,
+    names: &[String],
+    runs: &[[Vec<Beside>; 3]],
+) -> anyhow::Result<()> {
+    let stats = |rs: &[Beside]| {
+        let mut lat: Vec<f64> = rs.iter().flat_map(|r| r.queries.clone()).collect();
+        lat.sort_by(f64::total_cmp);
+        let texts: usize = rs.iter().map(|r| r.bulk_texts).sum();
+        let seconds: f64 = rs.iter().map(|r| r.bulk_seconds).sum();
+        let rate = texts as f64 / seconds.max(1e-9);
+        (
+            lat.len(),
+            percentile(&lat, 0.5) * 1e3,
+            percentile(&lat, 0.99) * 1e3,
+            rate,
+        )
+    };
+    let mut rows = Vec::new();
+    for (name, run) in names.iter().zip(runs) {
+        let (_, a50, a99, _) = stats(&run[0]);
+        let (n, b50, b99, rate) = stats(&run[1]);
+        let (_, _, _, bulk_alone) = stats(&run[2]);
+        rows.push(serde_json::json!({
+            "server": name, "alone_p50_ms": a50, "alone_p99_ms": a99,
+            "beside_bulk_queries": n, "beside_bulk_p50_ms": b50, "beside_bulk_p99_ms": b99,
+            "p99_ratio": b99 / a99, "bulk_texts_per_s": rate, "bulk_alone_texts_per_s": bulk_alone,
+        }));
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"bulk_inputs": inputs, "seconds": args.seconds, "rounds": args.rounds, "servers": rows})
+        );
+        return Ok(());
+    }
+    println!(
+        "one-text queries for {} s beside a client sending {inputs}-input requests, {} rounds",
+        args.seconds, args.rounds
+    );
+    for r in &rows {
+        println!(
+            "{:<16} alone p50 {:>6.1} ms p99 {:>6.1} ms | beside bulk ({} queries) p50 {:>8.1} ms p99 {:>8.1} ms | p99 x{:<6.1} | bulk {:>5.1} texts/s beside, {:>5.1} alone",
+            r["server"].as_str().unwrap_or(""),
+            r["alone_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            r["alone_p99_ms"].as_f64().unwrap_or(f64::NAN),
+            r["beside_bulk_queries"],
+            r["beside_bulk_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            r["beside_bulk_p99_ms"].as_f64().unwrap_or(f64::NAN),
+            r["p99_ratio"].as_f64().unwrap_or(f64::NAN),
+            r["bulk_texts_per_s"].as_f64().unwrap_or(f64::NAN),
+            r["bulk_alone_texts_per_s"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    Ok(())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

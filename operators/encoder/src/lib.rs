@@ -38,7 +38,10 @@ pub use model_dir::{ModelDir, Prompts};
 pub use pooling::Pooling;
 pub use precision::{ChosenGraph, Precision};
 pub use prompt::{Prompt, PromptChoice, Role, RolePrompts};
-pub use queue::{BatchPolicy, Embedded, QueueError, SharedBatcher, embed_counted};
+pub use queue::{
+    BatchPolicy, DEFAULT_PIECE_ROWS, Embedded, QueueError, SharedBatcher, embed_counted,
+    piece_rows_for,
+};
 pub use runtime::{CudaOptions, Provider, TensorRtOptions};
 pub use stage::{EncodeStage, Next, StageModel, Staged};
 pub use stats::StatsSnapshot;

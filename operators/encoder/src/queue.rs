@@ -4,9 +4,12 @@
 //!
 //! Each call sends its texts over a channel and awaits a oneshot reply; one background thread owns
 //! the encoder, takes the first waiting request, gathers more until `max_rows` or `linger` passes,
-//! tokenizes them, runs them as one encoder call (which cuts token-budget batches itself) and answers
-//! each caller with its own rows and token counts. The batching policy is `gather`, one function.
-//!
+//! and runs encoder calls (which cut token-budget batches themselves) until every gathered request is
+//! answered with its own rows and token counts. A request larger than `piece_rows` goes in pieces,
+//! and the requests that fit in a piece get calls of their own between them: a one-text query that
+//! arrives while a client's 2,048 texts are embedded waits for one piece, not for the 2,048 (the
+//! head-of-line blocking `bench serve --bulk` measures). The policy is `plan_call`, one function.
+
 //! The queue is bounded: at most `max_queued` requests wait or run at once. `embed` waits
 //! (asynchronously) for room, so a query over a huge table cannot pile its texts up in memory;
 //! `try_embed` refuses at once (a server answers 429). An encoder call that panics fails the requests
@@ -55,8 +58,11 @@ pub enum QueueError {
 /// When a gathered batch is cut.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchPolicy {
-    /// Rows per encoder call at most (requests are never split).
+    /// Rows per encoder call at most.
     pub max_rows: usize,
+    /// Rows a request brings to one encoder call at most: larger requests go in pieces, between which
+    /// the requests that fit in a piece are served (`piece_rows_for` the provider).
+    pub piece_rows: usize,
     /// How long to wait for more requests once one is waiting.
     pub linger: Duration,
     /// Requests queued or being embedded at once, at most; further callers wait for room.
@@ -67,9 +73,25 @@ impl Default for BatchPolicy {
     fn default() -> Self {
         Self {
             max_rows: 1024,
+            piece_rows: DEFAULT_PIECE_ROWS,
             linger: Duration::from_millis(5),
             max_queued: 64,
         }
+    }
+}
+
+/// A large request's piece: what a query beside it waits for at most, besides its own call.
+pub const DEFAULT_PIECE_ROWS: usize = 32;
+
+/// The piece for a provider. A CPU's time grows with every row, so one row: a query beside a
+/// 2,048-input client waits for one text's call (measured on 2 cores: p99 x2.7 its p99 alone, against
+/// x1,771 with requests embedded whole; the bulk client alone loses 9% to pieces this small,
+/// BENCHMARKS.md "Serving"). A GPU's call takes about as long for 64 rows as for one (not measured
+/// here: no GPU was lent).
+pub fn piece_rows_for(provider: &crate::runtime::Provider) -> usize {
+    match provider {
+        crate::runtime::Provider::Cpu => 1,
+        _ => 64,
     }
 }
 
@@ -182,22 +204,121 @@ fn prompted(texts: Vec<String>, prompt: &Prompt) -> Vec<String> {
     }
 }
 
-/// Takes the first request and whatever arrives within `linger`, up to `max_rows` rows.
-fn gather(rx: &Receiver<Request>, first: Request, policy: BatchPolicy) -> Vec<Request> {
-    let mut rows = first.texts.len();
-    let mut batch = vec![first];
-    let deadline = Instant::now() + policy.linger;
-    while rows < policy.max_rows {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(r) => {
-                rows += r.texts.len();
-                batch.push(r);
-            }
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+/// A request being answered: the rows embedded so far, in order.
+struct InProgress {
+    request: Request,
+    done: usize,
+    values: Vec<f32>,
+    tokens: Vec<usize>,
+    truncated: Vec<bool>,
+}
+
+impl InProgress {
+    fn new(request: Request) -> Self {
+        Self {
+            request,
+            done: 0,
+            values: Vec::new(),
+            tokens: Vec::new(),
+            truncated: Vec::new(),
         }
     }
-    batch
+
+    fn left(&self) -> usize {
+        self.request.texts.len() - self.done
+    }
+
+    /// Takes the call's rows for this request (`at..at + rows` of `all`); true once it is complete.
+    fn take(&mut self, all: &Embedded, at: usize, rows: usize) -> bool {
+        let dim = all.embeddings.dim;
+        let range = at..at + rows;
+        self.values
+            .extend_from_slice(&all.embeddings.values[range.start * dim..range.end * dim]);
+        self.tokens.extend_from_slice(&all.tokens[range.clone()]);
+        self.truncated.extend_from_slice(&all.truncated[range]);
+        self.done += rows;
+        self.left() == 0
+    }
+
+    fn answer(self, dim: usize) {
+        let _ = self.request.reply.send(Ok(Embedded {
+            embeddings: Embeddings {
+                dim,
+                values: self.values,
+            },
+            tokens: self.tokens,
+            truncated: self.truncated,
+        }));
+    }
+}
+
+/// Waits for a first request when none is in progress, then takes whatever arrives within `linger`
+/// up to `max_rows` rows; with requests in progress, takes only what has already arrived. False once
+/// every sender is gone and nothing is left.
+fn gather(rx: &Receiver<Request>, waiting: &mut Vec<InProgress>, policy: BatchPolicy) -> bool {
+    if waiting.is_empty() {
+        match rx.recv() {
+            Ok(first) => waiting.push(InProgress::new(first)),
+            Err(_) => return false,
+        }
+        let mut rows = waiting[0].left();
+        let deadline = Instant::now() + policy.linger;
+        while rows < policy.max_rows {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(r) => {
+                    rows += r.texts.len();
+                    waiting.push(InProgress::new(r));
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    } else {
+        waiting.extend(rx.try_iter().map(InProgress::new));
+    }
+    true
+}
+
+/// Which requests the next call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// The requests that fit in a piece, whole.
+    Small,
+    /// A piece of each larger request.
+    Large,
+}
+
+/// The next encoder call: (index in `waiting`, rows) pairs, in the order their rows are sent, and
+/// whose turn it was. The requests that fit in a piece get calls of their own, whole, in arrival
+/// order; larger ones a piece each. The turns alternate while both wait, so a query waits for at most
+/// one piece and a bulk request is not starved by a stream of queries. `max_rows` rows per call.
+fn plan_call(
+    waiting: &[InProgress],
+    policy: BatchPolicy,
+    last: Turn,
+) -> (Vec<(usize, usize)>, Turn) {
+    let piece = policy.piece_rows.max(1);
+    let has_small = waiting.iter().any(|w| w.left() <= piece);
+    let has_large = waiting.iter().any(|w| w.left() > piece);
+    let turn = match (has_small, has_large) {
+        (true, true) if last == Turn::Small => Turn::Large,
+        (true, _) => Turn::Small,
+        _ => Turn::Large,
+    };
+    let mut room = policy.max_rows.max(1);
+    let mut call = Vec::new();
+    for (i, w) in waiting.iter().enumerate() {
+        if (w.left() <= piece) != (turn == Turn::Small) {
+            continue;
+        }
+        let rows = w.left().min(piece).min(room);
+        call.push((i, rows));
+        room -= rows;
+        if room == 0 {
+            break;
+        }
+    }
+    (call, turn)
 }
 
 /// The encoder's answer for `texts`; a panic inside it becomes an error for this call only.
@@ -214,38 +335,52 @@ fn encode_guarded(encode: &EncodeFn, texts: &[&str]) -> Result<Embedded, String>
 }
 
 fn run(encode: &EncodeFn, rx: &Receiver<Request>, policy: BatchPolicy) {
-    while let Ok(first) = rx.recv() {
-        let batch = gather(rx, first, policy);
-        let texts: Vec<&str> = batch
+    let mut waiting: Vec<InProgress> = Vec::new();
+    let mut last = Turn::Large;
+    while gather(rx, &mut waiting, policy) {
+        let (call, turn) = plan_call(&waiting, policy, last);
+        last = turn;
+        let texts: Vec<&str> = call
             .iter()
-            .flat_map(|r| r.texts.iter().map(String::as_str))
+            .flat_map(|&(i, rows)| {
+                let w = &waiting[i];
+                w.request.texts[w.done..w.done + rows]
+                    .iter()
+                    .map(String::as_str)
+            })
             .collect();
         debug!(
-            requests = batch.len(),
+            requests = call.len(),
             rows = texts.len(),
+            waiting = waiting.len(),
             "embedding a gathered batch"
         );
-        match encode_guarded(encode, &texts) {
+        let result = encode_guarded(encode, &texts);
+        let mut finished = Vec::new();
+        match result {
             Ok(all) => {
-                let dim = all.embeddings.dim;
                 let mut at = 0;
-                for r in batch {
-                    let rows = at..at + r.texts.len();
-                    at = rows.end;
-                    let _ = r.reply.send(Ok(Embedded {
-                        embeddings: Embeddings {
-                            dim,
-                            values: all.embeddings.values[rows.start * dim..rows.end * dim]
-                                .to_vec(),
-                        },
-                        tokens: all.tokens[rows.clone()].to_vec(),
-                        truncated: all.truncated[rows].to_vec(),
-                    }));
+                for &(i, rows) in &call {
+                    if waiting[i].take(&all, at, rows) {
+                        finished.push(i);
+                    }
+                    at += rows;
+                }
+                finished.sort_unstable();
+                for i in finished.into_iter().rev() {
+                    waiting.remove(i).answer(all.embeddings.dim);
                 }
             }
             Err(e) => {
-                for r in batch {
-                    let _ = r.reply.send(Err(QueueError::Encoder(e.clone())));
+                // Every request with rows in the failed call fails as a whole.
+                let mut failed: Vec<usize> = call.iter().map(|&(i, _)| i).collect();
+                failed.sort_unstable();
+                for i in failed.into_iter().rev() {
+                    let _ = waiting
+                        .remove(i)
+                        .request
+                        .reply
+                        .send(Err(QueueError::Encoder(e.clone())));
                 }
             }
         }
@@ -321,9 +456,9 @@ mod tests {
             embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
         });
         let policy = BatchPolicy {
-            max_rows: 1024,
             linger: Duration::from_millis(20),
             max_queued: 2,
+            ..BatchPolicy::default()
         };
         let batcher = SharedBatcher::start_with(encoder.clone(), encode, policy);
         let rt = runtime();
@@ -405,6 +540,116 @@ mod tests {
                 .encode(&["plazo", long.as_str()], &query)
                 .unwrap()
                 .values
+        );
+    }
+
+    /// A one-text request that arrives while a 40-text one is being embedded in pieces of 4 is
+    /// answered before the large one finishes, in a call of its own; both get the
+    /// vectors the encoder gives them alone. Before, the large request went as one call and the
+    /// small one waited for all of it.
+    #[test]
+    fn a_small_request_is_not_stuck_behind_a_large_one() {
+        let encoder = tiny();
+        let real = encoder.clone();
+        let calls = Arc::new(Mutex::new(Vec::<Vec<String>>::new()));
+        let seen = calls.clone();
+        let encode: EncodeFn = Box::new(move |texts: &[&str]| {
+            seen.lock()
+                .unwrap()
+                .push(texts.iter().map(|t| t.to_string()).collect());
+            std::thread::sleep(Duration::from_millis(20)); // a slow model
+            embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
+        });
+        let policy = BatchPolicy {
+            piece_rows: 4,
+            linger: Duration::from_millis(1),
+            ..BatchPolicy::default()
+        };
+        let batcher = SharedBatcher::start_with(encoder.clone(), encode, policy);
+        let rt = runtime();
+        let large: Vec<String> = (0..40)
+            .map(|i| format!("artículo {i} del reglamento"))
+            .collect();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (big, small) = rt.block_on(async {
+            let big = tokio::spawn({
+                let (b, texts, order) = (batcher.clone(), large.clone(), order.clone());
+                async move {
+                    let got = b.embed(texts, &Prompt::none()).await;
+                    order.lock().unwrap().push("large");
+                    got
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await; // a few pieces in
+            let got = batcher.embed(vec!["plazo".into()], &Prompt::none()).await;
+            order.lock().unwrap().push("small");
+            (big.await.unwrap().unwrap(), got.unwrap())
+        });
+        assert_eq!(*order.lock().unwrap(), ["small", "large"]);
+        let calls = calls.lock().unwrap();
+        let with_small = calls
+            .iter()
+            .find(|c| c.contains(&"plazo".to_string()))
+            .unwrap();
+        assert_eq!(with_small, &["plazo"], "the query has a call of its own");
+        assert!(calls.iter().all(|c| c.len() <= 4), "{calls:?}");
+        let refs: Vec<&str> = large.iter().map(String::as_str).collect();
+        let want = encoder.encode(&refs, &Prompt::none()).unwrap();
+        assert_eq!(big.embeddings.values.len(), want.values.len());
+        for (g, w) in big.embeddings.values.iter().zip(&want.values) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        assert_eq!(big.tokens.len(), 40);
+        let alone = encoder.encode(&["plazo"], &Prompt::none()).unwrap();
+        for (g, w) in small.embeddings.values.iter().zip(&alone.values) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+    }
+
+    /// The plan: the requests that fit in a piece get calls of their own, whole; larger ones a piece
+    /// each; the turns alternate while both wait; `max_rows` rows per call.
+    #[test]
+    fn plan_call_alternates_small_requests_and_pieces_of_large_ones() {
+        let waiting: Vec<InProgress> = [100, 1, 40, 3]
+            .iter()
+            .map(|&n| {
+                let (reply, _) = oneshot::channel();
+                InProgress::new(Request {
+                    texts: vec![String::new(); n],
+                    reply,
+                })
+            })
+            .collect();
+        let policy = |max_rows, piece_rows| BatchPolicy {
+            max_rows,
+            piece_rows,
+            ..BatchPolicy::default()
+        };
+        let p = policy(1024, 8);
+        assert_eq!(
+            plan_call(&waiting, p, Turn::Large),
+            (vec![(1, 1), (3, 3)], Turn::Small)
+        );
+        assert_eq!(
+            plan_call(&waiting, p, Turn::Small),
+            (vec![(0, 8), (2, 8)], Turn::Large)
+        );
+        assert_eq!(
+            plan_call(&waiting, policy(10, 8), Turn::Small),
+            (vec![(0, 8), (2, 2)], Turn::Large)
+        );
+        assert_eq!(
+            plan_call(&waiting[..1], policy(4, 8), Turn::Large),
+            (vec![(0, 4)], Turn::Large)
+        );
+        assert_eq!(
+            plan_call(&waiting[..1], p, Turn::Large),
+            (vec![(0, 8)], Turn::Large)
+        );
+        let whole = policy(1024, 1024);
+        assert_eq!(
+            plan_call(&waiting, whole, Turn::Large),
+            (vec![(0, 100), (1, 1), (2, 40), (3, 3)], Turn::Small)
         );
     }
 }

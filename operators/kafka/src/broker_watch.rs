@@ -4,10 +4,15 @@
 //! answered other clients; a new process reconnected at once). A replica that polls nothing asks the
 //! broker for the topic's metadata now and then; when no answer came for `give_up`, the operator exits
 //! non-zero naming the broker and the last error, and the restart (Kubernetes) resumes from Lance.
+//! A silence that lasts `ASK_A_NEW_CLIENT` is put to a new client too: when that one is answered and
+//! the consumer's next question, `PROBE_EVERY` later, still is not, the consumer's own connection is the
+//! one stuck, and the operator exits then instead of waiting out `give_up`.
 
 use std::time::{Duration, Instant};
 
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::producer::{BaseProducer, Producer};
 use tracing::{info, warn};
 
 use crate::error::{KafkaError, Result};
@@ -17,30 +22,44 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(10);
 /// How long one question to the broker (a probe, or `exit_when_idle`'s look at where the partitions
 /// end) waits for its answer.
 pub const ANSWER_WAIT: Duration = Duration::from_secs(5);
+/// A silence this long is put to a new client as well (a broker restarting needs a few seconds before
+/// it answers anyone; a client stuck after a freeze stays stuck for minutes).
+pub const ASK_A_NEW_CLIENT: Duration = Duration::from_secs(15);
 
 /// Probes the broker while polls return nothing; fails once it has not answered for `give_up`.
 pub struct BrokerWatch {
     brokers: String,
     topic: String,
     give_up: Duration,
+    /// The settings of a new client to ask (the consumer's brokers and security settings).
+    fresh: ClientConfig,
     last_probe: Option<Instant>,
+    last_fresh_probe: Option<Instant>,
+    /// When a new client was answered during the current silence.
+    fresh_answered_at: Option<Instant>,
     /// When the first unanswered question of the current silence failed.
     silent_since: Option<Instant>,
 }
 
 impl BrokerWatch {
-    pub fn new(brokers: &str, topic: &str, give_up: Duration) -> Self {
+    /// `fresh`: the settings of a new client that asks when the consumer's own questions have gone
+    /// unanswered for `ASK_A_NEW_CLIENT` (a producer's: no group).
+    pub fn new(brokers: &str, topic: &str, give_up: Duration, fresh: ClientConfig) -> Self {
         Self {
             brokers: brokers.to_string(),
             topic: topic.to_string(),
             give_up,
+            fresh,
             last_probe: None,
+            last_fresh_probe: None,
+            fresh_answered_at: None,
             silent_since: None,
         }
     }
 
     /// A message arrived: the broker answers.
     pub fn heard(&mut self) {
+        self.fresh_answered_at = None;
         if self.silent_since.take().is_some() {
             info!(brokers = %self.brokers, "the broker answers again");
         }
@@ -79,14 +98,56 @@ impl BrokerWatch {
                 error,
             });
         }
+        // The consumer's reconnection backs off up to 10 s after the broker is back: it is stuck
+        // only when it still fails a probe interval after a new client was answered.
+        if self
+            .fresh_answered_at
+            .is_some_and(|t| t.elapsed() >= PROBE_EVERY)
+        {
+            return Err(KafkaError::ConsumerStuck {
+                brokers: self.brokers.clone(),
+                seconds: since.elapsed().as_secs(),
+                error,
+            });
+        }
+        let fresh_due = self
+            .last_fresh_probe
+            .is_none_or(|t| t.elapsed() >= PROBE_EVERY);
+        if since.elapsed() >= ASK_A_NEW_CLIENT && fresh_due && self.fresh_answered_at.is_none() {
+            self.last_fresh_probe = Some(Instant::now());
+            if self.a_new_client_is_answered() {
+                info!(brokers = %self.brokers, "the broker answers a new client: waiting a probe interval for the consumer to reconnect");
+                self.fresh_answered_at = Some(Instant::now());
+            }
+        }
         Ok(())
+    }
+
+    /// Whether a client made now gets the topic's metadata from the broker.
+    fn a_new_client_is_answered(&self) -> bool {
+        let client: BaseProducer = match self.fresh.create() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "could not make a new client to ask the broker");
+                return false;
+            }
+        };
+        client
+            .client()
+            .fetch_metadata(Some(&self.topic), ANSWER_WAIT)
+            .is_ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::config::ClientConfig;
+
+    fn config(brokers: &str) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", brokers).set("log_level", "0");
+        c
+    }
 
     /// Nothing listens on the address: every probe fails, and the watch gives up once its bound has
     /// passed since the first failure, naming the broker and the error; a message in between resets it.
@@ -99,7 +160,7 @@ mod tests {
             .set("log_level", "0")
             .create()
             .unwrap();
-        let mut w = BrokerWatch::new(brokers, "t", Duration::from_millis(300));
+        let mut w = BrokerWatch::new(brokers, "t", Duration::from_millis(300), config(brokers));
         w.quiet(&consumer, Duration::from_secs(1)).unwrap(); // too soon to probe
         w.quiet(&consumer, PROBE_EVERY).unwrap(); // first failure starts the clock
         assert!(w.silent_since.is_some());
@@ -109,5 +170,40 @@ mod tests {
         std::thread::sleep(Duration::from_millis(350));
         let e = w.unanswered("still down".into()).unwrap_err().to_string();
         assert!(e.contains(brokers) && e.contains("still down"), "{e}");
+    }
+
+    /// A consumer whose questions go unanswered while a new client's are answered is stuck: once the
+    /// silence reaches `ASK_A_NEW_CLIENT` a new client asks; when it is answered and the consumer
+    /// still fails a probe interval later, the watch ends the run, long before `give_up`. The new
+    /// client asks the test broker (integration/kafka.sh; CI starts it).
+    #[test]
+    fn a_stuck_consumer_beside_a_broker_that_answers_ends_the_run_early() {
+        let live =
+            std::env::var("LEXEMBED_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
+        let mut w = BrokerWatch::new("127.0.0.1:9", "t", Duration::from_secs(3600), config(&live));
+        w.silent_since = Some(Instant::now() - ASK_A_NEW_CLIENT + Duration::from_secs(2));
+        w.unanswered("transport failure".into()).unwrap(); // not yet asked
+        w.silent_since = Some(Instant::now() - ASK_A_NEW_CLIENT);
+        w.unanswered("transport failure".into()).unwrap(); // asked: answered
+        assert!(w.fresh_answered_at.is_some());
+        w.fresh_answered_at = Some(Instant::now() - PROBE_EVERY);
+        let e = w.unanswered("transport failure".into()).unwrap_err();
+        assert!(matches!(e, KafkaError::ConsumerStuck { .. }), "{e}");
+        assert!(e.to_string().contains("transport failure"), "{e}");
+        // A new client that is not answered either: the broker is down, the watch waits on.
+        let mut down = BrokerWatch::new(
+            "127.0.0.1:9",
+            "t",
+            Duration::from_secs(3600),
+            config("127.0.0.1:9"),
+        );
+        down.silent_since = Some(Instant::now() - ASK_A_NEW_CLIENT);
+        down.unanswered("transport failure".into()).unwrap();
+        assert!(down.fresh_answered_at.is_none());
+        // The consumer heard from the broker in between: not stuck.
+        w.fresh_answered_at = Some(Instant::now() - PROBE_EVERY);
+        w.heard();
+        w.silent_since = Some(Instant::now() - ASK_A_NEW_CLIENT + Duration::from_secs(2));
+        w.unanswered("transport failure".into()).unwrap();
     }
 }

@@ -37,6 +37,23 @@ pub enum KafkaError {
         seconds: u64,
         error: String,
     },
+    #[error(
+        "the Kafka broker at {brokers} answers a new client, but this consumer's requests have failed for {seconds} s (last error: {error}); exiting so that a restart reconnects and resumes from the offsets in Lance"
+    )]
+    ConsumerStuck {
+        brokers: String,
+        seconds: u64,
+        error: String,
+    },
+    #[error(
+        "{failed} of {sent} messages to topic {topic} were not acknowledged (first: {first}); those may or may not be in the topic, the others are, once each"
+    )]
+    Undelivered {
+        topic: String,
+        failed: u64,
+        sent: u64,
+        first: String,
+    },
     #[error(transparent)]
     Pipeline(#[from] lexembed_pipeline::PipelineError),
     #[error(transparent)]

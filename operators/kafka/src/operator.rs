@@ -325,8 +325,12 @@ impl<'a> Operator<'a> {
         let mut idle_since: Option<Instant> = None;
         // Since when polls have returned nothing, whatever else happened (the broker watch's clock).
         let mut quiet_since: Option<Instant> = None;
-        let mut broker =
-            BrokerWatch::new(&self.kafka.brokers, &self.kafka.topics[0], BROKER_GIVE_UP);
+        let mut broker = BrokerWatch::new(
+            &self.kafka.brokers,
+            &self.kafka.topics[0],
+            BROKER_GIVE_UP,
+            producer_config(self.kafka),
+        );
         // Next offset expected per partition (duplicates after a seek are dropped).
         let mut positions: HashMap<Partition, i64> = HashMap::new();
         let hand_over = |closed: ClosedBatch| {

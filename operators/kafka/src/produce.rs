@@ -1,14 +1,19 @@
 //! Loading records into a topic, for demos, tests and benchmarks: each non-empty line of a file
 //! becomes one message, byte for byte (so bad records can be produced on purpose), keyed by a JSON
-//! field when asked, or tombstones (each line a key, the value null). Also creates topics.
+//! field when asked, or tombstones (each line a key, the value null). Also creates topics. A message
+//! librdkafka gave up on (its `message.timeout.ms` passed, or a fatal producer error) is an error of
+//! the whole load, with how many and the first reason: never a silent success.
 
 use std::io::BufRead;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use tracing::info;
@@ -64,7 +69,52 @@ pub async fn create_topic(
     Ok(())
 }
 
-/// Produces every non-empty line of `input` to the topic and waits for all acknowledgements.
+/// Counts the messages librdkafka reports as not delivered, and keeps the first reason.
+#[derive(Default)]
+struct DeliveryTally {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryTally {}
+
+impl ProducerContext for DeliveryTally {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut first) = self.first_error.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+impl DeliveryTally {
+    /// The load's error when any message was not delivered.
+    fn check(&self, topic: &str, sent: u64) -> Result<()> {
+        let failed = self.failed.load(Ordering::Relaxed);
+        if failed == 0 {
+            return Ok(());
+        }
+        let first = self
+            .first_error
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or_default();
+        Err(KafkaError::Undelivered {
+            topic: topic.to_string(),
+            failed,
+            sent,
+            first,
+        })
+    }
+}
+
+/// Produces every non-empty line of `input` to the topic and waits for all acknowledgements; fails
+/// when any message was not delivered.
 pub fn produce_lines(input: impl BufRead, opts: &ProduceOptions) -> Result<ProduceSummary> {
     let started = Instant::now();
     let mut cfg = ClientConfig::new();
@@ -75,8 +125,9 @@ pub fn produce_lines(input: impl BufRead, opts: &ProduceOptions) -> Result<Produ
     for (k, v) in &opts.properties {
         cfg.set(k, v);
     }
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        cfg.create().map_err(client_err("creating the producer"))?;
+    let producer: ThreadedProducer<DeliveryTally> = cfg
+        .create_with_context(DeliveryTally::default())
+        .map_err(client_err("creating the producer"))?;
     let mut summary = ProduceSummary {
         topic: opts.topic.clone(),
         ..ProduceSummary::default()
@@ -119,6 +170,7 @@ pub fn produce_lines(input: impl BufRead, opts: &ProduceOptions) -> Result<Produ
     producer
         .flush(Duration::from_secs(120))
         .map_err(client_err(format!("flushing to {}", opts.topic)))?;
+    producer.context().check(&opts.topic, summary.messages)?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -130,5 +182,36 @@ fn key_of(line: &[u8], field: &str) -> Option<Vec<u8>> {
         serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
         serde_json::Value::Null => None,
         other => Some(other.to_string().into_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_not_delivered_fails_the_load_with_the_count_and_reason() {
+        // Nothing listens on port 1: librdkafka gives up on each message after its timeout.
+        let opts = ProduceOptions {
+            brokers: "127.0.0.1:1".into(),
+            topic: "nowhere".into(),
+            key_field: None,
+            tombstones: false,
+            properties: vec![("message.timeout.ms".into(), "500".into())],
+        };
+        let err = produce_lines(&b"{\"id\": 1}\n{\"id\": 2}\n"[..], &opts).unwrap_err();
+        match &err {
+            KafkaError::Undelivered {
+                topic,
+                failed,
+                sent,
+                first,
+            } => {
+                assert_eq!((topic.as_str(), *failed, *sent), ("nowhere", 2, 2));
+                assert!(first.contains("timed out"), "{first}");
+            }
+            other => panic!("expected Undelivered, got {other}"),
+        }
+        assert!(err.to_string().contains("2 of 2 messages"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use lexembed_encoder::cli::EncoderArgs;
-use lexembed_encoder::{BatchPolicy, Dim, ModelDir, SharedBatcher};
+use lexembed_encoder::{BatchPolicy, Dim, ModelDir, SharedBatcher, piece_rows_for};
 use lexembed_lance::schema::column_dim;
 use lexembed_lance::{DatasetLocation, checked_query_prompt, vector_columns};
 use lexembed_serve::{Limits, ServeState, ServedDataset};
@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// How long the queue waits for more requests to batch with the first (milliseconds).
     #[arg(long, default_value_t = 2)]
     pub linger_ms: u64,
+    /// Rows a request brings to one model call at most: a larger request (up to --max-inputs) is
+    /// embedded in pieces this size, and the requests that fit in one get calls of their own between
+    /// them, so one bulk client does not stall single queries. Default: 1 on a CPU (its time grows
+    /// with every row), 64 on a GPU. Larger: a query beside a bulk request waits longer.
+    #[arg(long)]
+    pub piece_rows: Option<usize>,
     /// On SIGTERM, how long in-flight requests may take before the server exits anyway (seconds).
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace: u64,
@@ -74,6 +80,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let policy = BatchPolicy {
         linger: Duration::from_millis(args.linger_ms),
         max_queued: args.max_queued,
+        piece_rows: args
+            .piece_rows
+            .unwrap_or_else(|| piece_rows_for(&encoder.provider()))
+            .max(1),
         ..BatchPolicy::default()
     };
     let state = Arc::new(ServeState {
