@@ -185,7 +185,10 @@ mod tests {
         w.unanswered("transport failure".into()).unwrap(); // not yet asked
         w.silent_since = Some(Instant::now() - ASK_A_NEW_CLIENT);
         w.unanswered("transport failure".into()).unwrap(); // asked: answered
-        assert!(w.fresh_answered_at.is_some());
+        assert!(
+            w.fresh_answered_at.is_some(),
+            "no answer from the test broker at {live} (integration/kafka.sh start)"
+        );
         w.fresh_answered_at = Some(Instant::now() - PROBE_EVERY);
         let e = w.unanswered("transport failure".into()).unwrap_err();
         assert!(matches!(e, KafkaError::ConsumerStuck { .. }), "{e}");

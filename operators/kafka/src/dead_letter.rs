@@ -5,15 +5,14 @@
 //! dead-letter topic is at-least-once, the dataset exactly-once).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use crate::batch::DeadLetter;
+use crate::delivery::DeliveryCounter;
 use crate::error::{KafkaError, Result, client_err};
 
 /// Header names on dead-lettered records.
@@ -22,28 +21,6 @@ pub const HEADER_ERROR_KIND: &str = "lexembed.error.kind";
 pub const HEADER_TOPIC: &str = "lexembed.source.topic";
 pub const HEADER_PARTITION: &str = "lexembed.source.partition";
 pub const HEADER_OFFSET: &str = "lexembed.source.offset";
-
-/// Counts failed deliveries (the producer reports them on its own thread).
-#[derive(Default)]
-pub struct DeliveryCounter {
-    failed: AtomicU64,
-    last_error: std::sync::Mutex<Option<String>>,
-}
-
-impl ClientContext for DeliveryCounter {}
-
-impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = Some(e.to_string());
-            }
-        }
-    }
-}
 
 pub struct DeadLetterSink {
     topic: String,
@@ -103,7 +80,7 @@ impl DeadLetterSink {
             return Ok(());
         }
         let counter: &Arc<DeliveryCounter> = self.producer.context();
-        let before = counter.failed.load(Ordering::Relaxed);
+        let before = counter.failed();
         for d in letters {
             let (partition, offset) = (d.partition.partition.to_string(), d.offset.to_string());
             let headers = OwnedHeaders::new()
@@ -143,14 +120,9 @@ impl DeadLetterSink {
                 "delivering dead letters to {}",
                 self.topic
             )))?;
-        let failed = counter.failed.load(Ordering::Relaxed) - before;
+        let failed = counter.failed() - before;
         if failed > 0 {
-            let last = counter
-                .last_error
-                .lock()
-                .ok()
-                .and_then(|l| l.clone())
-                .unwrap_or_default();
+            let last = counter.last_error();
             return Err(KafkaError::DeadLetter {
                 topic: self.topic.clone(),
                 message: format!("{failed} record(s) not delivered: {last}"),

@@ -46,13 +46,13 @@ pub enum KafkaError {
         error: String,
     },
     #[error(
-        "{failed} of {sent} messages to topic {topic} were not acknowledged (first: {first}); those may or may not be in the topic, the others are, once each"
+        "{failed} of {sent} messages to topic {topic} were not acknowledged (last: {last}); those may or may not be in the topic, the others are, once each"
     )]
     Undelivered {
         topic: String,
         failed: u64,
         sent: u64,
-        first: String,
+        last: String,
     },
     #[error(transparent)]
     Pipeline(#[from] lexembed_pipeline::PipelineError),

@@ -15,6 +15,7 @@ pub mod broker_watch;
 pub mod commit_policy;
 pub mod context;
 pub mod dead_letter;
+pub mod delivery;
 pub mod error;
 pub mod fenced;
 pub mod http;

@@ -5,19 +5,17 @@
 //! the whole load, with how many and the first reason: never a silent success.
 
 use std::io::BufRead;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use tracing::info;
 
+use crate::delivery::DeliveryCounter;
 use crate::error::{KafkaError, Result, client_err};
 
 #[derive(Debug, Clone)]
@@ -69,47 +67,16 @@ pub async fn create_topic(
     Ok(())
 }
 
-/// Counts the messages librdkafka reports as not delivered, and keeps the first reason.
-#[derive(Default)]
-struct DeliveryTally {
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for DeliveryTally {}
-
-impl ProducerContext for DeliveryTally {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut first) = self.first_error.lock() {
-                first.get_or_insert_with(|| e.to_string());
-            }
-        }
-    }
-}
-
-impl DeliveryTally {
-    /// The load's error when any message was not delivered.
-    fn check(&self, topic: &str, sent: u64) -> Result<()> {
-        let failed = self.failed.load(Ordering::Relaxed);
-        if failed == 0 {
-            return Ok(());
-        }
-        let first = self
-            .first_error
-            .lock()
-            .ok()
-            .and_then(|f| f.clone())
-            .unwrap_or_default();
-        Err(KafkaError::Undelivered {
+/// The load's error when any of its `sent` messages was not delivered.
+fn check_delivered(counter: &DeliveryCounter, topic: &str, sent: u64) -> Result<()> {
+    match counter.failed() {
+        0 => Ok(()),
+        failed => Err(KafkaError::Undelivered {
             topic: topic.to_string(),
             failed,
             sent,
-            first,
-        })
+            last: counter.last_error(),
+        }),
     }
 }
 
@@ -125,8 +92,8 @@ pub fn produce_lines(input: impl BufRead, opts: &ProduceOptions) -> Result<Produ
     for (k, v) in &opts.properties {
         cfg.set(k, v);
     }
-    let producer: ThreadedProducer<DeliveryTally> = cfg
-        .create_with_context(DeliveryTally::default())
+    let producer: ThreadedProducer<DeliveryCounter> = cfg
+        .create_with_context(DeliveryCounter::default())
         .map_err(client_err("creating the producer"))?;
     let mut summary = ProduceSummary {
         topic: opts.topic.clone(),
@@ -170,7 +137,7 @@ pub fn produce_lines(input: impl BufRead, opts: &ProduceOptions) -> Result<Produ
     producer
         .flush(Duration::from_secs(120))
         .map_err(client_err(format!("flushing to {}", opts.topic)))?;
-    producer.context().check(&opts.topic, summary.messages)?;
+    check_delivered(producer.context(), &opts.topic, summary.messages)?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -205,10 +172,10 @@ mod tests {
                 topic,
                 failed,
                 sent,
-                first,
+                last,
             } => {
                 assert_eq!((topic.as_str(), *failed, *sent), ("nowhere", 2, 2));
-                assert!(first.contains("timed out"), "{first}");
+                assert!(last.contains("timed out"), "{last}");
             }
             other => panic!("expected Undelivered, got {other}"),
         }

@@ -90,9 +90,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Targets whose INFO lines are setup chatter, not events: kept at WARN unless `LEXEMBED_LOG` names
+/// them. ONNX Runtime logs ~60 lines of graph optimisation per session at INFO.
+const CHATTY_TARGETS: [&str; 1] = ["ort"];
+
+/// `LEXEMBED_LOG` (default `warn`), with the chatty targets quiet unless it names them.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let Ok(mut spec) = std::env::var("LEXEMBED_LOG") else {
+        return tracing_subscriber::EnvFilter::new("warn");
+    };
+    for target in CHATTY_TARGETS {
+        let named = spec
+            .split(',')
+            .any(|d| d.trim().split(['=', ':', '[']).next() == Some(target));
+        if !named {
+            spec.push_str(&format!(",{target}=warn"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+}
+
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LEXEMBED_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = log_filter();
     // Colours only on a terminal: log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

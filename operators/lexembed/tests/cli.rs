@@ -60,6 +60,27 @@ fn embed_prints_one_json_line_per_text_with_requested_dims() {
     }
 }
 
+/// `LEXEMBED_LOG=info` shows lexembed's events without ONNX Runtime's ~60 lines of graph
+/// optimisation per session (they flooded every fault trial's log); naming `ort` brings them back.
+#[test]
+fn info_logs_leave_out_onnx_runtime_chatter_unless_asked() {
+    let stderr = |log: &str| {
+        let out = bin()
+            .env("LEXEMBED_LOG", log)
+            .args(["embed", "--model"])
+            .arg(tiny())
+            .arg("plazo")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let info = stderr("info");
+    assert!(info.contains("model session ready"), "{info}");
+    assert!(!info.contains("GraphTransformer"), "{info}");
+    assert!(stderr("info,ort=info").contains("GraphTransformer"));
+}
+
 #[test]
 fn embed_reads_stdin_lines_when_no_text_is_given() {
     let mut child = bin()
