@@ -463,9 +463,12 @@ class Feed:
 
     def __init__(self, topic, n, rate, work):
         self.topic, self.n, self.rate, self.work = topic, n, rate, pathlib.Path(work)
-        self.confirmed, self.unconfirmed, self.failures = set(), set(), []
+        self.unconfirmed, self.failures = set(), []
         self.confirmed_at = {}  # id -> wall-clock time its chunk was acknowledged
-        self.done_at = None  # wall-clock time the last chunk was acknowledged or failed
+
+    @property
+    def confirmed(self):
+        return set(self.confirmed_at)
 
     def run(self, stop):
         start = time.monotonic()
@@ -493,14 +496,12 @@ class Feed:
             waiters.append(w)
         for w in waiters:
             w.join()
-        self.done_at = time.time()
 
     def _settle(self, p, ids, log_path):
         code = p.wait()
         now = time.time()
         names = {f"r{i}" for i in ids}
         if code == 0:
-            self.confirmed |= names
             self.confirmed_at.update((name, now) for name in names)
         else:
             self.unconfirmed |= names
@@ -555,7 +556,6 @@ class Trial:
                 feed.run(stop)
             except Exception as e:  # noqa: BLE001 - reported as the trial's error
                 feed.failures.append(f"harness: {e}")
-                feed.done_at = time.time()
 
         create_topic(self.topic)
         self.start()

@@ -9,7 +9,7 @@
 //! and the requests that fit in a piece get calls of their own between them: a one-text query that
 //! arrives while a client's 2,048 texts are embedded waits for one piece, not for the 2,048 (the
 //! head-of-line blocking `bench serve --bulk` measures). The policy is `plan_call`, one function.
-
+//!
 //! The queue is bounded: at most `max_queued` requests wait or run at once. `embed` waits
 //! (asynchronously) for room, so a query over a huge table cannot pile its texts up in memory;
 //! `try_embed` refuses at once (a server answers 429). An encoder call that panics fails the requests
@@ -288,8 +288,8 @@ enum Turn {
     Large,
 }
 
-/// The next encoder call: (index in `waiting`, rows) pairs, in the order their rows are sent, and
-/// whose turn it was. The requests that fit in a piece get calls of their own, whole, in arrival
+/// The next encoder call: (index in `waiting`, rows) pairs, in the order their rows are sent (indices
+/// ascending), and whose turn it was. The requests that fit in a piece get calls of their own, whole, in arrival
 /// order; larger ones a piece each. The turns alternate while both wait, so a query waits for at most
 /// one piece and a bulk request is not starved by a stream of queries. `max_rows` rows per call.
 fn plan_call(
@@ -355,36 +355,34 @@ fn run(encode: &EncodeFn, rx: &Receiver<Request>, policy: BatchPolicy) {
             waiting = waiting.len(),
             "embedding a gathered batch"
         );
-        let result = encode_guarded(encode, &texts);
-        let mut finished = Vec::new();
-        match result {
+        match encode_guarded(encode, &texts) {
             Ok(all) => {
                 let mut at = 0;
+                let mut finished = Vec::new();
                 for &(i, rows) in &call {
                     if waiting[i].take(&all, at, rows) {
                         finished.push(i);
                     }
                     at += rows;
                 }
-                finished.sort_unstable();
-                for i in finished.into_iter().rev() {
-                    waiting.remove(i).answer(all.embeddings.dim);
+                for w in take_out(&mut waiting, &finished) {
+                    w.answer(all.embeddings.dim);
                 }
             }
             Err(e) => {
                 // Every request with rows in the failed call fails as a whole.
-                let mut failed: Vec<usize> = call.iter().map(|&(i, _)| i).collect();
-                failed.sort_unstable();
-                for i in failed.into_iter().rev() {
-                    let _ = waiting
-                        .remove(i)
-                        .request
-                        .reply
-                        .send(Err(QueueError::Encoder(e.clone())));
+                let failed: Vec<usize> = call.iter().map(|&(i, _)| i).collect();
+                for w in take_out(&mut waiting, &failed) {
+                    let _ = w.request.reply.send(Err(QueueError::Encoder(e.clone())));
                 }
             }
         }
     }
+}
+
+/// Removes the requests at `indices` (ascending) from `waiting`, the others keeping their order.
+fn take_out(waiting: &mut Vec<InProgress>, indices: &[usize]) -> Vec<InProgress> {
+    indices.iter().rev().map(|&i| waiting.remove(i)).collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! becomes one message, byte for byte (so bad records can be produced on purpose), keyed by a JSON
 //! field when asked, or tombstones (each line a key, the value null). Also creates topics. A message
 //! librdkafka gave up on (its `message.timeout.ms` passed, or a fatal producer error) is an error of
-//! the whole load, with how many and the first reason: never a silent success.
+//! the whole load, with how many and the latest reason: never a silent success.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
