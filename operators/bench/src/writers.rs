@@ -8,8 +8,11 @@
 //!
 //! Rates and superseded attempts per landed commit are taken after a warm-up quarter of the run (the
 //! whole run's superseded share is reported beside it: writers started together collide most at
-//! first); afterwards every writer drains what it still holds and the dataset is scanned: every
-//! offered row must be there exactly once.
+//! first). A writer that falls behind holds its source back, as a consumer lags a topic; when the
+//! offer ends, what its source could not hand over within `OFFER_GRACE` stays behind (reported as
+//! `behind`, the consumer lag at the end) instead of being drained for minutes. Every writer then
+//! commits what it holds and the dataset is scanned: every row handed to a writer must be there
+//! exactly once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +41,8 @@ const TOPIC: &str = "bench";
 const GROUP: &str = "bench-writers";
 /// Encoder batches a writer's source may hand over before it waits (the operator's `encoder.ahead`).
 const AHEAD: usize = 2;
+/// How long after the offer ends a source still waits for its writer to take the next batch.
+const OFFER_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Args, Debug)]
 pub struct WritersBenchArgs {
@@ -51,6 +56,8 @@ pub struct WritersBenchArgs {
     #[arg(long, default_value_t = 256)]
     pub batch_rows: usize,
     /// Seconds of offered rows per run; rates count from the end of the first quarter (warm-up).
+    /// A writer that falls behind is offered nothing after the window (plus 1 s): what it had not
+    /// taken by then is reported as `behind` (the consumer lag), not drained.
     #[arg(long, default_value_t = 40.0)]
     pub seconds: f64,
     /// Vector columns: one 64-dim column by default, so that two cores measure commits, not bandwidth.
@@ -283,6 +290,8 @@ struct WriterLog {
     /// replica would).
     gave_up: usize,
     interval_at_end: Duration,
+    /// Rows its source handed over (the rest stayed behind when the offer ended).
+    taken: usize,
 }
 
 /// The Kafka operator's writer loop on a replayed source: gather, then prepare, re-fence, commit.
@@ -311,9 +320,7 @@ async fn fenced_writer(
             let started = Instant::now();
             let (done, rows) =
                 commit_one(&location, policy.retry, &mut offsets, closed, &mut log).await?;
-            if let Some(version) = done.version {
-                gathered.landed(version, done.attempt);
-            }
+            gathered.landed(&done);
             log.commits.push(Landed {
                 at: t0.elapsed(),
                 rows,
@@ -379,22 +386,26 @@ async fn commit_one(
 }
 
 /// Writer `w`'s source: batch k is offered at `t0 + (k + 1) × batch_rows / rate`; a writer that
-/// falls behind holds the source back (its batches wait, as messages wait in a topic).
+/// falls behind holds the source back (its batches wait, as messages wait in a topic) until the offer
+/// ends, plus `OFFER_GRACE`. Returns the rows handed over.
 async fn source(
     w: usize,
     offer: Arc<Offer>,
     tx: mpsc::Sender<ClosedBatch>,
     t0: tokio::time::Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
+    let closes = t0 + offer.window + OFFER_GRACE;
     for k in 0..offer.batches {
         let due =
             t0 + Duration::from_secs_f64((k + 1) as f64 * offer.batch_rows as f64 / offer.rate);
         tokio::time::sleep_until(due).await;
-        if tx.send(offer.batch(w, k)?).await.is_err() {
-            anyhow::bail!("writer {w} stopped before its source ended");
+        match tokio::time::timeout_at(closes, tx.send(offer.batch(w, k)?)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => anyhow::bail!("writer {w} stopped before its source ended"),
+            Err(_) => return Ok(k * offer.batch_rows),
         }
     }
-    Ok(())
+    Ok(offer.rows_per_writer())
 }
 
 /// Compactions while the writers commit: (done, errors).
@@ -424,11 +435,11 @@ async fn compactor(
     }
 }
 
-/// Every id the dataset holds, counted: (duplicates, missing) against `writers × rows` offered.
+/// Every id the dataset holds, counted: (duplicates, missing) against the rows handed to each writer
+/// (`taken[w]` rows of writer `w`).
 async fn check_exactly_once(
     location: &DatasetLocation,
-    writers: usize,
-    rows: usize,
+    taken: &[usize],
 ) -> anyhow::Result<(usize, usize)> {
     let ds = location.open().await?;
     let batches: Vec<RecordBatch> = ds
@@ -450,9 +461,9 @@ async fn check_exactly_once(
         }
     }
     let duplicates = seen.values().map(|&n| n - 1).sum();
-    let expected = writers * rows;
-    let present = (0..writers)
-        .flat_map(|w| (0..rows).map(move |o| format!("w{w}-{o}")))
+    let expected: usize = taken.iter().sum();
+    let present = (taken.iter().enumerate())
+        .flat_map(|(w, &rows)| (0..rows).map(move |o| format!("w{w}-{o}")))
         .filter(|id| seen.contains_key(id))
         .count();
     Ok((duplicates, expected - present))
@@ -471,6 +482,8 @@ struct RunResult {
     commit_ms: Vec<f64>,
     rows_per_commit: f64,
     buffered_at_end: usize,
+    /// Rows the writers could not take before the offer ended (the consumer lag).
+    behind: usize,
     duplicates: usize,
     missing: usize,
     gave_up: usize,
@@ -494,6 +507,7 @@ impl RunResult {
             "commit_p99_ms": percentile(&self.commit_ms, 0.99),
             "rows_per_commit": self.rows_per_commit,
             "rows_buffered_at_end": self.buffered_at_end,
+            "rows_behind_at_end": self.behind,
             "duplicates": self.duplicates,
             "missing": self.missing,
             "gave_up": self.gave_up,
@@ -529,8 +543,8 @@ async fn run_fenced(
     }
     let mut logs = Vec::new();
     for (s, w) in sources.into_iter().zip(writers) {
-        s.await??;
-        logs.push(w.await??);
+        let taken = s.await??;
+        logs.push(WriterLog { taken, ..w.await?? });
     }
     stop.store(true, Ordering::Release);
     let compacted = match compaction {
@@ -584,6 +598,7 @@ async fn run_shards(
                 superseded: 0,
                 ms: took.as_secs_f64() * 1e3,
             }],
+            taken: offer.rows_per_writer(),
             ..WriterLog::default()
         });
     }
@@ -615,7 +630,9 @@ async fn one_run(
         }
     };
     let rows = offer.rows_per_writer();
-    let (duplicates, missing) = check_exactly_once(&location, n, rows).await?;
+    let taken: Vec<usize> = logs.iter().map(|l| l.taken).collect();
+    let (duplicates, missing) = check_exactly_once(&location, &taken).await?;
+    let taken_rows: usize = taken.iter().sum();
     let commits: Vec<&Landed> = logs.iter().flat_map(|l| l.commits.iter()).collect();
     let landed_by =
         |t: Duration| -> usize { commits.iter().filter(|c| c.at <= t).map(|c| c.rows).sum() };
@@ -652,10 +669,11 @@ async fn one_run(
         rows_per_commit: commits.iter().map(|c| c.rows).sum::<usize>() as f64
             / commits.len().max(1) as f64,
         buffered_at_end: if fenced {
-            n * rows - landed_by(offer.window)
+            taken_rows.saturating_sub(landed_by(offer.window))
         } else {
             0
         },
+        behind: n * rows - taken_rows,
         duplicates,
         missing,
         gave_up: logs.iter().map(|l| l.gave_up).sum(),
@@ -702,7 +720,7 @@ pub fn run(args: WritersBenchArgs) -> anyhow::Result<()> {
             "the rows skip the encoder (vectors made once, replayed): this measures the write path, not the model"
         );
         println!(
-            "{:<15}{:<52}{:>4}{:>10}{:>10}{:>7}{:>10}{:>10}{:>7}{:>9}{:>9}{:>10}{:>6}{:>6}",
+            "{:<15}{:<52}{:>4}{:>10}{:>10}{:>7}{:>10}{:>10}{:>7}{:>9}{:>9}{:>10}{:>9}{:>6}{:>6}",
             "store",
             "policy",
             "N",
@@ -715,6 +733,7 @@ pub fn run(args: WritersBenchArgs) -> anyhow::Result<()> {
             "p50 ms",
             "p99 ms",
             "buffered",
+            "behind",
             "dups",
             "miss"
         );
@@ -754,7 +773,7 @@ fn print_row(r: &RunResult) {
         None => "-".into(),
     };
     println!(
-        "{:<15}{:<52}{:>4}{:>10.0}{:>10.0}{:>7}{:>10.2}{:>10}{:>7}{:>9.1}{:>9.1}{:>10}{:>6}{:>6}",
+        "{:<15}{:<52}{:>4}{:>10.0}{:>10.0}{:>7}{:>10.2}{:>10}{:>7}{:>9.1}{:>9.1}{:>10}{:>9}{:>6}{:>6}",
         r.store,
         r.policy,
         r.writers,
@@ -767,6 +786,7 @@ fn print_row(r: &RunResult) {
         percentile(&r.commit_ms, 0.5),
         percentile(&r.commit_ms, 0.99),
         r.buffered_at_end,
+        r.behind,
         r.duplicates,
         r.missing
     );
@@ -781,5 +801,56 @@ fn print_row(r: &RunResult) {
             "    {} compactions while writing; errors: {:?}",
             r.compactions, r.compaction_errors
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: WritersBenchArgs,
+    }
+
+    fn offer(flags: &[&str]) -> Arc<Offer> {
+        let cli = Cli::parse_from(std::iter::once("writers").chain(flags.iter().copied()));
+        Arc::new(Offer::new(&cli.args).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_source_whose_writer_falls_behind_stops_when_the_offer_ends() {
+        // 5 batches of 4 rows over 0.5 s; the writer takes nothing, so the channel's AHEAD batches
+        // are all the source hands over, and it gives up 1 s (OFFER_GRACE) after the offer ends.
+        let offer = offer(&["--rate", "40", "--batch-rows", "4", "--seconds", "0.5"]);
+        let (tx, _rx) = mpsc::channel(AHEAD);
+        let t0 = tokio::time::Instant::now();
+        let handed = source(0, offer.clone(), tx, t0).await.unwrap();
+        assert_eq!(handed, AHEAD * 4);
+        let gave_up = t0.elapsed();
+        assert!(
+            gave_up >= offer.window + OFFER_GRACE
+                && gave_up < offer.window + OFFER_GRACE + Duration::from_millis(500),
+            "gave up after {gave_up:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_source_whose_writer_keeps_up_hands_over_every_row() {
+        let offer = offer(&["--rate", "40", "--batch-rows", "4", "--seconds", "0.5"]);
+        let (tx, mut rx) = mpsc::channel::<ClosedBatch>(AHEAD);
+        let taker = tokio::spawn(async move {
+            let mut rows = 0;
+            while let Some(b) = rx.recv().await {
+                rows += b.origin.len();
+            }
+            rows
+        });
+        let handed = source(0, offer.clone(), tx, tokio::time::Instant::now())
+            .await
+            .unwrap();
+        assert_eq!((handed, taker.await.unwrap()), (20, 20));
     }
 }

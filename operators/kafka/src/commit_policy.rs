@@ -11,12 +11,17 @@
 //! commits the dataset took since its last one (the versions between them) and how long its own
 //! commit attempt held the next version open; their product is the dataset's utilisation, the share of
 //! time some writer's commit is in flight. It scales its interval by utilisation / `TARGET_BUSY`
-//! (at most doubling or halving per commit, between `commit_interval_ms` and
-//! `commit_interval_max_ms`): every replica doing the same, the group settles where the dataset is
+//! (at most ×4 or ÷2 per commit, between `commit_interval_ms` and `commit_interval_max_ms`): every
+//! replica doing the same, the group settles where the dataset is
 //! about a third busy, which keeps races rare (a commit loses when another lands inside its attempt)
 //! without lengthening intervals where the store is fast. Before, the interval doubled per lost
 //! attempt and shrank by a tenth per clean commit: one burst of races at start sent every replica to
 //! the 30 s ceiling for minutes, and at 16 replicas fed 25 rows/s each the last rows landed that late.
+//! A replica's first commit has no window yet; its own lost races stand in for one (an attempt loses
+//! when another commit lands inside it, with probability 1 − e^(−utilisation), so `c` lost attempts
+//! before the one that landed estimate the utilisation at ln(1 + c)). Replicas started together all
+//! race at first: without this, their second commits raced as hard at the configured interval, and
+//! the ramp to the interval the store can take cost a round of races more (BENCHMARKS.md).
 //! Each interval is drawn with ±20% jitter so replicas started together drift apart instead of
 //! colliding in step.
 //! `commit_rows` bounds the rows gathered (memory) whatever the interval; each gather's bound is drawn
@@ -37,13 +42,18 @@ use std::time::{Duration, Instant};
 use lexembed_pipeline::spec::KafkaSourceSpec;
 
 use crate::batch::ClosedBatch;
+use crate::fenced::FencedCommit;
 
 /// The interval never shrinks below this once contention has lengthened it (a configured 0 stays 0).
 const FLOOR: Duration = Duration::from_millis(50);
 /// The share of time the dataset may have a commit in flight that the group's intervals aim at.
 const TARGET_BUSY: f64 = 0.35;
-/// The most one landed commit may lengthen or shorten the interval by (×2, ÷2).
-const MAX_STEP: f64 = 2.0;
+/// The most one landed commit may lengthen the interval by: past the target, utilisation is at most
+/// about 1 (one attempt in flight at any time), so ×4 lets one commit reach the interval it asks for.
+const MAX_GROW: f64 = 4.0;
+/// The most one landed commit may shorten the interval by: slower than growth, so one quiet window
+/// after a busy one does not send the group back into a burst of races.
+const MAX_SHRINK: f64 = 2.0;
 /// Each interval is drawn from `interval × [1 − JITTER, 1 + JITTER]`.
 const JITTER: f64 = 0.2;
 /// Each gather's row bound is drawn from `commit_rows × [1 − ROW_JITTER, 1]`: wide enough that
@@ -241,25 +251,39 @@ impl Gatherer {
         std::mem::take(&mut self.batches)
     }
 
-    /// A commit landed as `version` (its last attempt took `attempt`, from reading the version to its
-    /// answer): scale the interval by how busy the dataset was since this replica's last commit.
-    pub fn landed(&mut self, version: u64, attempt: Duration) {
-        self.landed_at(version, attempt, Instant::now());
+    /// A commit landed (`done`): scale the interval by how busy the dataset was since this replica's
+    /// last commit (or, for its first, by the races that commit lost).
+    pub fn landed(&mut self, done: &FencedCommit) {
+        if let Some(version) = done.version {
+            self.landed_at(version, done.attempt, done.conflicts, Instant::now());
+        }
     }
 
-    fn landed_at(&mut self, version: u64, attempt: Duration, now: Instant) {
-        let (base, max) = (self.policy.interval, self.policy.max_interval);
+    /// The commit that made `version` landed at `now`; its last attempt took `attempt` (from reading
+    /// the version to the answer) after `conflicts` lost ones.
+    fn landed_at(&mut self, version: u64, attempt: Duration, conflicts: usize, now: Instant) {
+        if self.policy.max_interval.is_zero() {
+            return;
+        }
         let last = self.last_landed.replace((version, now));
         let Some((last_version, last_at)) = last else {
+            if conflicts > 0 {
+                self.scale((1.0 + conflicts as f64).ln());
+            }
             return;
         };
         let elapsed = now.saturating_duration_since(last_at).as_secs_f64();
-        if max.is_zero() || version <= last_version || elapsed <= 0.0 {
+        if version <= last_version || elapsed <= 0.0 {
             return;
         }
         let commits_per_s = (version - last_version) as f64 / elapsed;
-        let busy = commits_per_s * attempt.as_secs_f64();
-        let step = (busy / TARGET_BUSY).clamp(1.0 / MAX_STEP, MAX_STEP);
+        self.scale(commits_per_s * attempt.as_secs_f64());
+    }
+
+    /// Scales the interval by `busy / TARGET_BUSY` (×4 or ÷2 at most), within the policy's bounds.
+    fn scale(&mut self, busy: f64) {
+        let (base, max) = (self.policy.interval, self.policy.max_interval);
+        let step = (busy / TARGET_BUSY).clamp(1.0 / MAX_SHRINK, MAX_GROW);
         let scaled = self.interval.max(FLOOR).mul_f64(step).min(max);
         self.interval = if step < 1.0 && scaled <= FLOOR {
             base
@@ -302,8 +326,8 @@ mod tests {
         g.push(closed(3, 0));
         assert!(g.is_due());
         let t = Instant::now();
-        g.landed_at(1, Duration::from_secs(1), t);
-        g.landed_at(100, Duration::from_secs(1), t + Duration::from_secs(1));
+        g.landed_at(1, Duration::from_secs(1), 9, t);
+        g.landed_at(100, Duration::from_secs(1), 0, t + Duration::from_secs(1));
         assert_eq!(g.interval(), Duration::ZERO, "per-batch never adapts");
     }
 
@@ -424,31 +448,32 @@ mod tests {
 
     #[test]
     fn a_busy_dataset_lengthens_the_interval_and_an_idle_one_brings_it_back() {
-        let mut g = Gatherer::new(policy(1000, 10_000, 100));
+        let mut g = Gatherer::new(policy(1000, 20_000, 100));
         let t0 = Instant::now();
         let at = |s: f64| t0 + Duration::from_secs_f64(s);
         let attempt = Duration::from_millis(100);
-        g.landed_at(10, attempt, at(0.0));
+        g.landed_at(10, attempt, 0, at(0.0));
         assert_eq!(
             g.interval(),
             Duration::from_millis(1000),
-            "one commit says nothing yet"
+            "a first commit that lost no race says nothing yet"
         );
         // 7 commits in one second, 100 ms each: 70% busy, twice the target: ×2.
-        g.landed_at(17, attempt, at(1.0));
+        g.landed_at(17, attempt, 0, at(1.0));
         assert_eq!(g.interval(), Duration::from_millis(2000));
-        // 70% again (×2), then 100% (×2 at most per commit), then capped at the ceiling.
-        g.landed_at(31, attempt, at(3.0));
-        g.landed_at(51, attempt, at(5.0));
-        assert_eq!(g.interval(), Duration::from_millis(8000));
-        g.landed_at(211, attempt, at(13.0));
-        assert_eq!(g.interval(), Duration::from_millis(10_000), "capped");
+        // 70% again (×2), then 200% (×4 at most per commit), then capped at the ceiling.
+        g.landed_at(31, attempt, 0, at(3.0));
+        assert_eq!(g.interval(), Duration::from_millis(4000));
+        g.landed_at(71, attempt, 0, at(5.0));
+        assert_eq!(g.interval(), Duration::from_millis(16_000));
+        g.landed_at(231, attempt, 0, at(13.0));
+        assert_eq!(g.interval(), Duration::from_millis(20_000), "capped");
         // 35% busy: the target, the interval stays.
-        g.landed_at(246, attempt, at(23.0));
-        assert_eq!(g.interval(), Duration::from_millis(10_000));
+        g.landed_at(301, attempt, 0, at(33.0));
+        assert_eq!(g.interval(), Duration::from_millis(20_000));
         // Only this replica's commits, quick ones: ÷2 per commit, down to the base.
-        for (k, s) in (1..=5).zip([33.0, 38.0, 41.0, 43.0, 44.0]) {
-            g.landed_at(246 + k, Duration::from_millis(20), at(s));
+        for (k, s) in (1..=5).zip([43.0, 48.0, 51.0, 53.0, 54.0]) {
+            g.landed_at(301 + k, Duration::from_millis(20), 0, at(s));
         }
         assert_eq!(
             g.interval(),
@@ -457,11 +482,28 @@ mod tests {
         );
         // A configured 0 with a ceiling backs off from the floor when busy, and comes back to 0.
         let mut z = Gatherer::new(policy(0, 1000, 100));
-        z.landed_at(1, attempt, at(0.0));
-        z.landed_at(11, attempt, at(1.0));
-        assert_eq!(z.interval(), Duration::from_millis(100));
-        z.landed_at(12, Duration::from_millis(1), at(2.0));
-        z.landed_at(13, Duration::from_millis(1), at(3.0));
+        z.landed_at(1, attempt, 0, at(0.0));
+        z.landed_at(11, attempt, 0, at(1.0));
+        assert_eq!(z.interval().as_millis(), 142, "50 ms × 100% / 35%");
+        z.landed_at(12, Duration::from_millis(1), 0, at(2.0));
+        z.landed_at(13, Duration::from_millis(1), 0, at(3.0));
         assert_eq!(z.interval(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_first_commit_that_lost_races_lengthens_the_interval_at_once() {
+        let attempt = Duration::from_millis(180);
+        let now = Instant::now();
+        let mut g = Gatherer::new(policy(1000, 30_000, 100));
+        // 3 lost attempts before the one that landed: utilisation ≈ ln 4 = 1.39, ×3.96.
+        g.landed_at(5, attempt, 3, now);
+        assert_eq!(g.interval().as_millis(), 3960);
+        let mut lone = Gatherer::new(policy(1000, 30_000, 100));
+        lone.landed_at(5, attempt, 0, now);
+        assert_eq!(lone.interval(), Duration::from_millis(1000));
+        // One lost race (ln 2 = 0.69, ×1.98) is not a herd, but it is contention.
+        let mut one = Gatherer::new(policy(1000, 30_000, 100));
+        one.landed_at(5, attempt, 1, now);
+        assert_eq!(one.interval().as_millis(), 1980);
     }
 }

@@ -365,9 +365,7 @@ mod tests {
                         .await
                         .unwrap();
                         assert_eq!(done.dropped, 0, "nobody else owns {p}");
-                        if let Some(v) = done.version {
-                            gathered.landed(v, done.attempt);
-                        }
+                        gathered.landed(&done);
                         commits += 1;
                         superseded += done.conflicts;
                     }

@@ -96,9 +96,7 @@ impl Operator<'_> {
         };
         let retry = gathered.policy().retry;
         let done = self.commit(closed, retry, std::mem::take(encoder_seconds))?;
-        if let Some(version) = done.version {
-            gathered.landed(version, done.attempt);
-        }
+        gathered.landed(&done);
         self.metrics.buffered(gathered.rows(), gathered.interval());
         Ok(())
     }
