@@ -4,7 +4,7 @@
     python integration/python/export_model.py SRC OUT [--precision fp32|fp16|both] [--dims 768 512 ...]
 
 SRC is a local sentence-transformers directory or a hub id (needs hub access, e.g.
-`littlejohn-ai/bge-m3-spa-law-qa`). OUT receives the sentence-transformers config files, tokenizer.json,
+`littlejohn-ai/bge-m3-spanish-boe-qa`). OUT receives the sentence-transformers config files, tokenizer.json,
 lexembed.json (model id, Matryoshka dims) and onnx/model.onnx (fp32, for CPU) and/or
 onnx/model_fp16.onnx (fp16 for GPU, fp32 inputs and outputs).
 

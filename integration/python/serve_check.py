@@ -161,11 +161,10 @@ def check_tei(args):
     print("TEI /embed: equal to lexembed embed; too-long inputs refused unless truncate, and counted")
 
 
-def cli_search(args, query, exact, extra=("-k", "10"), mode="dense"):
+def cli_search(args, query, exact, extra=("-k", "10"), mode="index"):
+    mode = "exact" if exact else mode
     cmd = [args.bin, "search", args.dataset, "--column", "emb_64", "--query", query, "--mode", mode,
            *extra, "--json", "--model", args.model]
-    if exact:
-        cmd.append("--exact")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines()]
 

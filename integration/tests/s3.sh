@@ -185,7 +185,7 @@ grep -q "nothing to do" "$work/resume.out" || { cat "$work/resume.out"; fail "re
 say "4. search and SQL read the S3 dataset"
 first_text="$(head -n 1 "$work/a.jsonl" | python -c 'import json,sys; print(json.loads(sys.stdin.read())["text"])')"
 first_id="$(head -n 1 "$work/a.jsonl" | python -c 'import json,sys; print(json.loads(sys.stdin.read())["id"])')"
-top="$(lexembed search "$docs" --model "$tiny" --column emb_64 --query "$first_text" -k 1 --exact --json \
+top="$(lexembed search "$docs" --model "$tiny" --column emb_64 --query "$first_text" -k 1 --mode exact --json \
   | python -c 'import json,sys; print(json.loads(sys.stdin.readline())["id"])')"
 [ "$top" = "$first_id" ] || fail "search on S3: the nearest row to article $first_id's text is $top"
 n="$(lexembed sql --model "$tiny" --table "docs=$docs" --format csv "SELECT count(*) AS n FROM docs" | tail -1)"

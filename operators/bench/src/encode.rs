@@ -332,17 +332,5 @@ fn max_abs_diff(ours: &[f32], theirs: &[f32]) -> f64 {
 }
 
 fn min_cosine(ours: &[f32], theirs: &[f32], dim: usize) -> f64 {
-    ours.chunks_exact(dim)
-        .zip(theirs.chunks_exact(dim))
-        .map(|(a, b)| {
-            let dot: f64 = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| f64::from(*x) * f64::from(*y))
-                .sum();
-            let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-            let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-            dot / (na * nb).max(1e-30)
-        })
-        .fold(f64::INFINITY, f64::min)
+    lexembed_encoder::similarity::min_row_cosine(ours, theirs, dim)
 }

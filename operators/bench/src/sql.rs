@@ -14,7 +14,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use lexembed_encoder::runtime::lexembed_home;
 use lexembed_encoder::{Dim, Encoder, PromptChoice, Role};
 use lexembed_lance::schema::WrittenBy;
-use lexembed_lance::{DatasetLocation, IndexParams, SearchOptions, SinkMode, build_index, hits};
+use lexembed_lance::{
+    DatasetLocation, IndexParams, SearchMode, SearchOptions, SinkMode, build_index, hits,
+};
 use lexembed_sql::{BatchPolicy, register_functions};
 
 use super::median;
@@ -189,19 +191,18 @@ async fn search_latency(n: usize) -> anyhow::Result<serde_json::Value> {
     .await?;
     let queries = random_vectors(100, dim, 0x1234_5678);
     let mut ds = loc.open().await?;
-    let time = |ds: lance::Dataset, use_index: bool| {
+    let time = |ds: lance::Dataset, mode: SearchMode| {
         let queries = queries.clone();
         async move {
             let opts = SearchOptions {
                 k: 10,
-                use_index,
                 ..SearchOptions::default()
             };
             let mut lat = Vec::new();
             let mut ids = Vec::new();
             for q in queries.chunks_exact(dim) {
                 let t = Instant::now();
-                let h = hits(&ds, "emb_256", q, &opts).await?;
+                let h = hits(&ds, "emb_256", q, mode, &opts).await?;
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
                 ids.push(h.into_iter().map(|h| h.id).collect::<Vec<_>>());
             }
@@ -209,9 +210,9 @@ async fn search_latency(n: usize) -> anyhow::Result<serde_json::Value> {
             anyhow::Ok((lat[49], lat[98], ids))
         }
     };
-    let (e50, e99, exact) = time(ds.clone(), false).await?;
+    let (e50, e99, exact) = time(ds.clone(), SearchMode::Exact).await?;
     build_index(&mut ds, "emb_256", &IndexParams::default()).await?;
-    let (i50, i99, approx) = time(ds.clone(), true).await?;
+    let (i50, i99, approx) = time(ds.clone(), SearchMode::Index).await?;
     let found: usize = exact
         .iter()
         .zip(&approx)

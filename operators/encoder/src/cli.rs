@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::error::{EncoderError, Result};
-use crate::runtime::default_model_dir;
+use crate::model_dir::default_model_dir;
 use crate::{Encoder, EncoderOptions, Precision, Provider, TokenBudget};
 
 #[derive(Args, Debug, Clone)]

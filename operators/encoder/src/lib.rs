@@ -23,6 +23,7 @@ pub mod precision;
 pub mod prompt;
 pub mod queue;
 pub mod runtime;
+pub mod similarity;
 pub mod stage;
 pub mod stats;
 pub mod text_input;
@@ -39,8 +40,8 @@ pub use pooling::Pooling;
 pub use precision::{ChosenGraph, Precision};
 pub use prompt::{Prompt, PromptChoice, Role, RolePrompts};
 pub use queue::{
-    BatchPolicy, DEFAULT_PIECE_ROWS, Embedded, QueueError, SharedBatcher, embed_counted,
-    piece_rows_for,
+    BatchPolicy, DEFAULT_PIECE_ROWS, Embedded, EncodeFailure, QueueError, SharedBatcher,
+    embed_counted, piece_rows_for,
 };
 pub use runtime::{CudaOptions, Provider, TensorRtOptions};
 pub use stage::{EncodeStage, Next, StageModel, Staged};

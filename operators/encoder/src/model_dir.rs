@@ -318,3 +318,11 @@ fn default_model_id(dir: &Path) -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| dir.display().to_string())
 }
+
+/// The model a command opens when none is named: `$LEXEMBED_MODEL`, else the all-MiniLM-L6-v2 export
+/// `integration/setup.sh` leaves in lexembed's cache.
+pub fn default_model_dir() -> std::path::PathBuf {
+    std::env::var_os("LEXEMBED_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::runtime::lexembed_home().join("models/all-MiniLM-L6-v2"))
+}

@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, TryAcquireError, oneshot};
 use tracing::{debug, error};
 
 use crate::encoder::{Embeddings, Encoder};
+use crate::error::EncoderError;
 use crate::prompt::Prompt;
 
 /// Texts from one call and where to send their vectors.
@@ -42,8 +43,19 @@ pub struct Embedded {
     pub truncated: Vec<bool>,
 }
 
+/// Why a gathered batch got no vectors (every call with rows in it fails with this).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EncodeFailure {
+    /// The encoder refused or failed (shared by the calls of the batch, hence the `Arc`).
+    #[error(transparent)]
+    Model(Arc<EncoderError>),
+    /// The encoder panicked; the batching thread caught it and goes on.
+    #[error("the encoder panicked: {0}")]
+    Panicked(String),
+}
+
 /// Why a call got no vectors.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     /// `max_queued` requests are already waiting or running (`try_embed` only).
     #[error("the queue is full ({0} requests waiting or running): retry later")]
@@ -52,7 +64,7 @@ pub enum QueueError {
     Closed,
     /// The encoder failed (or panicked) on the gathered batch this call was part of.
     #[error("{0}")]
-    Encoder(String),
+    Encoder(EncodeFailure),
 }
 
 /// When a gathered batch is cut.
@@ -96,7 +108,7 @@ pub fn piece_rows_for(provider: &crate::runtime::Provider) -> usize {
 }
 
 /// What the batching thread calls: the encoder, in production.
-type EncodeFn = Box<dyn Fn(&[&str]) -> Result<Embedded, String> + Send>;
+type EncodeFn = Box<dyn Fn(&[&str]) -> crate::Result<Embedded> + Send>;
 
 /// Tokenizes `texts` once with `prompt` before each, keeping the counts, and embeds the tokens.
 pub fn embed_counted(
@@ -129,7 +141,7 @@ impl SharedBatcher {
         let worker = encoder.clone();
         let encode = Box::new(move |texts: &[&str]| {
             // Callers' prompts are already in the texts (`prompted`).
-            embed_counted(&worker, texts, &Prompt::none()).map_err(|e| e.to_string())
+            embed_counted(&worker, texts, &Prompt::none())
         });
         Self::start_with(encoder, encode, policy)
     }
@@ -322,16 +334,19 @@ fn plan_call(
 }
 
 /// The encoder's answer for `texts`; a panic inside it becomes an error for this call only.
-fn encode_guarded(encode: &EncodeFn, texts: &[&str]) -> Result<Embedded, String> {
-    catch_unwind(AssertUnwindSafe(|| encode(texts))).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        error!(rows = texts.len(), "the encoder panicked: {what}");
-        Err(format!("the encoder panicked: {what}"))
-    })
+fn encode_guarded(encode: &EncodeFn, texts: &[&str]) -> Result<Embedded, EncodeFailure> {
+    let called = catch_unwind(AssertUnwindSafe(|| encode(texts)));
+    called
+        .map_err(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            error!(rows = texts.len(), "the encoder panicked: {what}");
+            EncodeFailure::Panicked(what)
+        })?
+        .map_err(|e| EncodeFailure::Model(Arc::new(e)))
 }
 
 fn run(encode: &EncodeFn, rx: &Receiver<Request>, policy: BatchPolicy) {
@@ -417,7 +432,7 @@ mod tests {
         let real = encoder.clone();
         let encode: EncodeFn = Box::new(move |texts: &[&str]| {
             assert!(!texts.contains(&"panic"), "a fault in the model runtime");
-            embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
+            embed_counted(&real, texts, &Prompt::none())
         });
         let batcher = SharedBatcher::start_with(encoder.clone(), encode, BatchPolicy::default());
         let rt = runtime();
@@ -451,7 +466,7 @@ mod tests {
             seen.lock().unwrap().push(texts.len());
             // A slow model: the other callers arrive while it runs.
             std::thread::sleep(Duration::from_millis(30));
-            embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
+            embed_counted(&real, texts, &Prompt::none())
         });
         let policy = BatchPolicy {
             linger: Duration::from_millis(20),
@@ -501,7 +516,7 @@ mod tests {
                 gate.0.send(()).unwrap();
                 gate.1.recv().unwrap();
             }
-            embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
+            embed_counted(&real, texts, &Prompt::none())
         });
         let policy = BatchPolicy {
             max_queued: 1,
@@ -516,7 +531,7 @@ mod tests {
         started_rx.recv().unwrap();
         assert_eq!(batcher.queued(), 1);
         let refused = rt.block_on(batcher.try_embed(vec!["plazo".into()], &Prompt::none()));
-        assert_eq!(refused.unwrap_err(), QueueError::Full(1));
+        assert!(matches!(refused, Err(QueueError::Full(1))), "{refused:?}");
         go_tx.send(()).unwrap();
         rt.block_on(held).unwrap().unwrap();
         let long = "plazo ".repeat(5000);
@@ -556,7 +571,7 @@ mod tests {
                 .unwrap()
                 .push(texts.iter().map(|t| t.to_string()).collect());
             std::thread::sleep(Duration::from_millis(20)); // a slow model
-            embed_counted(&real, texts, &Prompt::none()).map_err(|e| e.to_string())
+            embed_counted(&real, texts, &Prompt::none())
         });
         let policy = BatchPolicy {
             piece_rows: 4,

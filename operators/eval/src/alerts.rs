@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::evaluate::EvalResult;
 use crate::history::HistoryRow;
-use crate::key::{Metric, SearchPath, UnknownMetric};
+use lexembed_lance::SearchMode;
+
+use crate::key::{Metric, UnknownMetric};
 use crate::metrics::MetricConfig;
 
 /// When to alert.
@@ -25,9 +27,9 @@ impl AlertRules {
     /// The rules of a run through `path`: a metric named without a path (`ndcg@10`, read as exact
     /// scoring's `cosine_ndcg@10`) means that metric through the run's path; watched by default:
     /// NDCG@10 through it.
-    pub fn at_path(&self, path: SearchPath) -> Self {
+    pub fn at_path(&self, path: SearchMode) -> Self {
         let retarget = |m: Metric| match m.path {
-            SearchPath::Exact => m.at(path),
+            SearchMode::Exact => m.at(path),
             _ => m,
         };
         let watched = match self.watched.is_empty() {
@@ -110,7 +112,7 @@ pub struct Comparable<'a> {
     pub dataset_uri: &'a str,
     pub model_id: &'a str,
     pub qa_digest: &'a str,
-    pub path: SearchPath,
+    pub path: SearchMode,
 }
 
 /// The previous comparable run's values: `(dim, metric) → value` (names lexembed no longer computes
@@ -271,18 +273,18 @@ mod path_tests {
                 ("index_knn_recall@10".parse().unwrap(), 0.95),
             ],
         }
-        .at_path(SearchPath::Index);
-        let ndcg = Metric::on(SearchPath::Index, Measure::Ndcg, 10);
+        .at_path(SearchMode::Index);
+        let ndcg = Metric::on(SearchMode::Index, Measure::Ndcg, 10);
         assert_eq!(rules.watched, vec![ndcg]);
         assert_eq!(rules.min[0].0, ndcg);
         assert!(
             rules
-                .check_against(&MetricConfig::for_path(SearchPath::Index))
+                .check_against(&MetricConfig::for_path(SearchMode::Index))
                 .is_ok()
         );
         assert!(
             rules
-                .check_against(&MetricConfig::for_path(SearchPath::Hybrid))
+                .check_against(&MetricConfig::for_path(SearchMode::Hybrid))
                 .is_err()
         );
 
@@ -297,10 +299,10 @@ mod path_tests {
             qa_digest: "q",
             path,
         };
-        let prev = previous_run(&history, &run(SearchPath::Index)).unwrap();
+        let prev = previous_run(&history, &run(SearchMode::Index)).unwrap();
         assert_eq!(prev.get(&(64, ndcg)), Some(&0.7));
-        let prev = previous_run(&history, &run(SearchPath::Exact)).unwrap();
+        let prev = previous_run(&history, &run(SearchMode::Exact)).unwrap();
         assert_eq!(prev.len(), 1);
-        assert!(previous_run(&history, &run(SearchPath::Fts)).is_none());
+        assert!(previous_run(&history, &run(SearchMode::Fts)).is_none());
     }
 }

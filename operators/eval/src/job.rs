@@ -15,10 +15,10 @@ use crate::alerts::{Alert, AlertRules, Comparable, check, previous_run};
 use crate::error::{EvalError, Result};
 use crate::evaluate::{EvalResult, evaluate};
 use crate::history::{self, RunInfo};
-use crate::key::SearchPath;
 use crate::metrics::MetricConfig;
 use crate::served::{ServedInputs, evaluate_served};
 use crate::{corpus, qa};
+use lexembed_lance::SearchMode;
 
 /// What to evaluate and what to do with the results.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct EvalJob {
     /// JSONL file for each query's ranking (top 100 corpus ids per dim).
     pub rankings: Option<PathBuf>,
     /// Exact scoring (sentence-transformers' evaluator), or the path users search by (`served`).
-    pub search: SearchPath,
+    pub search: SearchMode,
 }
 
 /// What a run found.
@@ -75,7 +75,7 @@ impl EvalJob {
             &MetricConfig::default(),
         )?;
         let result = match self.search {
-            SearchPath::Exact => exact,
+            SearchMode::Exact => exact,
             _ => {
                 let inputs = ServedInputs {
                     ds: &ds,

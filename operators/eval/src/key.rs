@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use lexembed_lance::SearchMode;
 use serde::{Serialize, Serializer};
 
 /// One of the evaluator's measures (its keys call them all `cosine_…`: the score function).
@@ -47,50 +48,19 @@ impl Measure {
     }
 }
 
-/// How the rankings were made: exact cosine scoring of every stored vector (what
-/// sentence-transformers' evaluator does), or the path users search by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum SearchPath {
-    #[default]
-    Exact,
-    /// The vector column's index (IVF probes, exact re-ranking), as `lexembed search` uses it.
-    Index,
-    /// BM25 over the text's full-text index.
-    Fts,
-    /// Reciprocal-rank fusion of the index path and full-text search.
-    Hybrid,
-}
-
-impl SearchPath {
-    pub const ALL: [Self; 4] = [Self::Exact, Self::Index, Self::Fts, Self::Hybrid];
-
-    /// The metric-name prefix: `cosine` (the evaluator's score-function name) for exact scoring.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Self::Exact => "cosine",
-            Self::Index => "index",
-            Self::Fts => "fts",
-            Self::Hybrid => "hybrid",
-        }
-    }
-
-    /// As `--search` takes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Exact => "exact",
-            other => other.prefix(),
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == s)
+/// The metric-name prefix of a search mode: `cosine` (the evaluator's score-function name) for exact
+/// scoring, the mode's name otherwise (`index_ndcg@10`).
+pub fn metric_prefix(mode: SearchMode) -> &'static str {
+    match mode {
+        SearchMode::Exact => "cosine",
+        other => other.name(),
     }
 }
 
 /// A measure at a cut-off through a search path: `cosine_ndcg@10`, `index_ndcg@10`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Metric {
-    pub path: SearchPath,
+    pub path: SearchMode,
     pub measure: Measure,
     pub k: usize,
 }
@@ -98,15 +68,15 @@ pub struct Metric {
 impl Metric {
     /// Through exact scoring.
     pub const fn new(measure: Measure, k: usize) -> Self {
-        Self::on(SearchPath::Exact, measure, k)
+        Self::on(SearchMode::Exact, measure, k)
     }
 
-    pub const fn on(path: SearchPath, measure: Measure, k: usize) -> Self {
+    pub const fn on(path: SearchMode, measure: Measure, k: usize) -> Self {
         Self { path, measure, k }
     }
 
     /// The same measure and cut-off through `path`.
-    pub const fn at(self, path: SearchPath) -> Self {
+    pub const fn at(self, path: SearchMode) -> Self {
         Self { path, ..self }
     }
 
@@ -119,7 +89,7 @@ impl fmt::Display for Metric {
         write!(
             f,
             "{}_{}@{}",
-            self.path.prefix(),
+            metric_prefix(self.path),
             self.measure.name(),
             self.k
         )
@@ -139,10 +109,10 @@ impl FromStr for Metric {
     /// `cosine_ndcg@10`, `hybrid_ndcg@10`, or `ndcg@10` for short (exact scoring).
     fn from_str(text: &str) -> Result<Self, UnknownMetric> {
         let unknown = || UnknownMetric(text.to_string());
-        let (path, bare) = SearchPath::ALL
+        let (path, bare) = SearchMode::ALL
             .into_iter()
-            .find_map(|p| Some((p, text.strip_prefix(p.prefix())?.strip_prefix('_')?)))
-            .unwrap_or((SearchPath::Exact, text));
+            .find_map(|p| Some((p, text.strip_prefix(metric_prefix(p))?.strip_prefix('_')?)))
+            .unwrap_or((SearchMode::Exact, text));
         let (name, k) = bare.split_once('@').ok_or_else(unknown)?;
         let measure = Measure::ALL
             .into_iter()
@@ -206,7 +176,7 @@ mod tests {
 
     #[test]
     fn text_forms_round_trip_and_bad_names_are_refused() {
-        for path in SearchPath::ALL {
+        for path in SearchMode::ALL {
             for m in Measure::ALL {
                 let metric = Metric::on(path, m, 3);
                 assert_eq!(metric.to_string().parse::<Metric>(), Ok(metric));
@@ -216,7 +186,7 @@ mod tests {
         }
         assert_eq!(
             "index_knn_recall@10".parse::<Metric>(),
-            Ok(Metric::on(SearchPath::Index, Measure::KnnRecall, 10))
+            Ok(Metric::on(SearchMode::Index, Measure::KnnRecall, 10))
         );
         assert_eq!("ndcg@10".parse::<Metric>(), Ok(Metric::NDCG_AT_10));
         assert_eq!(

@@ -23,6 +23,8 @@ pub mod served;
 pub use error::{EvalError, Result};
 pub use evaluate::{Corpus, EvalResult, evaluate};
 pub use job::{EvalJob, EvalRun};
-pub use key::{DimMetric, Measure, Metric, SearchPath, UnknownMetric};
+pub use key::{DimMetric, Measure, Metric, UnknownMetric, metric_prefix};
+/// The search mode a run's rankings come from (lexembed's one vocabulary, from the store).
+pub use lexembed_lance::SearchMode;
 pub use metrics::MetricConfig;
 pub use qa::QaPair;

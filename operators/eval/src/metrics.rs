@@ -5,14 +5,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::key::{Measure, Metric, SearchPath};
+use lexembed_lance::SearchMode;
+
+use crate::key::{Measure, Metric};
 
 /// Which cut-offs to compute: the evaluator's defaults are accuracy/precision/recall at 1, 3, 5, 10,
 /// MRR@10, NDCG@10 and MAP@100.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricConfig {
     /// The search path the rankings come from (it names the metrics).
-    pub path: SearchPath,
+    pub path: SearchMode,
     /// k-NN recall of the index path against exact search at these cut-offs (index path only).
     pub knn_recall_at_k: Vec<usize>,
     pub accuracy_at_k: Vec<usize>,
@@ -25,7 +27,7 @@ pub struct MetricConfig {
 impl Default for MetricConfig {
     fn default() -> Self {
         Self {
-            path: SearchPath::Exact,
+            path: SearchMode::Exact,
             knn_recall_at_k: Vec::new(),
             accuracy_at_k: vec![1, 3, 5, 10],
             precision_recall_at_k: vec![1, 3, 5, 10],
@@ -53,9 +55,9 @@ impl MetricConfig {
     }
 
     /// The evaluator's metrics through `path`; through the index, also k-NN recall@10 against exact.
-    pub fn for_path(path: SearchPath) -> Self {
+    pub fn for_path(path: SearchMode) -> Self {
         let knn_recall_at_k = match path {
-            SearchPath::Index => vec![10],
+            SearchMode::Index => vec![10],
             _ => Vec::new(),
         };
         Self {
@@ -84,7 +86,7 @@ impl MetricConfig {
 
 /// Per-metric sums over queries (named through the path); divide by the query count for means.
 #[derive(Debug, Clone)]
-struct Sums(BTreeMap<Metric, f64>, SearchPath);
+struct Sums(BTreeMap<Metric, f64>, SearchMode);
 
 impl Sums {
     fn add(&mut self, measure: Measure, k: usize, v: f64) {

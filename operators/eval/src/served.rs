@@ -11,7 +11,7 @@ use lexembed_lance::{DEFAULT_RRF_K, Dataset, Query, SearchMode, SearchOptions, s
 
 use crate::error::{EvalError, Result};
 use crate::evaluate::{EvalResult, Judgements};
-use crate::key::{DimMetric, SearchPath};
+use crate::key::DimMetric;
 use crate::metrics::{MetricConfig, knn_recall};
 use crate::qa::QaPair;
 
@@ -33,16 +33,12 @@ pub async fn evaluate_served(
     cfg: &MetricConfig,
     exact: &EvalResult,
 ) -> Result<EvalResult> {
-    let mode = match cfg.path {
-        SearchPath::Exact => {
-            return Err(EvalError::Runtime(
-                "exact scoring is not a served path".into(),
-            ));
-        }
-        SearchPath::Index => SearchMode::Dense,
-        SearchPath::Fts => SearchMode::Fts,
-        SearchPath::Hybrid => SearchMode::Hybrid,
-    };
+    let mode = cfg.path;
+    if mode == SearchMode::Exact {
+        return Err(EvalError::Runtime(
+            "exact scoring is the evaluator's own (scoring.rs), not a served search".into(),
+        ));
+    }
     let judged = Judgements::new(inputs.corpus_ids, inputs.qa)?;
     let mut by_dim: BTreeMap<u32, Vec<Vec<u32>>> = BTreeMap::new();
     for &d in inputs.dims {

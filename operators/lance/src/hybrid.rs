@@ -1,9 +1,9 @@
-//! Search modes over an embedded dataset: dense (the vector column), full-text (BM25 on the text),
-//! and hybrid: reciprocal-rank fusion (Cormack et al., 2009) of the two lists, the way LanceDB users
-//! combine them.
+//! Search over an embedded dataset in every mode (`crate::mode`): the vector column exact or through
+//! its index, full-text (BM25 on the text), and hybrid: reciprocal-rank fusion (Cormack et al., 2009)
+//! of the two lists, the way LanceDB users combine them.
 //!
-//! Owns the mode, the fusion and the one entry point callers use (`search`); the query's vector is
-//! the caller's (it embeds with the dataset's model and query prompt).
+//! Owns the fusion and the one entry point callers use (`search`); the query's vector is the
+//! caller's (it embeds with the dataset's model and query prompt).
 
 use std::collections::HashMap;
 
@@ -11,46 +11,9 @@ use lance::Dataset;
 
 use crate::error::{Result, StoreError};
 use crate::fulltext::fts_hits;
+use crate::mode::SearchMode;
 use crate::schema::TEXT_COLUMN;
 use crate::search::{Hit, SearchOptions, hits};
-
-/// How to rank the rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SearchMode {
-    /// Nearest vectors of the column (its index when it has one).
-    #[default]
-    Dense,
-    /// BM25 over the text column's full-text index.
-    Fts,
-    /// Reciprocal-rank fusion of the dense and the full-text lists.
-    Hybrid,
-}
-
-impl SearchMode {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "dense" => Ok(Self::Dense),
-            "fts" => Ok(Self::Fts),
-            "hybrid" => Ok(Self::Hybrid),
-            other => Err(StoreError::Invalid(format!(
-                "unknown search mode {other:?} (expected dense, fts or hybrid)"
-            ))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Dense => "dense",
-            Self::Fts => "fts",
-            Self::Hybrid => "hybrid",
-        }
-    }
-
-    /// Whether this mode needs the query's vector.
-    pub fn needs_vector(self) -> bool {
-        self != Self::Fts
-    }
-}
 
 /// RRF's constant: a document at rank r of a list scores 1 / (k + r), ranks from 1. 60 is the
 /// paper's value and LanceDB's default.
@@ -82,7 +45,9 @@ pub async fn search(ds: &Dataset, query: Query<'_>, opts: &SearchOptions) -> Res
         })
     };
     match query.mode {
-        SearchMode::Dense => hits(ds, query.column, vector()?, opts).await,
+        SearchMode::Exact | SearchMode::Index => {
+            hits(ds, query.column, vector()?, query.mode, opts).await
+        }
         SearchMode::Fts => fts_hits(ds, TEXT_COLUMN, query.text, opts).await,
         SearchMode::Hybrid => {
             let wide = SearchOptions {
@@ -90,7 +55,7 @@ pub async fn search(ds: &Dataset, query: Query<'_>, opts: &SearchOptions) -> Res
                 ..opts.clone()
             };
             let lexical = fts_hits(ds, TEXT_COLUMN, query.text, &wide).await?;
-            let dense = hits(ds, query.column, vector()?, &wide).await?;
+            let dense = hits(ds, query.column, vector()?, SearchMode::Index, &wide).await?;
             Ok(reciprocal_rank_fusion(
                 &[dense, lexical],
                 query.rrf_k,
@@ -148,6 +113,5 @@ mod tests {
         // b: 1/62 + 1/62; a and d: 1/61 each, tied, by id.
         assert_eq!(ids, ["b", "a", "d"]);
         assert!((fused[0].score - 2.0 / 62.0).abs() < 1e-7);
-        assert!(SearchMode::parse("sparse").is_err());
     }
 }

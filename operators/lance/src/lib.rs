@@ -12,6 +12,7 @@ pub mod fulltext;
 pub mod hybrid;
 pub mod index;
 pub(crate) mod keys;
+pub mod mode;
 pub mod schema;
 pub mod search;
 pub mod store;
@@ -22,13 +23,14 @@ pub use commit::{Checkpoint, CommitRecord, KafkaCommit, OffsetRanges, Recovery, 
 pub use conditional::{Conditional, PendingAppend};
 pub use error::{Result, StoreError};
 pub use fulltext::{build_fts_index, fts_hits, require_fts_index};
-pub use hybrid::{DEFAULT_RRF_K, Query, SearchMode, reciprocal_rank_fusion, search};
+pub use hybrid::{DEFAULT_RRF_K, Query, reciprocal_rank_fusion, search};
 pub use index::{IndexKind, IndexParams, build_index, compact, vector_columns};
 /// The Lance dataset handle every function here takes (callers need not depend on lance for it).
 pub use lance::Dataset;
+pub use mode::{SearchMode, UnknownSearchMode};
 pub use search::{
     Hit, QueryEmbedding, SearchOptions, check_query_model, check_query_with_hint,
-    checked_query_prompt, hits, nearest,
+    checked_query_prompt, hits, nearest, nearest_schema,
 };
 pub use store::{CommitSummary, DatasetLocation, SinkMode, commit_history};
 pub use upsert::{ChangeLog, Changes, ID_COLUMN, UpsertSummary};

@@ -3,11 +3,14 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, Float32Array, RecordBatch};
+use arrow_schema::SchemaRef;
 use lance::Dataset;
+use lance::dataset::scanner::Scanner;
 use lance_linalg::distance::MetricType;
 
 use crate::error::{Result, StoreError, lance_err};
 use crate::index::vector_column_dim;
+use crate::mode::SearchMode;
 use crate::schema::written_by;
 use lexembed_encoder::{ModelDir, Prompt};
 
@@ -82,8 +85,6 @@ pub struct Hit {
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
     pub k: usize,
-    /// Use the vector index if the column has one (otherwise exact).
-    pub use_index: bool,
     /// IVF partitions to probe (index search only).
     pub nprobes: Option<usize>,
     /// SQL filter applied before ranking, e.g. `law = 'ley-58-2003'`.
@@ -98,7 +99,6 @@ impl Default for SearchOptions {
     fn default() -> Self {
         Self {
             k: 10,
-            use_index: true,
             // Recall first: 32 partitions is all of them up to ~1,000 rows and ~10% at 100,000.
             nprobes: Some(32),
             filter: None,
@@ -107,13 +107,38 @@ impl Default for SearchOptions {
     }
 }
 
-/// The `k` rows nearest to `query` in `column`, with every column of the dataset and `_distance`.
+/// The `k` rows nearest to `query` in `column`, with every column of the dataset and `_distance`:
+/// through the column's index when `mode` uses one and the column has one, exact otherwise.
 pub async fn nearest(
     ds: &Dataset,
     column: &str,
     query: &[f32],
+    mode: SearchMode,
     opts: &SearchOptions,
 ) -> Result<RecordBatch> {
+    let scan = nearest_scan(ds, column, query, mode, opts)?;
+    scan.try_into_batch().await.map_err(lance_err(ds.uri()))
+}
+
+/// The schema [`nearest`] returns for `column`, from the scan's plan alone: nothing is searched.
+pub async fn nearest_schema(
+    ds: &Dataset,
+    column: &str,
+    mode: SearchMode,
+    opts: &SearchOptions,
+) -> Result<SchemaRef> {
+    let dim = vector_column_dim(ds, column)?;
+    let scan = nearest_scan(ds, column, &vec![0.0; dim.get()], mode, opts)?;
+    scan.schema().await.map_err(lance_err(ds.uri()))
+}
+
+fn nearest_scan(
+    ds: &Dataset,
+    column: &str,
+    query: &[f32],
+    mode: SearchMode,
+    opts: &SearchOptions,
+) -> Result<Scanner> {
     let dim = vector_column_dim(ds, column)?;
     if dim.get() != query.len() {
         return Err(StoreError::QueryWidth {
@@ -127,11 +152,11 @@ pub async fn nearest(
     scan.nearest(column, &q, opts.k)
         .map_err(lance_err(ds.uri()))?
         .distance_metric(MetricType::Cosine)
-        .use_index(opts.use_index);
+        .use_index(mode.uses_index());
     if let Some(n) = opts.nprobes {
         scan.nprobes(n);
     }
-    if let (true, Some(r)) = (opts.use_index, opts.refine) {
+    if let (true, Some(r)) = (mode.uses_index(), opts.refine) {
         scan.refine(r);
     }
     if let Some(f) = &opts.filter {
@@ -139,7 +164,7 @@ pub async fn nearest(
             .filter(f)
             .map_err(lance_err(ds.uri()))?;
     }
-    scan.try_into_batch().await.map_err(lance_err(ds.uri()))
+    Ok(scan)
 }
 
 /// `nearest`, reduced to ids, distances and texts, best first (ties broken by id).
@@ -147,9 +172,10 @@ pub async fn hits(
     ds: &Dataset,
     column: &str,
     query: &[f32],
+    mode: SearchMode,
     opts: &SearchOptions,
 ) -> Result<Vec<Hit>> {
-    let batch = nearest(ds, column, query, opts).await?;
+    let batch = nearest(ds, column, query, mode, opts).await?;
     let dist = batch
         .column_by_name("_distance")
         .ok_or_else(|| StoreError::Invalid("search result has no _distance column".into()))?

@@ -349,7 +349,8 @@ fn sql_copy_to_lance_writes_a_searchable_dataset() {
             out_path.to_str().unwrap(),
             "--column",
             "emb_64",
-            "--exact",
+            "--mode",
+            "exact",
             "--json",
         ])
         .args([

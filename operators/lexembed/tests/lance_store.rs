@@ -71,7 +71,7 @@ fn search_ids(uri: &str, column: &str, query: &str, exact: bool) -> Vec<String> 
     ])
     .arg(tiny());
     if exact {
-        cmd.arg("--exact");
+        cmd.args(["--mode", "exact"]);
     }
     json_ids(&run_ok(&mut cmd))
 }

@@ -184,7 +184,7 @@ fn fts_without_the_index_and_unknown_modes_are_clear_errors() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("dense, fts or hybrid"),
+        !out.status.success() && err.contains("expected exact, index, fts or hybrid"),
         "{err}"
     );
     let out = bin()
@@ -199,4 +199,46 @@ fn fts_without_the_index_and_unknown_modes_are_clear_errors() {
     // The index built afterwards by the CLI makes the same search work.
     run_ok(bin().args(["index", &uri, "--column", "text", "--type", "fts"]));
     assert!(!search(&uri, "plazo", &["--mode", "fts"]).is_empty());
+}
+
+#[test]
+fn the_old_spellings_of_a_mode_still_search_and_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dataset(dir.path(), false);
+    let mode = |args: &[&str]| {
+        let out = bin()
+            .args([
+                "search", &uri, "--query", "plazo", "--json", "--column", "emb_64",
+            ])
+            .args(["--model"])
+            .arg(tiny())
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{args:?}: {err}");
+        (String::from_utf8_lossy(&out.stdout).to_string(), err)
+    };
+    let (index, quiet) = mode(&["--mode", "index"]);
+    assert!(!quiet.contains("deprecated"), "{quiet}");
+    let (dense, warned) = mode(&["--mode", "dense"]);
+    assert_eq!(dense, index, "dense is the index path");
+    assert!(warned.contains("\"dense\" is deprecated"), "{warned}");
+    let (exact, _) = mode(&["--mode", "exact"]);
+    let (flag, warned) = mode(&["--exact"]);
+    assert_eq!(flag, exact, "--exact is --mode exact");
+    assert!(warned.contains("--exact is deprecated"), "{warned}");
+    let out = bin()
+        .args([
+            "search", &uri, "--query", "plazo", "--column", "emb_64", "--exact",
+        ])
+        .args(["--mode", "hybrid", "--model"])
+        .arg(tiny())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--mode exact"),
+        "{err}"
+    );
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arrow_array::{ArrayRef, FixedSizeListArray, RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use indicatif::{ProgressBar, ProgressStyle};
-use lexembed_encoder::runtime::default_model_dir;
+use lexembed_encoder::model_dir::default_model_dir;
 use lexembed_encoder::stage::DEFAULT_AHEAD;
 use lexembed_encoder::{Dim, Encoder, EncoderOptions, Provider, TokenBudget};
 use lexembed_encoder::{EncodeStage, PromptChoice, StageModel, Staged};

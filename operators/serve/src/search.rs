@@ -16,43 +16,13 @@ use axum::http::StatusCode;
 use lexembed_encoder::Dim;
 use lexembed_lance::schema::column_dim;
 use lexembed_lance::{
-    DEFAULT_RRF_K, Query, SearchOptions, StoreError, checked_query_prompt, search as search_dataset,
+    DEFAULT_RRF_K, Query, SearchMode, SearchOptions, StoreError, checked_query_prompt,
+    search as search_dataset,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{ApiError, ServeState, ServedDataset, input};
-
-/// Dense search through the vector index when the column has one, or exact (flat); full-text (BM25
-/// over the text's full-text index); or hybrid: reciprocal-rank fusion of the two.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMode {
-    #[default]
-    Index,
-    Exact,
-    Fts,
-    Hybrid,
-}
-
-impl SearchMode {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Index => "index",
-            Self::Exact => "exact",
-            Self::Fts => "fts",
-            Self::Hybrid => "hybrid",
-        }
-    }
-
-    fn ranking(self) -> lexembed_lance::SearchMode {
-        match self {
-            Self::Index | Self::Exact => lexembed_lance::SearchMode::Dense,
-            Self::Fts => lexembed_lance::SearchMode::Fts,
-            Self::Hybrid => lexembed_lance::SearchMode::Hybrid,
-        }
-    }
-}
 
 /// `POST /search`'s body.
 #[derive(Debug, Deserialize)]
@@ -72,6 +42,7 @@ pub struct SearchRequest {
     /// SQL filter applied before ranking (`law = 'ley-58-2003'`).
     #[serde(default)]
     pub filter: Option<String>,
+    /// `index` (default), `exact`, `fts` or `hybrid`: lexembed's one search vocabulary.
     #[serde(default)]
     pub mode: SearchMode,
     /// Metadata columns returned with each hit (default: all of them).
@@ -114,14 +85,12 @@ pub async fn search(
         ));
     }
     let ds = served.location.open().await.map_err(store_error)?;
-    let ranking = req.mode.ranking();
-    let vector = match ranking.needs_vector() {
+    let vector = match req.mode.needs_vector() {
         true => Some(query_vector(&state, &ds, &req.query, dim).await?),
         false => None,
     };
     let opts = SearchOptions {
         k: req.k,
-        use_index: req.mode != SearchMode::Exact,
         filter: req.filter.clone(),
         ..SearchOptions::default()
     };
@@ -129,7 +98,7 @@ pub async fn search(
         text: &req.query,
         vector: vector.as_deref(),
         column: &column,
-        mode: ranking,
+        mode: req.mode,
         rrf_k: DEFAULT_RRF_K,
     };
     let found = search_dataset(&ds, query, &opts)

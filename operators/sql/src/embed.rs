@@ -12,16 +12,17 @@
 //! text.
 
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, Field, FieldRef};
 use async_trait::async_trait;
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
+use datafusion::logical_expr::scalar_doc_sections::DOC_SECTION_OTHER;
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use lexembed_encoder::text_input::{is_text_type, text_rows};
 use lexembed_encoder::{Dim, embedding_type, matryoshka_arrays};
@@ -168,6 +169,48 @@ impl ScalarUDFImpl for EmbedFunc {
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         exec_err!("embed is async: it runs through DataFusion's async UDF execution")
     }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(match self.role {
+            Role::Document => &EMBED_DOC,
+            Role::Query => &EMBED_QUERY_DOC,
+        })
+    }
+}
+
+static EMBED_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    doc(
+        "embed",
+        "The Matryoshka embedding of each text with the model's document prompt (E5: \"passage: \"), \
+         as pipelines store documents: FixedSizeList<Float32, dim>, L2-normalised at its dim; null \
+         for a null text. Errors: a dim that is not a literal or not one of the model's dims (the \
+         error lists them), a text that is not a string.",
+        "SELECT id, embed(text, 256) AS emb_256 FROM docs",
+    )
+});
+
+static EMBED_QUERY_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    doc(
+        "embed_query",
+        "embed() with the model's query prompt (E5: \"query: \"): how questions are asked of a \
+         dataset of embed()ded documents. Same result type and errors as embed.",
+        "SELECT id FROM vector_search('docs', 'emb_256', embed_query('plazo de recurso', 256), 5)",
+    )
+});
+
+fn doc(name: &str, description: &str, example: &str) -> Documentation {
+    Documentation::builder(
+        DOC_SECTION_OTHER,
+        description.to_string(),
+        format!("{name}(text [, dim])"),
+    )
+    .with_argument("text", "A string column or literal.")
+    .with_argument(
+        "dim",
+        "An integer literal, one of the model's Matryoshka dims (default: the full width).",
+    )
+    .with_sql_example(example.to_string())
+    .build()
 }
 
 #[async_trait]
@@ -230,5 +273,71 @@ impl EmbedFunc {
                 datafusion::error::DataFusionError::Execution("no output".into())
             })?);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float32Type;
+    use datafusion::logical_expr::ScalarUDFImpl;
+    use datafusion::prelude::SessionContext;
+    use lexembed_encoder::{BatchPolicy, Dim, Prompt, Role, SharedBatcher};
+
+    use super::EmbedFunc;
+    use crate::search_exec::fixtures::encoder;
+
+    fn session() -> SessionContext {
+        let ctx = SessionContext::new();
+        let batcher = SharedBatcher::start(encoder(), BatchPolicy::default());
+        ctx.register_udf(EmbedFunc::udf(batcher, Role::Document).unwrap());
+        ctx
+    }
+
+    #[tokio::test]
+    async fn embed_is_the_encoders_vector_at_the_dim_and_null_stays_null() {
+        let ctx = session();
+        let rows = ctx
+            .sql("SELECT embed(t, 16) FROM (VALUES ('plazo de recurso'), (NULL)) AS v(t)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let col = rows[0].column(0).as_fixed_size_list();
+        assert_eq!((col.len(), col.value_length()), (2, 16));
+        assert!(col.is_valid(0) && col.is_null(1), "null in, null out");
+        let got = col.value(0);
+        let got = got.as_primitive::<Float32Type>().values();
+        let want = encoder()
+            .encode(&["plazo de recurso"], &Prompt::none())
+            .unwrap()
+            .prefix(0, Dim(16));
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err < 1e-5, "max abs difference {err}");
+        // DataFusion's async UDF wrapper does not pass documentation on: asked of the function.
+        let batcher = SharedBatcher::start(encoder(), BatchPolicy::default());
+        let f = EmbedFunc::new(batcher, Role::Query).unwrap();
+        let doc = f.documentation().unwrap();
+        assert!(doc.syntax_example.contains("embed_query(text [, dim])"));
+    }
+
+    #[tokio::test]
+    async fn a_dim_the_model_does_not_serve_is_refused_listing_its_dims() {
+        let ctx = session();
+        let err = ctx
+            .sql("SELECT embed('plazo', 17)")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dim 17 is not one of the model's dims"),
+            "{err}"
+        );
     }
 }

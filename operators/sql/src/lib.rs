@@ -8,6 +8,7 @@ pub mod distance;
 pub mod embed;
 pub mod error;
 pub mod hybrid_search;
+pub mod search_exec;
 pub mod session;
 pub mod source;
 pub mod table_args;

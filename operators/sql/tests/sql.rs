@@ -214,13 +214,18 @@ async fn lance_datasets_are_tables_with_filters() {
     let mut v = e.row(0)[..16].to_vec();
     lexembed_encoder::pooling::l2_normalize(&mut v);
     let ds = loc.open().await.unwrap();
-    let want: Vec<String> =
-        lexembed_lance::hits(&ds, "emb_16", &v, &lexembed_lance::SearchOptions::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|h| h.id)
-            .collect();
+    let want: Vec<String> = lexembed_lance::hits(
+        &ds,
+        "emb_16",
+        &v,
+        lexembed_lance::SearchMode::Index,
+        &lexembed_lance::SearchOptions::default(),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|h| h.id)
+    .collect();
     assert_eq!(got, want);
     let filtered = collect(&ctx, "SELECT count(*) AS n FROM vector_search('docs', 'emb_16', embed('plazo', 16), 10) WHERE id <> 'd1'").await.unwrap();
     assert!(
@@ -502,6 +507,7 @@ async fn embed_puts_the_document_prompt_and_embed_query_the_query_prompt() {
         &ds,
         "emb_16",
         &q.prefix(0, Dim(16)),
+        lexembed_lance::SearchMode::Index,
         &lexembed_lance::SearchOptions {
             k: 5,
             ..Default::default()

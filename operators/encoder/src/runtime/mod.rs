@@ -148,13 +148,6 @@ pub fn locate_library(explicit: Option<&Path>) -> Result<PathBuf> {
         .ok_or(EncoderError::RuntimeNotFound)
 }
 
-/// The default model: `$LEXEMBED_MODEL`, else the all-MiniLM-L6-v2 export `integration/setup.sh` leaves.
-pub fn default_model_dir() -> PathBuf {
-    std::env::var_os("LEXEMBED_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| lexembed_home().join("models/all-MiniLM-L6-v2"))
-}
-
 /// lexembed's cache of tools and models: `$LEXEMBED_HOME`, default `~/.cache/lexembed`.
 pub fn lexembed_home() -> PathBuf {
     if let Some(h) = std::env::var_os("LEXEMBED_HOME") {

@@ -20,7 +20,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub struct SearchArgs {
     /// Lance dataset written by a pipeline.
     pub dataset: String,
-    /// Vector column, e.g. emb_256 (dense and hybrid modes).
+    /// Vector column, e.g. emb_256 (every mode but fts).
     #[arg(long, required_unless_present = "mode")]
     pub column: Option<String>,
     /// Question or text to search for (embedded with the model's query prompt, E5's "query: ").
@@ -28,15 +28,17 @@ pub struct SearchArgs {
     pub query: String,
     #[arg(short, default_value_t = 10)]
     pub k: usize,
-    /// dense: nearest vectors of --column; fts: BM25 over the text column's full-text index (build it
-    /// with `lexembed index DATASET --column text --type fts`); hybrid: reciprocal-rank fusion of both.
-    #[arg(long, default_value = "dense", value_parser = parse_mode)]
-    pub mode: SearchMode,
+    /// index: nearest vectors of --column through its index when it has one (exact otherwise);
+    /// exact: against every stored vector; fts: BM25 over the text column's full-text index (build it
+    /// with `lexembed index DATASET --column text --type fts`); hybrid: reciprocal-rank fusion of the
+    /// index path and fts. (`dense`, the old name of index, still works, with a warning.)
+    #[arg(long, default_value = "index")]
+    pub mode: String,
     /// Hybrid: a document at rank r of a list scores 1 / (rrf_k + r).
     #[arg(long, default_value_t = DEFAULT_RRF_K)]
     pub rrf_k: f32,
-    /// Exact (flat) search even when the column has an index.
-    #[arg(long)]
+    /// Deprecated: say `--mode exact`.
+    #[arg(long, hide = true)]
     pub exact: bool,
     /// SQL filter applied before ranking, e.g. "law = 'ley-58-2003'".
     #[arg(long)]
@@ -48,21 +50,35 @@ pub struct SearchArgs {
     pub encoder: EncoderArgs,
 }
 
-fn parse_mode(s: &str) -> Result<SearchMode, String> {
-    SearchMode::parse(s).map_err(|e| e.to_string())
+/// The mode asked for, with the deprecated `--exact` folded in (it meant `--mode exact`). Read
+/// here, not by clap, so that a deprecated spelling's warning reaches the log.
+fn mode_of(args: &SearchArgs) -> anyhow::Result<SearchMode> {
+    let mode = SearchMode::parse(&args.mode).context("--mode")?;
+    if !args.exact {
+        return Ok(mode);
+    }
+    tracing::warn!(
+        "--exact is deprecated and will be refused in the next release: say --mode exact"
+    );
+    match mode {
+        SearchMode::Index | SearchMode::Exact => Ok(SearchMode::Exact),
+        other => anyhow::bail!(
+            "--exact applies to the vector column alone; --mode {other} searches through the index (say --mode exact for exact search)"
+        ),
+    }
 }
 
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let mode = mode_of(&args)?;
     let rt = runtime()?;
     let ds = rt.block_on(DatasetLocation::new(&args.dataset).open())?;
     let column = args.column.clone().unwrap_or_default();
-    let vector = match args.mode.needs_vector() {
-        true => Some(query_vector(&args, &ds, &column)?),
+    let vector = match mode.needs_vector() {
+        true => Some(query_vector(&args, mode, &ds, &column)?),
         false => None,
     };
     let opts = SearchOptions {
         k: args.k,
-        use_index: !args.exact,
         filter: args.filter.clone(),
         ..SearchOptions::default()
     };
@@ -70,7 +86,7 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         text: &args.query,
         vector: vector.as_deref(),
         column: &column,
-        mode: args.mode,
+        mode,
         rrf_k: args.rrf_k,
     };
     for (rank, h) in rt
@@ -100,13 +116,14 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
 /// against what the dataset records).
 fn query_vector(
     args: &SearchArgs,
+    mode: SearchMode,
     ds: &lexembed_lance::Dataset,
     column: &str,
 ) -> anyhow::Result<Vec<f32>> {
     anyhow::ensure!(
         !column.is_empty(),
         "--column is required for --mode {}",
-        args.mode.name()
+        mode.name()
     );
     let dim = column_dim(column)
         .with_context(|| format!("{column} is not a vector column (emb_<dim>)"))?;

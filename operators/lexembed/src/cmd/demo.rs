@@ -42,7 +42,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dims: Vec<Dim> = enc.dims().as_slice().to_vec();
     for (qi, question) in QUESTIONS.iter().enumerate() {
         println!("\n{question}");
-        let mut scored: Vec<(usize, f32)> = (0..PASSAGES.len())
+        let mut scored: Vec<(usize, f64)> = (0..PASSAGES.len())
             .map(|pi| (pi, cosine_at(q.row(qi), p.row(pi), dims[0])))
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -58,10 +58,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Cosine of the first `d` values: the Matryoshka prefix similarity.
-fn cosine_at(a: &[f32], b: &[f32], d: Dim) -> f32 {
-    let (a, b) = (&a[..d.get()], &b[..d.get()]);
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb).max(1e-12)
+fn cosine_at(a: &[f32], b: &[f32], d: Dim) -> f64 {
+    lexembed_encoder::similarity::cosine(&a[..d.get()], &b[..d.get()])
 }

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use lexembed_eval::alerts::AlertRules;
 use lexembed_eval::history::{self, RunInfo};
 use lexembed_eval::report::{ReferenceCard, card_table, render_with};
-use lexembed_eval::{EvalJob, EvalResult, EvalRun, Measure, SearchPath};
+use lexembed_eval::{EvalJob, EvalResult, EvalRun, Measure, SearchMode};
 use lexembed_eval::{Metric, UnknownMetric};
 use lexembed_lance::DatasetLocation;
 use lexembed_pipeline::schedule::Schedule;
@@ -84,7 +84,7 @@ pub struct EvalArgs {
     /// hybrid (their reciprocal-rank fusion). Metrics are named by the path (index_ndcg@10), history
     /// keeps each path apart, and --min/--watch names without a path mean the run's path.
     #[arg(long, default_value = "exact", value_parser = parse_search)]
-    pub search: SearchPath,
+    pub search: SearchMode,
     /// Run on a cron schedule (five fields, crontab(5) semantics), e.g. "0 3 * * *", instead of once.
     #[arg(long)]
     pub schedule: Option<String>,
@@ -177,9 +177,8 @@ impl std::error::Error for AlertsFired {}
 /// The exit code of an evaluation that fired alerts.
 pub const ALERT_EXIT_CODE: u8 = 3;
 
-fn parse_search(s: &str) -> Result<SearchPath, String> {
-    SearchPath::parse(s)
-        .ok_or_else(|| format!("unknown search path {s:?} (expected exact, index, fts or hybrid)"))
+fn parse_search(s: &str) -> Result<SearchMode, String> {
+    SearchMode::parse(s).map_err(|e| e.to_string())
 }
 
 fn eval_job(args: &EvalArgs) -> anyhow::Result<EvalJob> {
@@ -286,7 +285,7 @@ fn print_result(args: &EvalArgs, run: &EvalRun) -> anyhow::Result<()> {
         by_dim
             .entry(k.dim)
             .or_default()
-            .insert(k.metric.at(SearchPath::Exact).to_string(), *v);
+            .insert(k.metric.at(SearchMode::Exact).to_string(), *v);
     }
     println!(
         "{} queries ({} without relevant docs dropped, {} relevant ids not in the corpus) over {} documents, model {}",

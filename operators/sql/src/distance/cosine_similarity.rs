@@ -12,16 +12,9 @@ use super::vectors::Element;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CosineSimilarity;
 
-/// Dot product and both squared norms in one pass; a zero vector gives 0 rather than NaN.
+/// lexembed's one cosine (`lexembed_encoder::similarity`), over the row's element types.
 pub(super) fn cosine<A: Element, B: Element>(a: &[A], b: &[B]) -> f64 {
-    let (mut dot, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x.to_f64(), y.to_f64());
-        dot += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    dot / (aa.sqrt() * bb.sqrt()).max(1e-30)
+    lexembed_encoder::similarity::cosine(a, b)
 }
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {

@@ -26,21 +26,15 @@ pub fn is_vector(t: &DataType) -> bool {
 }
 
 /// A float type a kernel reads.
-pub trait Element: Copy {
-    fn to_f64(self) -> f64;
-}
-
-impl Element for f32 {
+pub trait Element: Copy + Into<f64> {
     fn to_f64(self) -> f64 {
-        f64::from(self)
+        self.into()
     }
 }
 
-impl Element for f64 {
-    fn to_f64(self) -> f64 {
-        self
-    }
-}
+impl Element for f32 {}
+
+impl Element for f64 {}
 
 /// One row's values, borrowed from the argument's buffers.
 #[derive(Debug, Clone, Copy)]
