@@ -706,12 +706,7 @@ fn poison_records_go_to_the_dead_letter_topic_with_headers_and_good_ones_to_lanc
 }
 
 fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    let code = body.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, body)
+    common::http_get(&format!("127.0.0.1:{port}"), path)
 }
 
 #[test]

@@ -261,3 +261,51 @@ fn prompts_apply_per_request_and_to_searches() {
         "{err}"
     );
 }
+
+/// `/health/ready` asks each served dataset's store: 200 while it answers, 503 naming the dataset and
+/// why while it does not (here its directory moved away), 200 again once it is back, with no restart.
+#[test]
+fn readiness_follows_the_datasets_store_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    boe_articles(dir.path(), 20);
+    let uri = dir.path().join("boe.lance");
+    let spec = dir.path().join("p.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: ready\nsource: {{kind: file, path: docs.jsonl}}\nencoder: {{model: {}}}\nsink: {{uri: {}}}\n",
+            tiny().display(),
+            uri.display()
+        ),
+    )
+    .unwrap();
+    run_ok(bin().arg("run").arg(&spec));
+    let server = Server::start(&[
+        "--dataset".as_ref(),
+        format!("boe={}", uri.display()).as_ref(),
+    ]);
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let (code, body) = http_get(addr, "/health/ready");
+    assert!(code == 200 && body.contains(r#""boe":"ok""#), "{body}");
+    let moved = dir.path().join("boe.moved");
+    std::fs::rename(&uri, &moved).unwrap();
+    let (code, body) = http_get(addr, "/health/ready");
+    assert!(
+        code == 503 && body.contains(r#""status":"unavailable""#) && body.contains("boe"),
+        "{body}"
+    );
+    let (code, _) = http_get(addr, "/health");
+    assert_eq!(
+        code, 200,
+        "the model still answers: liveness is not readiness"
+    );
+    std::fs::rename(&moved, &uri).unwrap();
+    let (code, body) = http_get(addr, "/health/ready");
+    assert!(
+        code == 200 && body.contains(r#""status":"ready""#),
+        "{body}"
+    );
+}

@@ -53,6 +53,7 @@ pub fn router(state: Arc<ServeState>) -> Router {
     Router::new()
         .merge(api)
         .route("/health", get(ops::health))
+        .route("/health/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)
         .layer(middleware::from_fn(record))

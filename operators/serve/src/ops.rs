@@ -1,6 +1,7 @@
 //! What operators and orchestrators read: `/health` (the model is loaded: the server binds only
-//! after that), `/info` (model, dims, max length, limits, datasets), `/metrics` (Prometheus text from
-//! the recorder the binary installed), and the JSON 404 of unknown routes.
+//! after that), `/health/ready` (every served dataset's store answers), `/info` (model, dims, max
+//! length, limits, datasets), `/metrics` (Prometheus text from the recorder the binary installed), and
+//! the JSON 404 of unknown routes.
 
 use std::sync::Arc;
 
@@ -14,6 +15,33 @@ use crate::{ApiError, ServeState};
 
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// How long `/health/ready` waits for a dataset's store to answer.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `/health/ready`: 200 when every served dataset opens (its store answers with its latest
+/// version), else 503 naming each dataset that does not and why. Embeddings need no store, so this
+/// is for search traffic and for operators; the chart's probes stay on `/health`. It asks the store
+/// again on every call, so it recovers by itself when the store does.
+pub async fn ready(State(state): State<Arc<ServeState>>) -> Response {
+    let mut datasets = serde_json::Map::new();
+    let mut ready = true;
+    for d in state.datasets.values() {
+        let answer = match tokio::time::timeout(READY_WAIT, d.location.open()).await {
+            Ok(Ok(_)) => "ok".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("its store did not answer within {} s", READY_WAIT.as_secs()),
+        };
+        ready &= answer == "ok";
+        datasets.insert(d.name.clone(), json!(answer));
+    }
+    let (status, word) = match ready {
+        true => (StatusCode::OK, "ready"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let body = json!({"status": word, "datasets": datasets});
+    (status, Json(body)).into_response()
 }
 
 pub async fn info(State(state): State<Arc<ServeState>>) -> Json<Value> {

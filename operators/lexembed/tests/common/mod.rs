@@ -151,3 +151,18 @@ pub fn pylance_upsert_check(uri: &str, dir: &std::path::Path, expected: &serde_j
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `GET path` from the server at `addr` (`host:port`): its status code and the whole response.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let code = body.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body)
+}
