@@ -96,7 +96,7 @@ async fn embed_overhead(
     rounds: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_batch_size(1024));
-    register_functions(&ctx, encoder.clone(), BatchPolicy::default())?;
+    register_functions(&ctx, encoder.clone(), BatchPolicy::whole_requests())?;
     // `embed()` puts the model's document prompt: the direct calls do too.
     let doc_prompt = encoder.prompt(Role::Document, &PromptChoice::Model)?;
     let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(

@@ -59,7 +59,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
 async fn session(args: SqlArgs) -> anyhow::Result<()> {
     let ctx = SessionContext::new();
     let encoder = Arc::new(args.encoder.open(&[])?);
-    let funcs = register_functions(&ctx, encoder, BatchPolicy::default())?;
+    let funcs = register_functions(&ctx, encoder, BatchPolicy::whole_requests())?;
     for (name, path) in &args.tables {
         let registered = if is_file_table(path) {
             register_file_table(&ctx, name, path).await
