@@ -633,11 +633,9 @@ mod tests {
         }
     }
 
-    /// The plan: the requests that fit in a piece get calls of their own, whole; larger ones a piece
-    /// each; the turns alternate while both wait; `max_rows` rows per call.
-    #[test]
-    fn plan_call_alternates_small_requests_and_pieces_of_large_ones() {
-        let waiting: Vec<InProgress> = [100, 1, 40, 3]
+    /// Requests waiting in the queue, of these many texts each (nobody listens for their answers).
+    fn waiting_of(sizes: &[usize]) -> Vec<InProgress> {
+        sizes
             .iter()
             .map(|&n| {
                 let (reply, _) = oneshot::channel();
@@ -646,7 +644,14 @@ mod tests {
                     reply,
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    /// The plan: the requests that fit in a piece get calls of their own, whole; larger ones a piece
+    /// each; the turns alternate while both wait; `max_rows` rows per call.
+    #[test]
+    fn plan_call_alternates_small_requests_and_pieces_of_large_ones() {
+        let waiting = waiting_of(&[100, 1, 40, 3]);
         let policy = |max_rows, piece_rows| BatchPolicy {
             max_rows,
             piece_rows,
@@ -684,16 +689,7 @@ mod tests {
     fn bulk_callers_get_their_requests_whole_in_one_call() {
         // SQL's embed(): DataFusion batches of 256 rows from two partitions. With the default pieces
         // (32 rows) each call took 32 of each; whole, one call takes both (BENCHMARKS.md "SQL").
-        let waiting: Vec<InProgress> = [256, 256]
-            .iter()
-            .map(|&n| {
-                let (reply, _) = oneshot::channel();
-                InProgress::new(Request {
-                    texts: vec![String::new(); n],
-                    reply,
-                })
-            })
-            .collect();
+        let waiting = waiting_of(&[256, 256]);
         let (call, _) = plan_call(&waiting, BatchPolicy::whole_requests(), Turn::Large);
         assert_eq!(call, vec![(0, 256), (1, 256)]);
         let (call, _) = plan_call(&waiting, BatchPolicy::default(), Turn::Large);

@@ -6,10 +6,11 @@
 //! through the vector column's index when it has one (exact re-ranking of its candidates) and is exact
 //! otherwise; `fts` is BM25 over the text's full-text index; `hybrid` fuses the index path and the
 //! full-text list. `dense` (the index path, before the exact/index split had one word) is still
-//! accepted for one release, with a warning.
+//! accepted for one release, with a warning (once a process).
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Once;
 
 use serde::{Deserialize, Deserializer};
 use tracing::warn;
@@ -63,9 +64,14 @@ impl SearchMode {
         }
         match s {
             "dense" => {
-                warn!(
-                    "search mode \"dense\" is deprecated and will be refused in the next release: say \"index\" (the vector index when the column has one) or \"exact\""
-                );
+                // Once a process: a server parses a mode per request, and one client still saying
+                // "dense" must not put a line in the log for each of them.
+                static WARNED: Once = Once::new();
+                WARNED.call_once(|| {
+                    warn!(
+                        "search mode \"dense\" is deprecated and will be refused in the next release: say \"index\" (the vector index when the column has one) or \"exact\""
+                    )
+                });
                 Ok(Self::Index)
             }
             other => Err(UnknownSearchMode(other.to_string())),

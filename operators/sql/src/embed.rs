@@ -288,10 +288,13 @@ mod tests {
     use super::EmbedFunc;
     use crate::search_exec::fixtures::encoder;
 
+    fn batcher() -> SharedBatcher {
+        SharedBatcher::start(encoder(), BatchPolicy::default())
+    }
+
     fn session() -> SessionContext {
         let ctx = SessionContext::new();
-        let batcher = SharedBatcher::start(encoder(), BatchPolicy::default());
-        ctx.register_udf(EmbedFunc::udf(batcher, Role::Document).unwrap());
+        ctx.register_udf(EmbedFunc::udf(batcher(), Role::Document).unwrap());
         ctx
     }
 
@@ -321,8 +324,7 @@ mod tests {
             .fold(0f32, f32::max);
         assert!(err < 1e-5, "max abs difference {err}");
         // DataFusion's async UDF wrapper does not pass documentation on: asked of the function.
-        let batcher = SharedBatcher::start(encoder(), BatchPolicy::default());
-        let f = EmbedFunc::new(batcher, Role::Query).unwrap();
+        let f = EmbedFunc::new(batcher(), Role::Query).unwrap();
         let doc = f.documentation().unwrap();
         assert!(doc.syntax_example.contains("embed_query(text [, dim])"));
     }

@@ -140,12 +140,6 @@ struct HybridSearch {
     query_prompt: Prompt,
 }
 
-impl std::fmt::Debug for HybridSearch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HybridSearch({})", self.describe())
-    }
-}
-
 impl Search for HybridSearch {
     fn node_name(&self) -> &'static str {
         "HybridSearchExec"

@@ -22,8 +22,9 @@ use datafusion::physical_plan::{
 };
 use futures::future::BoxFuture;
 
-/// A search a table function planned, run when its plan executes.
-pub trait Search: fmt::Debug + Send + Sync + 'static {
+/// A search a table function planned, run when its plan executes. The plan's nodes show it (in
+/// `EXPLAIN` and in `Debug`) by `node_name` and `describe`.
+pub trait Search: Send + Sync + 'static {
     /// The plan node's name in `EXPLAIN` (`VectorSearchExec`).
     fn node_name(&self) -> &'static str;
     /// What is searched, how, for `EXPLAIN` (`table=docs column=emb_256 k=10 mode=index`).
@@ -34,7 +35,6 @@ pub trait Search: fmt::Debug + Send + Sync + 'static {
 }
 
 /// The table a search table function returns: the planned schema and the search, not its rows.
-#[derive(Debug)]
 pub struct SearchTable {
     schema: SchemaRef,
     search: Arc<dyn Search>,
@@ -46,6 +46,12 @@ impl SearchTable {
             schema,
             search: Arc::new(search),
         }
+    }
+}
+
+impl fmt::Debug for SearchTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SearchTable({})", self.search.describe())
     }
 }
 
@@ -75,7 +81,6 @@ impl TableProvider for SearchTable {
 }
 
 /// Runs a [`Search`] in one partition and yields its rows in the planned (projected) schema.
-#[derive(Debug)]
 pub struct SearchExec {
     schema: SchemaRef,
     search: Arc<dyn Search>,
@@ -95,6 +100,12 @@ impl SearchExec {
             search,
             properties: Arc::new(properties),
         }
+    }
+}
+
+impl fmt::Debug for SearchExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.search.node_name(), self.search.describe())
     }
 }
 
@@ -174,7 +185,6 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A search that counts its runs and returns two rows, its columns in another order.
-    #[derive(Debug)]
     struct Counted(Arc<AtomicUsize>);
 
     impl Search for Counted {

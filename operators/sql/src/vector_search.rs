@@ -187,12 +187,6 @@ struct VectorSearch {
     encoder: Arc<Encoder>,
 }
 
-impl std::fmt::Debug for VectorSearch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VectorSearch({})", self.describe())
-    }
-}
-
 impl Search for VectorSearch {
     fn node_name(&self) -> &'static str {
         "VectorSearchExec"
