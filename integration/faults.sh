@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Faults injected for real while a Kafka → Lance-on-S3 pipeline works (issue 33): toxiproxy between
 # lexembed and SeaweedFS (latency, connection resets, connections cut mid-upload, the store
-# unreachable for 30 s), SeaweedFS and the Kafka broker killed with SIGKILL and restarted, the broker
-# frozen for 30 s, and SIGTERM to the replica. Each trial checks the dataset with pylance: every record
-# exactly once. Writes target/faults/report.json and prints a table; exits 1 if a trial failed.
+# unreachable for 30 s) and between lexembed and the broker (unreachable for 30 s, and a second
+# replica joining meanwhile), SeaweedFS and the Kafka broker killed with SIGKILL and restarted, the
+# broker frozen for 30 s, a dataset's filesystem filled, SIGTERM to the replica; and `lexembed serve`
+# under overload, a 100 MB body, 1,000 idle connections, its store unreachable and SIGTERM. Each
+# pipeline trial checks the dataset with pylance: every record exactly once, and at most a few log
+# lines per fault. Writes target/faults/report.json and prints a table; exits 1 if a trial failed.
 #
 #   integration/faults.sh [--quick] [--trials N] [--only FAULT,...] [--seed S]
 #

@@ -9,7 +9,8 @@
 #   integration/kafka.sh reset     # stop and delete the data
 #   integration/kafka.sh delete-topic NAME...   # delete topics (missing ones are fine)
 #
-# Env: LEXEMBED_KAFKA_PORT (default 19092; the controller uses PORT+1), LEXEMBED_KAFKA_DATA
+# Env: LEXEMBED_KAFKA_PORT (default 19092; the controller uses PORT+1; PORT+2 is a second client
+# listener that advertises PORT+3, where the faults harness puts a proxy), LEXEMBED_KAFKA_DATA
 # (default $LEXEMBED_HOME/kafka/data). Prints the bootstrap address on start.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +18,8 @@ source "$ROOT/integration/env.sh"
 source "$ROOT/integration/service.sh"   # running, stop
 PORT="${LEXEMBED_KAFKA_PORT:-19092}"
 CPORT=$((PORT + 1))
+PROXIED_PORT=$((PORT + 2))
+PROXIED_ADVERTISED_PORT=$((PORT + 3))
 KHOME="$LEXEMBED_HOME/kafka"
 LIB="$KHOME/lib"
 DATA="${LEXEMBED_KAFKA_DATA:-$KHOME/data}"
@@ -51,6 +54,7 @@ start() {
   if running; then log "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; echo "127.0.0.1:$PORT"; return; fi
   mkdir -p "$DATA"
   sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CPORT|g" -e "s|@DATA@|$DATA|g" \
+    -e "s|@PROXIED_PORT@|$PROXIED_PORT|g" -e "s|@PROXIED_ADVERTISED_PORT@|$PROXIED_ADVERTISED_PORT|g" \
     "$ROOT/integration/kafka/server.properties.in" > "$DATA/server.properties"
   if [ ! -f "$DATA/log/meta.properties" ]; then
     local id; id="$(java -cp "$CP" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"

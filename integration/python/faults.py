@@ -5,7 +5,11 @@ works, see Feed), a new Lance dataset on SeaweedFS reached through toxiproxy, an
 (tiny fixture model). One fault is injected at a random moment of the run and healed after its
 duration. The run either rides it out (exits 0 once the topic is idle) or exits non-zero; then it is
 started again, as Kubernetes would, and must finish. The dataset is read back with pylance straight
-from SeaweedFS (not through the proxy): every record exactly once, or the trial failed.
+from SeaweedFS (not through the proxy): every record exactly once, or the trial failed. More than
+WARN_BOUND WARN/ERROR lines for one fault fail it too (a log flood). The replica reaches the broker
+through a second proxy (the broker's PROXIED listener); the feed and the checks go straight to it.
+The disk trial writes a local dataset on a size-limited tmpfs (reported not_run where mounting is not
+allowed).
 
     python faults.py [--quick] [--trials N] [--only FAULT,...] [--report PATH]
 
@@ -40,6 +44,13 @@ S3_PORT = int(os.environ.get("LEXEMBED_S3_PORT", "18333"))
 PROXY_LISTEN = f"127.0.0.1:{S3_PORT + 40}"
 PROXY = "faults-s3"
 BROKERS = os.environ.get("LEXEMBED_KAFKA_BROKERS", "127.0.0.1:19092")
+# The replica reaches the broker through toxiproxy: integration/kafka.sh gives the broker a second
+# listener on PORT+2 that advertises PORT+3, where this proxy listens, so that every connection the
+# replica makes (not only the bootstrap one) crosses the proxy. The feed and the checks connect
+# straight to the broker.
+KAFKA_PORT = int(BROKERS.rsplit(":", 1)[1])
+KAFKA_PROXY = "faults-kafka"
+PROXIED_BROKERS = f"127.0.0.1:{KAFKA_PORT + 3}"
 TINY = ROOT / "operators/encoder/tests/fixtures/tiny-xlmr"
 HOME = pathlib.Path(os.environ.get("LEXEMBED_HOME", pathlib.Path.home() / ".cache/lexembed"))
 # Records per trial and the rate they are offered at: the run lasts about RECORDS / RATE seconds,
@@ -55,6 +66,9 @@ PRODUCE_TIMEOUT_MS = 90_000
 # acknowledged this close to the log line may not have been in the topic yet.
 ACK_MARGIN_S = 5.0
 RUN_TIMEOUT_S = 300
+# WARN/ERROR lines a replica may log for one fault: one per fault state change (lost, back, session
+# expired, the model's own load warning), not one per retry or reconnection attempt.
+WARN_BOUND = 10
 # A SIGTERM'd replica must be gone within this (the chart's grace period is maxBatchSeconds + 60 s,
 # but a replica with nothing slow in hand should leave at once).
 GRACE_S = 30
@@ -82,17 +96,19 @@ def toxi(method, path, body=None):
 
 
 def proxy_reset():
-    """The object-store proxy, enabled and without toxics (created if missing)."""
-    try:
-        toxi("DELETE", f"/proxies/{PROXY}")
-    except urllib.error.HTTPError:
-        pass
-    toxi("POST", "/proxies", {"name": PROXY, "listen": PROXY_LISTEN,
-                              "upstream": f"127.0.0.1:{S3_PORT}", "enabled": True})
+    """The object-store and broker proxies, enabled and without toxics (created if missing)."""
+    for name, listen, upstream in [(PROXY, PROXY_LISTEN, f"127.0.0.1:{S3_PORT}"),
+                                   (KAFKA_PROXY, PROXIED_BROKERS, f"127.0.0.1:{KAFKA_PORT + 2}")]:
+        try:
+            toxi("DELETE", f"/proxies/{name}")
+        except urllib.error.HTTPError:
+            pass
+        toxi("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream,
+                                  "enabled": True})
 
 
-def proxy_enabled(on):
-    toxi("POST", f"/proxies/{PROXY}", {"enabled": on})
+def proxy_enabled(on, name=PROXY):
+    toxi("POST", f"/proxies/{name}", {"enabled": on})
 
 
 def toxic(name, kind, attributes, stream="downstream"):
@@ -185,6 +201,40 @@ def broker_resume(_):
     os.kill(int((HOME / "kafka/data/kafka.pid").read_text().strip()), signal.SIGCONT)
 
 
+def broker_cut(_):
+    proxy_enabled(False, KAFKA_PROXY)
+
+
+def broker_reconnected(_):
+    proxy_enabled(True, KAFKA_PROXY)
+
+
+def broker_cut_and_a_replica_joins(trial):
+    """The replica loses the broker; meanwhile a second replica (whose network works) joins the
+    group: the group's session of the first expires and the second takes its partitions; once the
+    link heals, the first finds itself out of the group and rejoins (rebalance during the outage)."""
+    broker_cut(trial)
+    trial.start_other()
+
+
+def disk_fill(trial):
+    """Fills the dataset's size-limited filesystem to the last byte."""
+    fd = os.open(trial.disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 20, 4096, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError:
+                    break
+    finally:
+        os.close(fd)
+
+
+def disk_free(trial):
+    (trial.disk / "filler").unlink(missing_ok=True)
+
+
 def replica_sigterm(trial):
     trial.sigterm_at = time.monotonic()
     trial.proc.send_signal(signal.SIGTERM)
@@ -203,6 +253,9 @@ FAULTS = {
     "seaweedfs_sigkill": ("object_store", 3, seaweedfs_kill, seaweedfs_start),
     "broker_sigkill": ("broker", 5, broker_kill, broker_start),
     "broker_frozen_30s": ("broker", 30, broker_pause, broker_resume),
+    "broker_unreachable_30s": ("broker", 30, broker_cut, broker_reconnected),
+    "broker_rebalance_in_outage": ("broker", 30, broker_cut_and_a_replica_joins, broker_reconnected),
+    "disk_full": ("disk", 10, disk_fill, disk_free),
     "replica_sigterm": ("process", 0, replica_sigterm, nothing),
 }
 
@@ -285,10 +338,11 @@ def serve_store_unreachable(work, stamp, _rng):
         if before[0] != 200:
             return serve_result("serve_store_unreachable", "failed", f"/search before: {before}")
         proxy_enabled(False)
-        during = []
+        during, ready_during = [], []
         end = time.monotonic() + 10
         while time.monotonic() < end:
             during.append(srv.search())
+            ready_during.append(srv.request("GET", "/health/ready")[0])
             time.sleep(0.5)
         proxy_enabled(True)
         healed = time.monotonic()
@@ -297,15 +351,20 @@ def serve_store_unreachable(work, stamp, _rng):
             time.sleep(0.5)
             after = srv.search()
         recovery = time.monotonic() - healed
+        ready_after = srv.request("GET", "/health/ready")[0]
         statuses = sorted({str(s) for s, _, _ in during})
+        ready_statuses = sorted({str(s) for s in ready_during})
         slowest = max(t for _, t, _ in during)
         health = srv.request("GET", "/health")[0]
-        ok = all(s == 503 and ra for s, _, ra in during) and after[0] == 200 and slowest < 10
+        ok = (all(s == 503 and ra for s, _, ra in during) and after[0] == 200 and slowest < 10
+              and ready_statuses == ["503"] and ready_after == 200 and health == 200)
         return serve_result(
             "serve_store_unreachable", "rode_out" if ok else "failed",
             "" if ok else f"during the outage /search answered {statuses} (slowest {slowest:.1f} s, "
-            f"Retry-After {[ra for _, _, ra in during][:1]}); after: {after[0]}",
-            recovery, statuses_during=statuses, slowest_s=round(slowest, 2), health_after=health)
+            f"Retry-After {[ra for _, _, ra in during][:1]}), /health/ready {ready_statuses}; "
+            f"after: /search {after[0]}, /health/ready {ready_after}, /health {health}",
+            recovery, statuses_during=statuses, ready_during=ready_statuses,
+            slowest_s=round(slowest, 2), health_after=health)
     finally:
         proxy_enabled(True)
         srv.stop()
@@ -408,25 +467,86 @@ def serve_overload(work, stamp, _rng):
         srv.stop()
 
 
+def serve_sigterm(work, stamp, _rng):
+    """SIGTERM while requests are in flight (a rolling update): every request that started before it
+    is answered 200, none after it hangs or gets a 5xx (the listener is closed: refused), and the
+    server exits 0 within the grace period."""
+    import concurrent.futures
+    srv = Serve(work, serve_dataset(work, stamp))
+    with urllib.request.urlopen(f"http://{srv.addr}/v1/models", timeout=10) as r:
+        model = json.load(r)["data"][0]["id"]
+    body = {"model": model, "input": [f"Artículo {i}. El plazo para resolver será de {i} días."
+                                      for i in range(64)]}
+    term = [None]
+
+    def client():
+        out = []
+        while term[0] is None or time.monotonic() < term[0] + 2:
+            started = time.monotonic()
+            code, took, _ = srv.request("POST", "/v1/embeddings", body, timeout=30)
+            out.append((started, started + took, code))
+            if code != 200:
+                time.sleep(0.05)
+        return out
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            clients = [pool.submit(client) for _ in range(8)]
+            time.sleep(3)
+            term[0] = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            try:
+                code = srv.proc.wait(timeout=GRACE_S)
+            except subprocess.TimeoutExpired:
+                code = None
+            exit_s = time.monotonic() - term[0]
+            results = [r for f in clients for r in f.result()]
+        before = [c for s, _, c in results if s < term[0]]
+        in_flight = sum(1 for s, e, _ in results if s < term[0] < e)
+        after = [(c, e - s) for s, e, c in results if s >= term[0]]
+        bad_before = sorted({str(c) for c in before if c != 200})
+        bad_after = sorted({str(c) for c, took in after if (isinstance(c, int) and c >= 500) or took > 5})
+        ok = code == 0 and exit_s < GRACE_S and in_flight > 0 and not bad_before and not bad_after
+        return serve_result(
+            "serve_sigterm", "exited_clear" if ok else "failed",
+            f"SIGTERM with {in_flight} requests in flight: exit {code} after {exit_s:.1f} s; "
+            f"{len(before)} requests before it ({bad_before or 'all 200'}), {len(after)} after it "
+            f"({sorted({str(c) for c, _ in after}) or 'none'})",
+            exit_s, in_flight=in_flight)
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+
+
 SERVE_TRIALS = {
     "serve_overload": serve_overload,
     "serve_store_unreachable": serve_store_unreachable,
     "serve_huge_body": serve_huge_body,
     "serve_idle_connections": serve_idle_connections,
+    "serve_sigterm": serve_sigterm,
 }
 
 
 # --- one trial -----------------------------------------------------------------------------------
 
 
-def spec_yaml(name, topic, dataset):
+def spec_yaml(name, topic, dataset, brokers=PROXIED_BROKERS):
+    """A Kafka replica's spec; `dataset` on SeaweedFS through the proxy, or a local path."""
     env = os.environ
+    store = "" if not dataset.startswith("s3://") else f"""
+  storage_options:
+    aws_endpoint: http://{PROXY_LISTEN}
+    aws_region: {env["AWS_REGION"]}
+    aws_access_key_id: {env["AWS_ACCESS_KEY_ID"]}
+    aws_secret_access_key: {env["AWS_SECRET_ACCESS_KEY"]}
+    allow_http: "true"
+"""
     return f"""name: {name}
 source:
   kind: kafka
   batch_rows: 64
   kafka:
-    brokers: {BROKERS}
+    brokers: {brokers}
     topics: [{topic}]
     group_id: {topic}-g
     linger_ms: 200
@@ -438,14 +558,7 @@ encoder:
   model: {TINY}
 sink:
   uri: {dataset}
-  mode: append
-  storage_options:
-    aws_endpoint: http://{PROXY_LISTEN}
-    aws_region: {env["AWS_REGION"]}
-    aws_access_key_id: {env["AWS_ACCESS_KEY_ID"]}
-    aws_secret_access_key: {env["AWS_SECRET_ACCESS_KEY"]}
-    allow_http: "true"
-"""
+  mode: append{store}"""
 
 
 def record(i):
@@ -514,6 +627,19 @@ def create_topic(topic):
                     "--brokers", BROKERS], check=True, stdout=subprocess.DEVNULL)
 
 
+class NotRunnable(Exception):
+    """This machine cannot stage the fault (reported as not_run, with the reason)."""
+
+
+def mount_small_disk(path, size="64m"):
+    """A size-limited filesystem (tmpfs) for the disk-full trial; needs CAP_SYS_ADMIN."""
+    path.mkdir()
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise NotRunnable(f"cannot mount a size-limited tmpfs here: {out.stderr.strip()}")
+
+
 class Trial:
     def __init__(self, fault, n, stamp, work):
         self.fault, self.n = fault, n
@@ -522,11 +648,47 @@ class Trial:
         self.dataset = f"s3://lexembed/faults-{stamp}/{fault}-{n}.lance"
         self.dir = pathlib.Path(work) / f"{fault}-{n}"
         self.dir.mkdir(parents=True)
+        self.disk = None
+        if self.component == "disk":
+            self.disk = self.dir / "disk"
+            mount_small_disk(self.disk)
+            self.dataset = str(self.disk / "ds.lance")
         self.spec = self.dir / "p.yaml"
         self.spec.write_text(spec_yaml(f"faults-{fault}", self.topic, self.dataset))
         self.proc = None
+        self.others = []  # replicas that joined during the fault (straight to the broker)
         self.sigterm_at = None
         self.runs = 0
+
+    def start_other(self):
+        spec = self.dir / f"other{len(self.others) + 1}.yaml"
+        spec.write_text(spec_yaml(f"faults-{self.fault}", self.topic, self.dataset, BROKERS))
+        out = open(self.dir / f"other{len(self.others) + 1}.log", "w")
+        self.others.append(subprocess.Popen(
+            [lexembed_bin(), "run", str(spec), "--exit-when-idle", str(IDLE_EXIT_S), "--http-addr", ""],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "LEXEMBED_LOG": "info"}))
+
+    def wait_others(self, notes):
+        """The replicas that joined must finish too (exit 0: nothing failed for them)."""
+        ok = True
+        for k, p in enumerate(self.others, 1):
+            try:
+                code = p.wait(timeout=RUN_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                code = p.wait()
+            text = (self.dir / f"other{k}.log").read_text(errors="replace")
+            if code != 0:
+                ok = False
+                notes.append(f"the replica that joined exited {code}: {named_reason(text)}")
+        return ok
+
+    def close(self):
+        for p in [self.proc, *self.others]:
+            if p and p.poll() is None:
+                p.kill()
+        if self.disk is not None:
+            subprocess.run(["umount", str(self.disk)], check=False, stderr=subprocess.DEVNULL)
 
     def start(self):
         self.runs += 1
@@ -593,6 +755,8 @@ class Trial:
             code = self.wait()
         t.join(timeout=RUN_TIMEOUT_S)
         code = self.read_the_rest(code, feed, notes)
+        if not self.wait_others(notes):
+            outcome = "failed"
         recovery = time.monotonic() - healed
         if code != 0:
             outcome = "failed"
@@ -611,12 +775,17 @@ class Trial:
         if not injected_while_running:
             outcome = "failed"
             notes.append("the run ended before the fault: make the run longer")
+        warnings = fault_lines(first)
+        if warnings > WARN_BOUND:
+            outcome = "failed"
+            notes.append(f"a log flood: {warnings} WARN/ERROR lines for one fault (bound {WARN_BOUND})")
         return {
             "fault": self.fault, "component": self.component, "outcome": outcome,
             "lost": lost, "duplicates": dups, "unconfirmed": len(feed.unconfirmed),
             "recovery_s": round(recovery, 1), "error": "; ".join(notes),
             "injected_at_s": round(at, 1), "fault_s": self.duration, "runs": self.runs,
-            "warnings": fault_lines(first),
+            "warnings": warnings,
+            "replicas": 1 + len(self.others),
         }
 
     def read_the_rest(self, code, feed, notes):
@@ -678,6 +847,8 @@ def check_exactly_once(uri, feed):
         "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"], "allow_http": "true",
     }
+    if not uri.startswith("s3://"):
+        opts = None
     try:
         ids = lance.dataset(uri, storage_options=opts).to_table(columns=["id"])["id"].to_pylist()
     except (ValueError, OSError) as e:
@@ -738,16 +909,21 @@ def main():
                         results.append(serve_result(fault, "failed", f"harness: {e}"))
                     log(f"{fault} #{n}: {results[-1]['outcome']} {results[-1]['error'][:200]}")
                     continue
-                trial = Trial(fault, n, stamp, work)
+                trial = None
                 try:
+                    trial = Trial(fault, n, stamp, work)
                     results.append(trial.run(rng))
+                except NotRunnable as e:
+                    results.append({"fault": fault, "component": FAULTS[fault][0],
+                                    "outcome": "not_run", "lost": 0, "duplicates": 0,
+                                    "recovery_s": 0, "error": str(e), "warnings": 0})
                 except Exception as e:  # noqa: BLE001 - a harness failure is a failed trial
                     results.append({"fault": fault, "component": FAULTS[fault][0],
                                     "outcome": "failed", "lost": -1, "duplicates": -1,
                                     "recovery_s": -1, "error": f"harness: {e}", "warnings": 0})
                 finally:
-                    if trial.proc and trial.proc.poll() is None:
-                        trial.proc.kill()
+                    if trial:
+                        trial.close()
                 log(f"{fault} #{n}: {results[-1]['outcome']} (lost {results[-1]['lost']}, "
                     f"duplicates {results[-1]['duplicates']}) {results[-1]['error'][:200]}")
     finally:

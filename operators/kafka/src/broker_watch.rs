@@ -8,6 +8,7 @@
 //! the consumer's next question, `PROBE_EVERY` later, still is not, the consumer's own connection is the
 //! one stuck, and the operator exits then instead of waiting out `give_up`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -16,6 +17,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use tracing::{info, warn};
 
 use crate::error::{KafkaError, Result};
+use crate::link::BrokerLink;
 
 /// Quiet polling for this long prompts a probe (and the next one after as long again).
 pub const PROBE_EVERY: Duration = Duration::from_secs(10);
@@ -39,13 +41,22 @@ pub struct BrokerWatch {
     fresh_answered_at: Option<Instant>,
     /// When the first unanswered question of the current silence failed.
     silent_since: Option<Instant>,
+    /// The connection state the log and metrics show (answers and failures go there too).
+    link: Arc<BrokerLink>,
 }
 
 impl BrokerWatch {
     /// `fresh`: the settings of a new client that asks when the consumer's own questions have gone
     /// unanswered for `ASK_A_NEW_CLIENT` (a producer's: no group).
-    pub fn new(brokers: &str, topic: &str, give_up: Duration, fresh: ClientConfig) -> Self {
+    pub fn new(
+        brokers: &str,
+        topic: &str,
+        give_up: Duration,
+        fresh: ClientConfig,
+        link: Arc<BrokerLink>,
+    ) -> Self {
         Self {
+            link,
             brokers: brokers.to_string(),
             topic: topic.to_string(),
             give_up,
@@ -60,9 +71,8 @@ impl BrokerWatch {
     /// A message arrived: the broker answers.
     pub fn heard(&mut self) {
         self.fresh_answered_at = None;
-        if self.silent_since.take().is_some() {
-            info!(brokers = %self.brokers, "the broker answers again");
-        }
+        self.silent_since = None;
+        self.link.answered();
     }
 
     /// Called on every empty poll, with how long polls have returned nothing.
@@ -87,8 +97,12 @@ impl BrokerWatch {
 
     /// A request to the broker failed with `error`: counts towards `give_up`.
     pub fn unanswered(&mut self, error: String) -> Result<()> {
+        let newly_lost = self.link.failed(&error);
         let since = *self.silent_since.get_or_insert_with(|| {
-            warn!(brokers = %self.brokers, %error, "the broker does not answer");
+            // When this question is the first failure, the link's WARN already said so.
+            if !newly_lost {
+                warn!(brokers = %self.brokers, %error, "the broker does not answer questions either: the run ends if it stays silent");
+            }
             Instant::now()
         });
         if since.elapsed() >= self.give_up {
@@ -143,6 +157,13 @@ impl BrokerWatch {
 mod tests {
     use super::*;
 
+    fn link() -> Arc<BrokerLink> {
+        Arc::new(BrokerLink::new(
+            "127.0.0.1:9",
+            Arc::new(crate::metrics::Metrics::new("t")),
+        ))
+    }
+
     fn config(brokers: &str) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", brokers).set("log_level", "0");
@@ -160,7 +181,13 @@ mod tests {
             .set("log_level", "0")
             .create()
             .unwrap();
-        let mut w = BrokerWatch::new(brokers, "t", Duration::from_millis(300), config(brokers));
+        let mut w = BrokerWatch::new(
+            brokers,
+            "t",
+            Duration::from_millis(300),
+            config(brokers),
+            link(),
+        );
         w.quiet(&consumer, Duration::from_secs(1)).unwrap(); // too soon to probe
         w.quiet(&consumer, PROBE_EVERY).unwrap(); // first failure starts the clock
         assert!(w.silent_since.is_some());
@@ -180,7 +207,13 @@ mod tests {
     fn a_stuck_consumer_beside_a_broker_that_answers_ends_the_run_early() {
         let live =
             std::env::var("LEXEMBED_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
-        let mut w = BrokerWatch::new("127.0.0.1:9", "t", Duration::from_secs(3600), config(&live));
+        let mut w = BrokerWatch::new(
+            "127.0.0.1:9",
+            "t",
+            Duration::from_secs(3600),
+            config(&live),
+            link(),
+        );
         w.silent_since = Some(Instant::now() - ASK_A_NEW_CLIENT + Duration::from_secs(2));
         w.unanswered("transport failure".into()).unwrap(); // not yet asked
         w.silent_since = Some(Instant::now() - ASK_A_NEW_CLIENT);
@@ -199,6 +232,7 @@ mod tests {
             "t",
             Duration::from_secs(3600),
             config("127.0.0.1:9"),
+            link(),
         );
         down.silent_since = Some(Instant::now() - ASK_A_NEW_CLIENT);
         down.unanswered("transport failure".into()).unwrap();

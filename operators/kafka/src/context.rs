@@ -20,6 +20,7 @@ use rdkafka::types::RDKafkaRespErr;
 use tracing::{debug, error, info, warn};
 
 use crate::error::{KafkaError, Result};
+use crate::link::{BrokerLink, is_transport_failure};
 use crate::metrics::{Count, Metrics};
 use crate::offsets::{LanceOffsets, Partition};
 
@@ -29,6 +30,8 @@ pub struct Shared {
     pub rt: tokio::runtime::Handle,
     pub start: StartPosition,
     pub metrics: Arc<Metrics>,
+    /// Whether the brokers answer (transport failures logged once per outage).
+    pub link: Arc<BrokerLink>,
     /// Partitions this replica owns now.
     assigned: Mutex<HashSet<Partition>>,
     /// Partitions revoked since the operator last looked.
@@ -66,12 +69,14 @@ impl Shared {
         rt: tokio::runtime::Handle,
         start: StartPosition,
         metrics: Arc<Metrics>,
+        link: Arc<BrokerLink>,
     ) -> Self {
         Self {
             offsets: Mutex::new(offsets),
             rt,
             start,
             metrics,
+            link,
             assigned: Mutex::default(),
             revoked: Mutex::default(),
             starts: Mutex::default(),
@@ -252,6 +257,21 @@ pub struct OperatorContext {
 
 impl ClientContext for OperatorContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // A failed connection ("FAIL") reaches `error` too, where the link logs it once per outage;
+        // a failed offset commit ("COMMITFAIL") reaches `commit_callback`. Requests timed out in
+        // flight ("REQTMOUT", one line per connection and timeout while a broker is frozen) are the
+        // link's failures too.
+        match fac {
+            "FAIL" | "COMMITFAIL" => {
+                debug!(target: "librdkafka", fac, "{log_message}");
+                return;
+            }
+            "REQTMOUT" => {
+                self.shared.link.failed(&log_message);
+                return;
+            }
+            _ => {}
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -266,8 +286,12 @@ impl ClientContext for OperatorContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        // Transport errors (a broker restarting) are retried by librdkafka: log, do not stop.
-        warn!(target: "librdkafka", %error, reason, "client error");
+        // Transport errors (a broker restarting) are retried by librdkafka: note, do not stop.
+        if is_transport_failure(&error) {
+            self.shared.link.failed(&reason);
+        } else {
+            warn!(target: "librdkafka", %error, reason, "client error");
+        }
     }
 
     /// librdkafka's statistics (every `statistics.interval.ms`): the lag of each partition this
@@ -287,6 +311,16 @@ impl ClientContext for OperatorContext {
 }
 
 impl ConsumerContext for OperatorContext {
+    /// The outcome of each asynchronous offset commit (the group's copy of what Lance holds, for lag
+    /// tools): failures are counted, and logged when they start and when they stop.
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        self.shared.link.offsets_committed(result.err().as_ref());
+    }
+
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -306,6 +340,8 @@ impl ConsumerContext for OperatorContext {
         shared.metrics.add(Count::Rebalances, 1);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // An assignment comes from the group coordinator: the broker answers.
+                shared.link.answered();
                 if let Err(e) = shared.position_from_lance(consumer, tpl) {
                     return shared.fail(e);
                 }

@@ -7,7 +7,8 @@
 //! only on the version its fence read (`fenced`), then the
 //! offsets are committed to Kafka for lag tools. Lance, not the group, is the source of truth for where
 //! each partition resumes (`context` seeks on every assignment). Records that cannot become rows go to a dead-letter
-//! topic (`dead_letter`). `broker_watch` tells a quiet topic from a broker that stopped answering. `metrics` and `http` serve Prometheus text, `/healthz` and `/readyz`;
+//! topic (`dead_letter`). `broker_watch` tells a quiet topic from a broker that stopped answering; `link` turns librdkafka's
+//! reconnection attempts into one log line per state change and a counter. `metrics` and `http` serve Prometheus text, `/healthz` and `/readyz`;
 //! `produce` loads JSONL into a topic for demos, tests and benchmarks.
 
 pub mod batch;
@@ -19,6 +20,7 @@ pub mod delivery;
 pub mod error;
 pub mod fenced;
 pub mod http;
+pub mod link;
 pub mod message;
 pub mod metrics;
 pub mod offsets;

@@ -35,10 +35,14 @@ pub enum Count {
     /// Commit attempts superseded by another replica's commit (then re-fenced and retried).
     CommitConflicts,
     Rebalances,
+    /// Failed connection attempts to a broker (librdkafka reconnects by itself).
+    TransportErrors,
+    /// Offset commits to the group that failed (Lance holds the offsets).
+    OffsetCommitFailures,
 }
 
 impl Count {
-    const ALL: [Count; 8] = [
+    const ALL: [Count; 10] = [
         Count::Consumed,
         Count::Embedded,
         Count::Written,
@@ -47,6 +51,8 @@ impl Count {
         Count::Commits,
         Count::CommitConflicts,
         Count::Rebalances,
+        Count::TransportErrors,
+        Count::OffsetCommitFailures,
     ];
 
     fn name(self) -> &'static str {
@@ -59,6 +65,8 @@ impl Count {
             Count::Commits => "lexembed_lance_commits_total",
             Count::CommitConflicts => "lexembed_lance_commit_conflicts_total",
             Count::Rebalances => "lexembed_rebalances_total",
+            Count::TransportErrors => "lexembed_kafka_transport_errors_total",
+            Count::OffsetCommitFailures => "lexembed_kafka_offset_commit_failures_total",
         }
     }
 
@@ -76,6 +84,12 @@ impl Count {
                 "Commit attempts superseded by another commit (re-fenced, then retried)."
             }
             Count::Rebalances => "Partition assignments and revocations.",
+            Count::TransportErrors => {
+                "Failed connection attempts to a broker (librdkafka reconnects by itself)."
+            }
+            Count::OffsetCommitFailures => {
+                "Offset commits to the consumer group that failed (Lance holds the offsets; lag tools lag)."
+            }
         }
     }
 }
@@ -153,6 +167,12 @@ impl Metrics {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Whether the consumer's connection to the brokers is up (see `link`).
+    pub fn broker_connected(&self, up: bool) {
+        gauge!("lexembed_kafka_broker_connected", "pipeline" => self.pipeline.clone())
+            .set(f64::from(u8::from(up)));
     }
 
     /// Messages of `p` not yet committed to Lance, as the broker counts them.
@@ -271,6 +291,11 @@ fn describe() {
     describe_gauge!(
         "lexembed_ready",
         "Whether the operator is a member of its consumer group and reached Lance."
+    );
+    describe_gauge!(
+        "lexembed_kafka_broker_connected",
+        "1 while the consumer's connection to the brokers is up, 0 from a transport failure until \
+         the broker answers again."
     );
     describe_gauge!(
         "lexembed_kafka_partition_lag",

@@ -37,6 +37,7 @@ use crate::context::{OperatorContext, Shared};
 use crate::dead_letter::DeadLetterSink;
 use crate::error::{KafkaError, Result, client_err};
 use crate::fenced::BatchWrite;
+use crate::link::{BrokerLink, is_transport_failure};
 use crate::message::message_change;
 use crate::metrics::{BadRecordFate, Count, Metrics};
 use crate::offsets::{LanceOffsets, Partition};
@@ -227,6 +228,7 @@ impl<'a> Operator<'a> {
             rt.clone(),
             kafka.start,
             metrics.clone(),
+            Arc::new(BrokerLink::new(&kafka.brokers, metrics.clone())),
         ));
         let cfg = client_config(kafka, spec.encoder.ahead.unwrap_or(DEFAULT_AHEAD));
         let consumer: BaseConsumer<OperatorContext> = cfg
@@ -330,6 +332,7 @@ impl<'a> Operator<'a> {
             &self.kafka.topics[0],
             BROKER_GIVE_UP,
             producer_config(self.kafka),
+            self.shared.link.clone(),
         );
         // Next offset expected per partition (duplicates after a seek are dropped).
         let mut positions: HashMap<Partition, i64> = HashMap::new();
@@ -370,6 +373,9 @@ impl<'a> Operator<'a> {
                     quiet_since = None;
                     broker.heard();
                     self.take_message(&m, &mut batch, &mut positions)?;
+                }
+                Some(Err(e)) if is_transport_failure(&e) => {
+                    self.shared.link.failed(&e);
                 }
                 Some(Err(e)) => warn!(error = %e, "consumer error (librdkafka retries)"),
                 None => {

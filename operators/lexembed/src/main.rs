@@ -2,6 +2,7 @@
 //! and exit codes; the work itself lives in the operator crates.
 
 mod cmd;
+mod logging;
 
 use clap::{Parser, Subcommand};
 
@@ -59,7 +60,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    logging::init(cli.log_json);
     let result = match cli.command {
         Command::Embed(a) => cmd::embed::run(a),
         Command::Model(c) => cmd::model::run(c),
@@ -87,40 +88,5 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         }
-    }
-}
-
-/// Targets whose INFO lines are setup chatter, not events: kept at WARN unless `LEXEMBED_LOG` names
-/// them. ONNX Runtime logs ~60 lines of graph optimisation per session at INFO.
-const CHATTY_TARGETS: [&str; 1] = ["ort"];
-
-/// `LEXEMBED_LOG` (default `warn`), with the chatty targets quiet unless it names them.
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    let Ok(mut spec) = std::env::var("LEXEMBED_LOG") else {
-        return tracing_subscriber::EnvFilter::new("warn");
-    };
-    for target in CHATTY_TARGETS {
-        let named = spec
-            .split(',')
-            .any(|d| d.trim().split(['=', ':', '[']).next() == Some(target));
-        if !named {
-            spec.push_str(&format!(",{target}=warn"));
-        }
-    }
-    tracing_subscriber::EnvFilter::try_new(&spec)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
-}
-
-fn init_logging(json: bool) {
-    let filter = log_filter();
-    // Colours only on a terminal: log files and collectors get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

@@ -35,6 +35,10 @@ pub fn install(global_labels: &[(&str, String)]) -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     let _ = HANDLE.set(handle);
+    metrics::describe_counter!(
+        crate::logging::STORE_RETRIES,
+        "Object-store requests retried after a transport error or a 5xx (object_store's retry)."
+    );
     describe_gauge!(
         "lexembed_job_success",
         "1 when the job's last run succeeded, 0 when it failed."
