@@ -14,6 +14,12 @@
       OpenAI's limits through the official client: 2,048 inputs in one request are embedded (equal to
       `lexembed embed`, usage.prompt_tokens the exact token count), 2,049 get a 400 naming the limit,
       and a request over --max-request-tokens gets a 400 naming the limit and its token count.
+  serve_check.py token_ids --url URL --bin LEXEMBED --model DIR
+      A server started with --token-ids: ids made with the model's own tokenizer.json (the
+      `tokenizers` library, special tokens included) embed as their texts do through the official
+      `openai` client (one input as a list of ints, many as a list of lists) and TEI's /embed;
+      usage counts the ids; an id outside the vocabulary, an input past the max length, a
+      prompt_name beside ids and a mix of texts and ids each get a 400 naming the field.
 
 Exits non-zero with the failed check on stderr.
 """
@@ -423,6 +429,41 @@ def limits(args):
           f"{max_inputs + 1} refused naming the limit, {n * max_len} tokens refused over {max_tokens}")
 
 
+def token_ids(args):
+    import openai
+    from tokenizers import Tokenizer
+
+    client = openai.OpenAI(base_url=f"{args.url}/v1", api_key="unused", max_retries=0)
+    model = client.models.list().data[0].id
+    info = json.loads(get(f"{args.url}/info")[1])
+    check(info["token_ids"] is True, f"/info token_ids {info.get('token_ids')}")
+    tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
+    ids = [e.ids for e in tok.encode_batch(TEXTS)]
+    want = cli_embed(args, 64)
+    many = client.embeddings.create(model=model, input=ids, dimensions=64, encoding_format="float")
+    for i, (got, w) in enumerate(zip(many.data, want)):
+        diff = max_diff(got.embedding, w)
+        check(diff <= 1e-5, f"ids of text {i} differ from lexembed embed of the text by {diff}")
+    check(many.usage.prompt_tokens == sum(map(len, ids)),
+          f"usage {many.usage.prompt_tokens}, ids sent {sum(map(len, ids))}")
+    one = client.embeddings.create(model=model, input=ids[1], dimensions=64, encoding_format="float")
+    check(len(one.data) == 1 and max_diff(one.data[0].embedding, want[1]) <= 1e-5,
+          "a flat list of ints is one input")
+    status, _, tei = post(f"{args.url}/embed", {"inputs": ids, "dimensions": 64})
+    check(status == 200 and max(max_diff(g, w) for g, w in zip(tei, want)) <= 1e-5, f"/embed {status}")
+    vocab = tok.get_vocab_size(with_added_tokens=True)
+    bad = [
+        ({"input": [ids[0], ids[1][:2] + [vocab]]}, "input[1][2]"),
+        ({"input": [[0] * (info["max_length"] + 1)]}, "input[0]"),
+        ({"input": ids, "prompt_name": "query"}, "prompt_name"),
+        ({"input": [ids[0], "texto"]}, "input[1]"),
+    ]
+    for body, field in bad:
+        status, _, err = post(f"{args.url}/v1/embeddings", {"model": model, **body})
+        check(status == 400 and err["error"]["param"] == field, f"{body}: {status} {err}")
+    print(f"token_ids: {len(ids)} inputs of ids embed as their texts, {len(bad)} bad requests named")
+
+
 def tokenized_lengths(args, texts):
     """Tokens per text (special tokens included) by the model's own tokenizer.json, through the
     `tokenizers` library: the count OpenAI's usage reports."""
@@ -436,7 +477,7 @@ def tokenized_lengths(args, texts):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["api", "overload", "shutdown", "prompts", "limits"])
+    p.add_argument("mode", choices=["api", "overload", "shutdown", "prompts", "limits", "token_ids"])
     p.add_argument("--url", required=True)
     p.add_argument("--key")
     p.add_argument("--bin")
@@ -446,7 +487,7 @@ def main():
     p.add_argument("--pid", type=int)
     args = p.parse_args()
     {"api": api, "overload": overload, "shutdown": shutdown, "prompts": prompts,
-     "limits": limits}[args.mode](args)
+     "limits": limits, "token_ids": token_ids}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@
 //! back to back for `--seconds`, alone and then beside a bulk client that sends N-input requests
 //! without pause; p50 and p99 of the queries in both, against servers that embed a request in pieces
 //! of each `--piece-rows` and the reference that embeds each request whole, rounds interleaved. Also
-//! the bulk client's texts/s alone and beside the queries (what the pieces cost it).
+//! the bulk client's texts/s alone and beside the queries (what the pieces cost it). `--streams 1,2`
+//! runs the servers under test on a model with each number of sessions (the cores split between
+//! them), one call in flight per session: with two, a query's call runs beside a bulk piece.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +48,10 @@ pub struct ServeBenchArgs {
     /// each request whole.
     #[arg(long, value_delimiter = ',', default_values_t = [1, lexembed_encoder::DEFAULT_PIECE_ROWS])]
     pub piece_rows: Vec<usize>,
+    /// Model sessions of the servers under test (`--bulk`), one model per value, the cores split
+    /// between its sessions, one queue lane per session; the reference runs on the first.
+    #[arg(long, value_delimiter = ',', default_values_t = [1])]
+    pub streams: Vec<usize>,
     #[arg(long)]
     pub json: bool,
 }
@@ -213,10 +219,23 @@ fn run_bulk(args: &ServeBenchArgs, inputs: usize) -> anyhow::Result<()> {
         "{} has no texts",
         corpus.display()
     );
-    let encoder = Arc::new(Encoder::open(
-        args.input.model(),
-        &EncoderOptions::default(),
-    )?);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let encoders = args
+        .streams
+        .iter()
+        .map(|&s| {
+            let s = s.max(1);
+            let opts = EncoderOptions {
+                streams: Some(s),
+                intra_threads: Some((cores / s).max(1)),
+                ..EncoderOptions::default()
+            };
+            Ok((s, Arc::new(Encoder::open(args.input.model(), &opts)?)))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let Some((_, encoder)) = encoders.first().cloned() else {
+        anyhow::bail!("--streams: no value");
+    };
     let model = encoder.model().model_id.clone();
     let bulk: Vec<&String> = texts.iter().cycle().take(inputs).collect();
     let bulk =
@@ -228,19 +247,29 @@ fn run_bulk(args: &ServeBenchArgs, inputs: usize) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut servers: Vec<(String, usize)> = args
-        .piece_rows
-        .iter()
-        .map(|&p| (format!("pieces of {p}"), p.max(1)))
-        .collect();
-    servers.push(("whole requests".into(), usize::MAX));
+    // (name, model, piece rows, lanes): each piece size on each model, then the reference.
+    let mut servers: Vec<(String, Arc<Encoder>, usize, usize)> = Vec::new();
+    for (s, model) in &encoders {
+        for &p in &args.piece_rows {
+            let name = match args.streams.len() {
+                1 => format!("pieces of {p}"),
+                _ => format!(
+                    "pieces of {p}, {s} stream{}",
+                    if *s == 1 { "" } else { "s" }
+                ),
+            };
+            servers.push((name, model.clone(), p.max(1), *s));
+        }
+    }
+    servers.push(("whole requests".into(), encoder.clone(), usize::MAX, 1));
     let mut urls = Vec::new();
-    for (_, piece_rows) in &servers {
+    for (_, model, piece_rows, lanes) in &servers {
         let policy = BatchPolicy {
             piece_rows: *piece_rows,
+            lanes: *lanes,
             ..served(BatchPolicy::default().max_queued)
         };
-        urls.push(rt.block_on(start(encoder.clone(), policy))?);
+        urls.push(rt.block_on(start(model.clone(), policy))?);
     }
     let client = reqwest::Client::new();
     let window = Duration::from_secs(args.seconds.max(1));
@@ -260,7 +289,7 @@ fn run_bulk(args: &ServeBenchArgs, inputs: usize) -> anyhow::Result<()> {
             run[2].push(rt.block_on(beside(&client, url, &[], Some(&bulk), window))?);
         }
     }
-    let names: Vec<String> = servers.into_iter().map(|(name, _)| name).collect();
+    let names: Vec<String> = servers.into_iter().map(|(name, ..)| name).collect();
     report_bulk(args, inputs, &names, &runs)
 }
 

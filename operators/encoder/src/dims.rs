@@ -21,6 +21,15 @@ impl std::fmt::Display for Dim {
     }
 }
 
+/// `dims` widest first, each once: the order every column list, ladder and dataset uses (the widest is
+/// the full vector, the others its prefixes).
+pub fn widest_first(dims: impl IntoIterator<Item = Dim>) -> Vec<Dim> {
+    let mut dims: Vec<Dim> = dims.into_iter().collect();
+    dims.sort_unstable_by(|a, b| b.cmp(a));
+    dims.dedup();
+    dims
+}
+
 /// The Matryoshka ladder used by the production model family (bge-m3 fine-tunes with 1024 dims).
 pub const BGE_M3_LADDER: [u32; 6] = [1024, 768, 512, 256, 128, 64];
 
@@ -47,13 +56,13 @@ impl MatryoshkaDims {
 
     /// The full width plus the listed dims, each checked against it; sorted largest first, deduplicated.
     pub fn with_listed(full: u32, listed: &[u32]) -> Result<Self> {
-        let mut dims = vec![Dim(full)];
-        for &d in listed {
-            dims.push(check_dim(d, full)?);
-        }
-        dims.sort_by(|a, b| b.cmp(a));
-        dims.dedup();
-        Ok(Self { dims })
+        let checked = listed
+            .iter()
+            .map(|&d| check_dim(d, full))
+            .collect::<Result<Vec<Dim>>>()?;
+        Ok(Self {
+            dims: widest_first(std::iter::once(Dim(full)).chain(checked)),
+        })
     }
 
     pub fn full(&self) -> Dim {

@@ -31,7 +31,7 @@ pub mod tokenize;
 mod workers;
 
 pub use batching::{BatchPlan, TokenBudget, padding_ratio, plan_batches};
-pub use dims::{Dim, MatryoshkaDims};
+pub use dims::{Dim, MatryoshkaDims, widest_first};
 pub use encoder::{Embeddings, Encoder, EncoderOptions};
 pub use error::{EncoderError, Result};
 pub use matryoshka::{embedding_type, matryoshka_arrays};
@@ -40,7 +40,7 @@ pub use pooling::Pooling;
 pub use precision::{ChosenGraph, Precision};
 pub use prompt::{Prompt, PromptChoice, Role, RolePrompts};
 pub use queue::{
-    BatchPolicy, DEFAULT_PIECE_ROWS, Embedded, EncodeFailure, QueueError, SharedBatcher,
+    BatchPolicy, DEFAULT_PIECE_ROWS, Embedded, EncodeFailure, Input, QueueError, SharedBatcher,
     embed_counted, piece_rows_for,
 };
 pub use runtime::{CudaOptions, Provider, TensorRtOptions};

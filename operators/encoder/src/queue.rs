@@ -2,23 +2,28 @@
 //! `embed()` (DataFusion calls it per partition and per small record batch, concurrently) and
 //! `lexembed serve`'s HTTP requests.
 //!
-//! Each call sends its texts over a channel and awaits a oneshot reply; one background thread owns
-//! the encoder, takes the first waiting request, gathers more until `max_rows` or `linger` passes,
-//! and runs encoder calls (which cut token-budget batches themselves) until every gathered request is
-//! answered with its own rows and token counts. A request larger than `piece_rows` goes in pieces,
-//! and the requests that fit in a piece get calls of their own between them: a one-text query that
-//! arrives while a client's 2,048 texts are embedded waits for one piece, not for the 2,048 (the
-//! head-of-line blocking `bench serve --bulk` measures). The policy is `plan_call`, one function.
+//! A request's rows are texts, or token ids a client made with the model's own tokenizer (`Input`).
+//! Each call sends its rows over a channel and awaits a oneshot reply. One background thread gathers
+//! them: the first waiting request, then more until `max_rows` or `linger` passes; it plans encoder
+//! calls (which cut token-budget batches themselves) and hands each to a lane, a thread that runs one
+//! call at a time; rows land in place in their request, which is answered with its own rows and
+//! token counts once all are in. A request larger than `piece_rows` goes in pieces, and the requests
+//! that fit in a piece get calls of their own between them: a one-text query that arrives while a
+//! client's 2,048 texts are embedded waits for one piece, not for the 2,048 (the head-of-line
+//! blocking `bench serve --bulk` measures). With a lane per model session (`lanes`, a server's
+//! `--streams`), the query's call does not even wait for the piece: it runs on the other session.
+//! The policy is `plan_call`, one function.
 //!
 //! The queue is bounded: at most `max_queued` requests wait or run at once. `embed` waits
 //! (asynchronously) for room, so a query over a huge table cannot pile its texts up in memory;
 //! `try_embed` refuses at once (a server answers 429). An encoder call that panics fails the requests
-//! of that call only; the thread goes on serving.
+//! with rows in that call only; the lanes go on serving.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
 
 use tokio::sync::{Semaphore, TryAcquireError, oneshot};
 use tracing::{debug, error};
@@ -26,10 +31,21 @@ use tracing::{debug, error};
 use crate::encoder::{Embeddings, Encoder};
 use crate::error::EncoderError;
 use crate::prompt::Prompt;
+use crate::tokenize::TokenIds;
 
-/// Texts from one call and where to send their vectors.
+/// One row of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A text (its prompt already before it), tokenized by the queue.
+    Text(String),
+    /// The model's own token ids, special tokens included, at most the model's max length: given to
+    /// the model as they are (a server's `--token-ids`).
+    Ids(TokenIds),
+}
+
+/// Rows from one call and where to send their vectors.
 struct Request {
-    texts: Vec<String>,
+    inputs: Vec<Input>,
     reply: oneshot::Sender<Result<Embedded, QueueError>>,
 }
 
@@ -79,6 +95,9 @@ pub struct BatchPolicy {
     pub linger: Duration,
     /// Requests queued or being embedded at once, at most; further callers wait for room.
     pub max_queued: usize,
+    /// Encoder calls in flight at once. With one per model stream (`Encoder::streams`), a query's
+    /// call runs beside a bulk request's piece on another session instead of after it.
+    pub lanes: usize,
 }
 
 impl Default for BatchPolicy {
@@ -88,6 +107,7 @@ impl Default for BatchPolicy {
             piece_rows: DEFAULT_PIECE_ROWS,
             linger: Duration::from_millis(5),
             max_queued: 64,
+            lanes: 1,
         }
     }
 }
@@ -122,7 +142,41 @@ pub fn piece_rows_for(provider: &crate::runtime::Provider) -> usize {
 }
 
 /// What the batching thread calls: the encoder, in production.
-type EncodeFn = Box<dyn Fn(&[&str]) -> crate::Result<Embedded> + Send>;
+type EncodeFn = Box<dyn Fn(&[&Input]) -> crate::Result<Embedded> + Send + Sync>;
+
+/// Tokenizes the texts among `inputs` (together), takes the token ids as they are, and embeds them
+/// in input order.
+fn embed_inputs(encoder: &Encoder, inputs: &[&Input]) -> crate::Result<Embedded> {
+    let texts: Vec<&str> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Text(t) => Some(t.as_str()),
+            Input::Ids(_) => None,
+        })
+        .collect();
+    let mut counted = encoder
+        .tokenizer()
+        .encode_counted(&texts, &Prompt::none())?
+        .into_iter();
+    let mut ids = Vec::with_capacity(inputs.len());
+    let mut truncated = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let (row, cut) = match input {
+            Input::Text(_) => counted
+                .next()
+                .ok_or_else(|| EncoderError::Tokenizer("fewer encodings than texts".into()))?,
+            Input::Ids(given) => (given.clone(), false),
+        };
+        ids.push(row);
+        truncated.push(cut);
+    }
+    let tokens = ids.iter().map(|t| t.0.len()).collect();
+    Ok(Embedded {
+        embeddings: encoder.encode_tokens(ids)?,
+        tokens,
+        truncated,
+    })
+}
 
 /// Tokenizes `texts` once with `prompt` before each, keeping the counts, and embeds the tokens.
 pub fn embed_counted(
@@ -153,19 +207,18 @@ pub struct SharedBatcher {
 impl SharedBatcher {
     pub fn start(encoder: Arc<Encoder>, policy: BatchPolicy) -> Self {
         let worker = encoder.clone();
-        let encode = Box::new(move |texts: &[&str]| {
-            // Callers' prompts are already in the texts (`prompted`).
-            embed_counted(&worker, texts, &Prompt::none())
-        });
+        // Callers' prompts are already in the texts (`prompted`).
+        let encode = Box::new(move |inputs: &[&Input]| embed_inputs(&worker, inputs));
         Self::start_with(encoder, encode, policy)
     }
 
     /// `start`, with the thread calling `encode` instead of the encoder (tests put a fault in it).
     fn start_with(encoder: Arc<Encoder>, encode: EncodeFn, policy: BatchPolicy) -> Self {
-        let (tx, rx) = channel::<Request>();
+        let (tx, rx) = crossbeam_channel::unbounded::<Request>();
+        let encode = Arc::new(encode);
         std::thread::Builder::new()
             .name("lexembed-batcher".into())
-            .spawn(move || run(&encode, &rx, policy))
+            .spawn(move || run(encode, &rx, policy))
             .map(|_| ())
             .unwrap_or_else(|e| error!("cannot start the batcher thread: {e}"));
         let max_queued = policy.max_queued.max(1);
@@ -196,11 +249,16 @@ impl SharedBatcher {
         texts: Vec<String>,
         prompt: &Prompt,
     ) -> Result<Embedded, QueueError> {
+        self.try_embed_inputs(prompted(texts, prompt)).await
+    }
+
+    /// `try_embed` of rows that may be token ids (`Input`); texts carry their prompt already.
+    pub async fn try_embed_inputs(&self, inputs: Vec<Input>) -> Result<Embedded, QueueError> {
         let _place = self.room.try_acquire().map_err(|e| match e {
             TryAcquireError::NoPermits => QueueError::Full(self.max_queued),
             TryAcquireError::Closed => QueueError::Closed,
         })?;
-        self.send(prompted(texts, prompt)).await
+        self.send(inputs).await
     }
 
     /// Requests that may wait or run at once.
@@ -213,26 +271,31 @@ impl SharedBatcher {
         self.max_queued - self.room.available_permits()
     }
 
-    async fn send(&self, texts: Vec<String>) -> Result<Embedded, QueueError> {
+    async fn send(&self, inputs: Vec<Input>) -> Result<Embedded, QueueError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { texts, reply })
+            .send(Request { inputs, reply })
             .map_err(|_| QueueError::Closed)?;
         rx.await.map_err(|_| QueueError::Closed)?
     }
 }
 
 /// The texts with the prompt before each; as they are without one.
-fn prompted(texts: Vec<String>, prompt: &Prompt) -> Vec<String> {
+fn prompted(texts: Vec<String>, prompt: &Prompt) -> Vec<Input> {
     match prompt.text() {
-        None => texts,
-        Some(_) => texts.iter().map(|t| prompt.apply(t)).collect(),
+        None => texts.into_iter().map(Input::Text).collect(),
+        Some(_) => texts.iter().map(|t| Input::Text(prompt.apply(t))).collect(),
     }
 }
 
-/// A request being answered: the rows embedded so far, in order.
+/// A request being answered: its rows, how many went to calls, and what came back, in place.
 struct InProgress {
-    request: Request,
+    id: u64,
+    inputs: Arc<[Input]>,
+    reply: oneshot::Sender<Result<Embedded, QueueError>>,
+    /// Rows handed to encoder calls so far (the next call starts here).
+    sent: usize,
+    /// Rows answered so far (calls may end out of order with several lanes).
     done: usize,
     values: Vec<f32>,
     tokens: Vec<usize>,
@@ -240,34 +303,44 @@ struct InProgress {
 }
 
 impl InProgress {
-    fn new(request: Request) -> Self {
+    fn new(id: u64, request: Request) -> Self {
+        let n = request.inputs.len();
         Self {
-            request,
+            id,
+            inputs: request.inputs.into(),
+            reply: request.reply,
+            sent: 0,
             done: 0,
             values: Vec::new(),
-            tokens: Vec::new(),
-            truncated: Vec::new(),
+            tokens: vec![0; n],
+            truncated: vec![false; n],
         }
     }
 
+    /// Rows not yet handed to a call.
     fn left(&self) -> usize {
-        self.request.texts.len() - self.done
+        self.inputs.len() - self.sent
     }
 
-    /// Takes the call's rows for this request (`at..at + rows` of `all`); true once it is complete.
-    fn take(&mut self, all: &Embedded, at: usize, rows: usize) -> bool {
+    /// Places a call's rows for this request (`at..at + rows` of `all`, its rows `first..`); true
+    /// once every row is in.
+    fn take(&mut self, all: &Embedded, at: usize, part: &Part) -> bool {
         let dim = all.embeddings.dim;
-        let range = at..at + rows;
-        self.values
-            .extend_from_slice(&all.embeddings.values[range.start * dim..range.end * dim]);
-        self.tokens.extend_from_slice(&all.tokens[range.clone()]);
-        self.truncated.extend_from_slice(&all.truncated[range]);
-        self.done += rows;
-        self.left() == 0
+        if self.values.is_empty() {
+            self.values = vec![0.0; self.inputs.len() * dim];
+        }
+        let (from, to) = (part.first, part.first + part.rows);
+        self.values[from * dim..to * dim]
+            .copy_from_slice(&all.embeddings.values[at * dim..(at + part.rows) * dim]);
+        self.tokens[from..to].copy_from_slice(&all.tokens[at..at + part.rows]);
+        self.truncated[from..to].copy_from_slice(&all.truncated[at..at + part.rows]);
+        self.done += part.rows;
+        self.done == self.inputs.len()
     }
 
-    fn answer(self, dim: usize) {
-        let _ = self.request.reply.send(Ok(Embedded {
+    fn answer(self) {
+        let dim = self.values.len() / self.inputs.len().max(1);
+        let _ = self.reply.send(Ok(Embedded {
             embeddings: Embeddings {
                 dim,
                 values: self.values,
@@ -278,31 +351,30 @@ impl InProgress {
     }
 }
 
-/// Waits for a first request when none is in progress, then takes whatever arrives within `linger`
-/// up to `max_rows` rows; with requests in progress, takes only what has already arrived. False once
-/// every sender is gone and nothing is left.
-fn gather(rx: &Receiver<Request>, waiting: &mut Vec<InProgress>, policy: BatchPolicy) -> bool {
-    if waiting.is_empty() {
-        match rx.recv() {
-            Ok(first) => waiting.push(InProgress::new(first)),
-            Err(_) => return false,
-        }
-        let mut rows = waiting[0].left();
-        let deadline = Instant::now() + policy.linger;
-        while rows < policy.max_rows {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(r) => {
-                    rows += r.texts.len();
-                    waiting.push(InProgress::new(r));
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-            }
-        }
-    } else {
-        waiting.extend(rx.try_iter().map(InProgress::new));
+/// A request's rows in one encoder call.
+#[derive(Debug, Clone)]
+struct Part {
+    request: u64,
+    inputs: Arc<[Input]>,
+    first: usize,
+    rows: usize,
+}
+
+/// One encoder call: parts of requests, their rows sent in this order.
+struct Call {
+    parts: Vec<Part>,
+}
+
+impl Call {
+    fn rows(&self) -> usize {
+        self.parts.iter().map(|p| p.rows).sum()
     }
-    true
+}
+
+/// What a lane sends back: the call and the encoder's answer.
+struct Done {
+    call: Call,
+    result: Result<Embedded, EncodeFailure>,
 }
 
 /// Which requests the next call takes.
@@ -314,18 +386,15 @@ enum Turn {
     Large,
 }
 
-/// The next encoder call: (index in `waiting`, rows) pairs, in the order their rows are sent (indices
-/// ascending), and whose turn it was. The requests that fit in a piece get calls of their own, whole, in arrival
-/// order; larger ones a piece each. The turns alternate while both wait, so a query waits for at most
-/// one piece and a bulk request is not starved by a stream of queries. `max_rows` rows per call.
-fn plan_call(
-    waiting: &[InProgress],
-    policy: BatchPolicy,
-    last: Turn,
-) -> (Vec<(usize, usize)>, Turn) {
+/// The next encoder call, given the rows each waiting request has left to send (arrival order):
+/// (index, rows) pairs, in the order their rows are sent (indices ascending), and whose turn it was.
+/// The requests that fit in a piece get calls of their own, whole, in arrival order; larger ones a
+/// piece each. The turns alternate while both wait, so a query waits for at most one piece and a bulk
+/// request is not starved by a stream of queries. `max_rows` rows per call.
+fn plan_call(left: &[usize], policy: BatchPolicy, last: Turn) -> (Vec<(usize, usize)>, Turn) {
     let piece = policy.piece_rows.max(1);
-    let has_small = waiting.iter().any(|w| w.left() <= piece);
-    let has_large = waiting.iter().any(|w| w.left() > piece);
+    let has_small = left.iter().any(|&n| n <= piece);
+    let has_large = left.iter().any(|&n| n > piece);
     let turn = match (has_small, has_large) {
         (true, true) if last == Turn::Small => Turn::Large,
         (true, _) => Turn::Small,
@@ -333,11 +402,11 @@ fn plan_call(
     };
     let mut room = policy.max_rows.max(1);
     let mut call = Vec::new();
-    for (i, w) in waiting.iter().enumerate() {
-        if (w.left() <= piece) != (turn == Turn::Small) {
+    for (i, &n) in left.iter().enumerate() {
+        if (n <= piece) != (turn == Turn::Small) {
             continue;
         }
-        let rows = w.left().min(piece).min(room);
+        let rows = n.min(piece).min(room);
         call.push((i, rows));
         room -= rows;
         if room == 0 {
@@ -347,9 +416,9 @@ fn plan_call(
     (call, turn)
 }
 
-/// The encoder's answer for `texts`; a panic inside it becomes an error for this call only.
-fn encode_guarded(encode: &EncodeFn, texts: &[&str]) -> Result<Embedded, EncodeFailure> {
-    let called = catch_unwind(AssertUnwindSafe(|| encode(texts)));
+/// The encoder's answer for `inputs`; a panic inside it becomes an error for this call only.
+fn encode_guarded(encode: &EncodeFn, inputs: &[&Input]) -> Result<Embedded, EncodeFailure> {
+    let called = catch_unwind(AssertUnwindSafe(|| encode(inputs)));
     called
         .map_err(|panic| {
             let what = panic
@@ -357,61 +426,197 @@ fn encode_guarded(encode: &EncodeFn, texts: &[&str]) -> Result<Embedded, EncodeF
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "no message".into());
-            error!(rows = texts.len(), "the encoder panicked: {what}");
+            error!(rows = inputs.len(), "the encoder panicked: {what}");
             EncodeFailure::Panicked(what)
         })?
         .map_err(|e| EncodeFailure::Model(Arc::new(e)))
 }
 
-fn run(encode: &EncodeFn, rx: &Receiver<Request>, policy: BatchPolicy) {
-    let mut waiting: Vec<InProgress> = Vec::new();
-    let mut last = Turn::Large;
-    while gather(rx, &mut waiting, policy) {
-        let (call, turn) = plan_call(&waiting, policy, last);
-        last = turn;
-        let texts: Vec<&str> = call
+/// A lane: runs the calls it is given, one at a time, and sends each answer back.
+fn lane(encode: &EncodeFn, calls: &Receiver<Call>, done: &Sender<Done>) {
+    for call in calls {
+        let inputs: Vec<&Input> = call
+            .parts
             .iter()
-            .flat_map(|&(i, rows)| {
-                let w = &waiting[i];
-                w.request.texts[w.done..w.done + rows]
-                    .iter()
-                    .map(String::as_str)
-            })
+            .flat_map(|p| &p.inputs[p.first..p.first + p.rows])
             .collect();
-        debug!(
-            requests = call.len(),
-            rows = texts.len(),
-            waiting = waiting.len(),
-            "embedding a gathered batch"
-        );
-        match encode_guarded(encode, &texts) {
-            Ok(all) => {
-                let mut at = 0;
-                let mut finished = Vec::new();
-                for &(i, rows) in &call {
-                    if waiting[i].take(&all, at, rows) {
-                        finished.push(i);
-                    }
-                    at += rows;
-                }
-                for w in take_out(&mut waiting, &finished) {
-                    w.answer(all.embeddings.dim);
-                }
-            }
-            Err(e) => {
-                // Every request with rows in the failed call fails as a whole.
-                let failed: Vec<usize> = call.iter().map(|&(i, _)| i).collect();
-                for w in take_out(&mut waiting, &failed) {
-                    let _ = w.request.reply.send(Err(QueueError::Encoder(e.clone())));
-                }
-            }
+        let result = encode_guarded(encode, &inputs);
+        if done.send(Done { call, result }).is_err() {
+            return;
         }
     }
 }
 
-/// Removes the requests at `indices` (ascending) from `waiting`, the others keeping their order.
-fn take_out(waiting: &mut Vec<InProgress>, indices: &[usize]) -> Vec<InProgress> {
-    indices.iter().rev().map(|&i| waiting.remove(i)).collect()
+/// The batching thread's state: the requests being answered and the calls in flight.
+struct Batcher {
+    policy: BatchPolicy,
+    waiting: Vec<InProgress>,
+    next_id: u64,
+    in_flight: usize,
+    last: Turn,
+    to_lanes: Sender<Call>,
+}
+
+impl Batcher {
+    fn admit(&mut self, request: Request) {
+        self.waiting.push(InProgress::new(self.next_id, request));
+        self.next_id += 1;
+    }
+
+    fn unsent(&self) -> bool {
+        self.waiting.iter().any(|w| w.left() > 0)
+    }
+
+    fn idle(&self) -> bool {
+        self.waiting.is_empty() && self.in_flight == 0
+    }
+
+    /// Hands calls to the free lanes while there are rows no call has taken.
+    fn dispatch(&mut self) {
+        while self.in_flight < self.policy.lanes.max(1) && self.unsent() {
+            let open: Vec<usize> = (0..self.waiting.len())
+                .filter(|&i| self.waiting[i].left() > 0)
+                .collect();
+            let left: Vec<usize> = open.iter().map(|&i| self.waiting[i].left()).collect();
+            let (planned, turn) = plan_call(&left, self.policy, self.last);
+            self.last = turn;
+            let parts = planned
+                .into_iter()
+                .map(|(c, rows)| {
+                    let w = &mut self.waiting[open[c]];
+                    let part = Part {
+                        request: w.id,
+                        inputs: w.inputs.clone(),
+                        first: w.sent,
+                        rows,
+                    };
+                    w.sent += rows;
+                    part
+                })
+                .collect();
+            let call = Call { parts };
+            debug!(
+                requests = call.parts.len(),
+                rows = call.rows(),
+                waiting = self.waiting.len(),
+                in_flight = self.in_flight,
+                "embedding a gathered batch"
+            );
+            if self.to_lanes.send(call).is_err() {
+                self.fail_all(EncodeFailure::Panicked("the encoder lanes stopped".into()));
+                return;
+            }
+            self.in_flight += 1;
+        }
+    }
+
+    /// Places a finished call's rows; answers the requests now complete, fails every request with
+    /// rows in a failed call.
+    fn finish(&mut self, done: Done) {
+        self.in_flight -= 1;
+        match done.result {
+            Ok(all) => {
+                let mut at = 0;
+                for part in &done.call.parts {
+                    if let Some(i) = self.position(part.request)
+                        && self.waiting[i].take(&all, at, part)
+                    {
+                        self.waiting.remove(i).answer();
+                    }
+                    at += part.rows;
+                }
+            }
+            Err(e) => {
+                for part in &done.call.parts {
+                    if let Some(i) = self.position(part.request) {
+                        let w = self.waiting.remove(i);
+                        let _ = w.reply.send(Err(QueueError::Encoder(e.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    fn position(&self, request: u64) -> Option<usize> {
+        self.waiting.iter().position(|w| w.id == request)
+    }
+
+    fn fail_all(&mut self, e: EncodeFailure) {
+        for w in self.waiting.drain(..) {
+            let _ = w.reply.send(Err(QueueError::Encoder(e.clone())));
+        }
+    }
+}
+
+/// The batching thread: gathers requests (the first one, then what arrives within `linger`, up to
+/// `max_rows` rows), hands calls to the lanes as they free up, and answers requests as their calls
+/// end. Ends once every handle is dropped and nothing is left.
+fn run(encode: Arc<EncodeFn>, requests: &Receiver<Request>, policy: BatchPolicy) {
+    let lanes = policy.lanes.max(1);
+    let (to_lanes, calls) = crossbeam_channel::unbounded::<Call>();
+    let (done_tx, done) = crossbeam_channel::unbounded::<Done>();
+    let workers: Vec<_> = (0..lanes)
+        .filter_map(|n| {
+            let (encode, calls, done_tx) = (encode.clone(), calls.clone(), done_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("lexembed-lane-{n}"))
+                .spawn(move || lane(&encode, &calls, &done_tx))
+                .map_err(|e| error!("cannot start an encoder lane: {e}"))
+                .ok()
+        })
+        .collect();
+    drop(done_tx);
+    let mut b = Batcher {
+        policy,
+        waiting: Vec::new(),
+        next_id: 0,
+        in_flight: 0,
+        last: Turn::Large,
+        to_lanes,
+    };
+    let mut open = true;
+    while open || !b.idle() {
+        if b.idle() {
+            // Nothing in hand: wait for a first request, then for what comes within `linger`.
+            let Ok(first) = requests.recv() else { break };
+            let mut rows = first.inputs.len();
+            b.admit(first);
+            let deadline = Instant::now() + policy.linger;
+            while rows < policy.max_rows {
+                match requests.recv_deadline(deadline) {
+                    Ok(r) => {
+                        rows += r.inputs.len();
+                        b.admit(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+        } else if b.in_flight >= lanes || !b.unsent() {
+            // Every lane busy, or nothing left to send: wait for a call to end or a request.
+            crossbeam_channel::select! {
+                recv(done) -> d => match d {
+                    Ok(d) => b.finish(d),
+                    Err(_) => b.fail_all(EncodeFailure::Panicked("the encoder lanes stopped".into())),
+                },
+                recv(requests) -> r => match r {
+                    Ok(r) => b.admit(r),
+                    Err(_) => open = false,
+                },
+            }
+        }
+        // What has already arrived joins the next calls.
+        for d in done.try_iter() {
+            b.finish(d);
+        }
+        for r in requests.try_iter() {
+            b.admit(r);
+        }
+        b.dispatch();
+    }
+    drop(b);
+    for w in workers {
+        let _ = w.join();
+    }
 }
 
 #[cfg(test)]
@@ -422,6 +627,17 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+
+    /// The texts of a call's rows (the tests send texts only).
+    fn texts_of<'a>(inputs: &[&'a Input]) -> Vec<&'a str> {
+        inputs
+            .iter()
+            .map(|i| match i {
+                Input::Text(t) => t.as_str(),
+                Input::Ids(_) => "<ids>",
+            })
+            .collect()
+    }
 
     fn tiny() -> Arc<Encoder> {
         let dir =
@@ -444,9 +660,10 @@ mod tests {
         let encoder = tiny();
         let none = Prompt::none();
         let real = encoder.clone();
-        let encode: EncodeFn = Box::new(move |texts: &[&str]| {
+        let encode: EncodeFn = Box::new(move |inputs: &[&Input]| {
+            let texts = texts_of(inputs);
             assert!(!texts.contains(&"panic"), "a fault in the model runtime");
-            embed_counted(&real, texts, &Prompt::none())
+            embed_inputs(&real, inputs)
         });
         let batcher = SharedBatcher::start_with(encoder.clone(), encode, BatchPolicy::default());
         let rt = runtime();
@@ -476,11 +693,12 @@ mod tests {
         let real = encoder.clone();
         let gathered = Arc::new(Mutex::new(Vec::new()));
         let seen = gathered.clone();
-        let encode: EncodeFn = Box::new(move |texts: &[&str]| {
+        let encode: EncodeFn = Box::new(move |inputs: &[&Input]| {
+            let texts = texts_of(inputs);
             seen.lock().unwrap().push(texts.len());
             // A slow model: the other callers arrive while it runs.
             std::thread::sleep(Duration::from_millis(30));
-            embed_counted(&real, texts, &Prompt::none())
+            embed_inputs(&real, inputs)
         });
         let policy = BatchPolicy {
             linger: Duration::from_millis(20),
@@ -524,13 +742,14 @@ mod tests {
         let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         let gate = Mutex::new((started_tx, go_rx));
-        let encode: EncodeFn = Box::new(move |texts: &[&str]| {
+        let encode: EncodeFn = Box::new(move |inputs: &[&Input]| {
+            let texts = texts_of(inputs);
             if texts.contains(&"hold") {
                 let gate = gate.lock().unwrap();
                 gate.0.send(()).unwrap();
                 gate.1.recv().unwrap();
             }
-            embed_counted(&real, texts, &Prompt::none())
+            embed_inputs(&real, inputs)
         });
         let policy = BatchPolicy {
             max_queued: 1,
@@ -580,12 +799,13 @@ mod tests {
         let real = encoder.clone();
         let calls = Arc::new(Mutex::new(Vec::<Vec<String>>::new()));
         let seen = calls.clone();
-        let encode: EncodeFn = Box::new(move |texts: &[&str]| {
+        let encode: EncodeFn = Box::new(move |inputs: &[&Input]| {
+            let texts = texts_of(inputs);
             seen.lock()
                 .unwrap()
                 .push(texts.iter().map(|t| t.to_string()).collect());
             std::thread::sleep(Duration::from_millis(20)); // a slow model
-            embed_counted(&real, texts, &Prompt::none())
+            embed_inputs(&real, inputs)
         });
         let policy = BatchPolicy {
             piece_rows: 4,
@@ -633,25 +853,11 @@ mod tests {
         }
     }
 
-    /// Requests waiting in the queue, of these many texts each (nobody listens for their answers).
-    fn waiting_of(sizes: &[usize]) -> Vec<InProgress> {
-        sizes
-            .iter()
-            .map(|&n| {
-                let (reply, _) = oneshot::channel();
-                InProgress::new(Request {
-                    texts: vec![String::new(); n],
-                    reply,
-                })
-            })
-            .collect()
-    }
-
     /// The plan: the requests that fit in a piece get calls of their own, whole; larger ones a piece
     /// each; the turns alternate while both wait; `max_rows` rows per call.
     #[test]
     fn plan_call_alternates_small_requests_and_pieces_of_large_ones() {
-        let waiting = waiting_of(&[100, 1, 40, 3]);
+        let waiting = [100, 1, 40, 3];
         let policy = |max_rows, piece_rows| BatchPolicy {
             max_rows,
             piece_rows,
@@ -689,10 +895,102 @@ mod tests {
     fn bulk_callers_get_their_requests_whole_in_one_call() {
         // SQL's embed(): DataFusion batches of 256 rows from two partitions. With the default pieces
         // (32 rows) each call took 32 of each; whole, one call takes both (BENCHMARKS.md "SQL").
-        let waiting = waiting_of(&[256, 256]);
+        let waiting = [256, 256];
         let (call, _) = plan_call(&waiting, BatchPolicy::whole_requests(), Turn::Large);
         assert_eq!(call, vec![(0, 256), (1, 256)]);
         let (call, _) = plan_call(&waiting, BatchPolicy::default(), Turn::Large);
         assert_eq!(call, vec![(0, 32), (1, 32)], "serve's pieces, for contrast");
+    }
+
+    /// Token ids made with the model's own tokenizer (special tokens included) embed as their text
+    /// does, in the same call as texts, and count as many tokens.
+    #[test]
+    fn token_ids_embed_as_their_text_beside_texts() {
+        let encoder = tiny();
+        let batcher = SharedBatcher::start(encoder.clone(), BatchPolicy::default());
+        let text = "¿Cuál es el plazo para resolver el procedimiento?";
+        let ids = encoder
+            .tokenize(&[text], &Prompt::none())
+            .unwrap()
+            .remove(0);
+        let out = runtime()
+            .block_on(batcher.try_embed_inputs(vec![
+                Input::Text("otro texto".into()),
+                Input::Ids(ids.clone()),
+                Input::Text(text.into()),
+            ]))
+            .unwrap();
+        let (from_ids, from_text) = (out.embeddings.row(1), out.embeddings.row(2));
+        let diff = from_ids
+            .iter()
+            .zip(from_text)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-6, "ids and text differ by {diff}");
+        assert_eq!(out.tokens[1], ids.0.len());
+        assert_eq!(out.tokens[1], out.tokens[2]);
+        assert_ne!(out.embeddings.row(0), from_text);
+    }
+
+    /// Two lanes: a query that arrives while a slow piece runs gets its own call beside it, answered
+    /// long before the piece ends (one lane: after it); a large request whose pieces end out of order
+    /// still gets every row in place.
+    #[test]
+    fn with_two_lanes_a_query_runs_beside_a_slow_piece_and_rows_land_in_place() {
+        let encoder = tiny();
+        let real = encoder.clone();
+        let encode: EncodeFn = Box::new(move |inputs: &[&Input]| {
+            let texts = texts_of(inputs);
+            // The first piece is slow, so the second (and the query) end before it.
+            if texts.iter().any(|t| t.starts_with("lento")) {
+                std::thread::sleep(Duration::from_millis(400));
+            }
+            embed_inputs(&real, inputs)
+        });
+        let policy = BatchPolicy {
+            piece_rows: 4,
+            linger: Duration::from_millis(1),
+            lanes: 2,
+            ..BatchPolicy::default()
+        };
+        let batcher = SharedBatcher::start_with(encoder.clone(), encode, policy);
+        let rt = runtime();
+        let large: Vec<String> = (0..8)
+            .map(|i| match i < 4 {
+                true => format!("lento {i}"),
+                false => format!("artículo {i}"),
+            })
+            .collect();
+        let (big, small, small_took) = rt.block_on(async {
+            let big = tokio::spawn({
+                let (b, texts) = (batcher.clone(), large.clone());
+                async move { b.embed(texts, &Prompt::none()).await }
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await; // both pieces in flight
+            let asked = Instant::now();
+            let got = batcher.embed(vec!["plazo".into()], &Prompt::none()).await;
+            let took = asked.elapsed();
+            (big.await.unwrap().unwrap(), got.unwrap(), took)
+        });
+        assert!(
+            small_took < Duration::from_millis(250),
+            "the query waited {small_took:?} for the slow piece"
+        );
+        let refs: Vec<&str> = large.iter().map(String::as_str).collect();
+        let want = encoder.encode(&refs, &Prompt::none()).unwrap();
+        for (g, w) in big.embeddings.values.iter().zip(&want.values) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        let want_tokens: Vec<usize> = encoder
+            .tokenize(&refs, &Prompt::none())
+            .unwrap()
+            .iter()
+            .map(|t| t.0.len())
+            .collect();
+        assert_eq!(big.tokens, want_tokens);
+        let alone = encoder.encode(&["plazo"], &Prompt::none()).unwrap();
+        for (g, w) in small.embeddings.values.iter().zip(&alone.values) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
     }
 }

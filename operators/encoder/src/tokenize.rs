@@ -58,6 +58,11 @@ impl TextTokenizer {
         self.pad_id
     }
 
+    /// Pieces in the vocabulary (added tokens included): token ids run below it.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// Tokenizes every text with `prompt` before it, in parallel across texts (tokenizers' rayon
     /// pool).
     pub fn encode_all(&self, texts: &[&str], prompt: &Prompt) -> Result<Vec<TokenIds>> {

@@ -161,6 +161,24 @@ fn openai_clients_default_batches_fit_and_the_token_bound_is_named() {
     );
 }
 
+/// `--token-ids` (issue 36): ids made with the model's own tokenizer embed as their texts do, through
+/// the `openai` client and TEI's /embed; bad ids, long inputs, a prompt beside ids and mixed arrays
+/// get a 400 naming the field. Without the flag they are refused (`api`'s bad requests).
+#[test]
+fn the_models_own_token_ids_embed_as_their_texts_when_asked() {
+    let server = Server::start(&["--token-ids".as_ref()]);
+    check(
+        "token_ids",
+        &server.url,
+        &[
+            "--bin".as_ref(),
+            env!("CARGO_BIN_EXE_lexembed").as_ref(),
+            "--model".as_ref(),
+            tiny().as_os_str(),
+        ],
+    );
+}
+
 /// `integration/python/frameworks_check.py CLIENT` against `server`: the framework configured as its
 /// docs say, its vectors equal to `lexembed embed`'s.
 fn framework(client: &str, server: &Server) {

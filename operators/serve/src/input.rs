@@ -1,8 +1,10 @@
 //! What clients send, checked before anything is queued: JSON bodies parsed with the path of the
-//! field at fault (`input[2]: invalid type…`), and the texts to embed (a string or an array of
-//! non-empty strings, at most `max_inputs`; token ids are refused: the server tokenizes, and the ids
-//! clients send by default (LangChain's `OpenAIEmbeddings` sends tiktoken's) mean nothing to this
-//! model).
+//! field at fault (`input[2]: invalid type…`), and the inputs to embed: a string or an array of
+//! non-empty strings, at most `max_inputs`. Token ids (an array of integers, or an array of them, as
+//! OpenAI's API takes) are refused unless the server was started with `--token-ids`: the server
+//! tokenizes, and the ids clients send by default (LangChain's `OpenAIEmbeddings` sends tiktoken's)
+//! mean nothing to this model. With it, each id must be in the model's vocabulary and each input
+//! within its max length.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -10,7 +12,47 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use lexembed_encoder::tokenize::TokenIds;
+
 use crate::ApiError;
+
+/// What a request's inputs may be.
+#[derive(Debug, Clone, Copy)]
+pub struct InputRules {
+    /// Inputs per request at most.
+    pub max_inputs: usize,
+    /// Token ids accepted as the model's own (`--token-ids`), or refused.
+    pub token_ids: Option<TokenIdRules>,
+}
+
+/// The bounds of the model's own token ids.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenIdRules {
+    /// Ids run below this (the tokenizer's vocabulary, added tokens included).
+    pub vocab_size: usize,
+    /// Ids per input at most (the model's max length).
+    pub max_length: usize,
+}
+
+/// A request's inputs: texts, or the model's own token ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    Texts(Vec<String>),
+    Ids(Vec<TokenIds>),
+}
+
+impl Inputs {
+    pub fn len(&self) -> usize {
+        match self {
+            Inputs::Texts(t) => t.len(),
+            Inputs::Ids(i) => i.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// The body as `T`, or a 4xx naming the field (413 past the body limit).
 pub fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
@@ -41,10 +83,90 @@ pub fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result
 
 /// Why token ids are refused, and what to set in the client that sent them.
 pub const TOKEN_IDS_REFUSED: &str = "token ids are not accepted: send text (the server tokenizes as the corpus was). \
-LangChain's OpenAIEmbeddings sends tiktoken ids unless created with check_embedding_ctx_length=False";
+LangChain's OpenAIEmbeddings sends tiktoken ids unless created with check_embedding_ctx_length=False; \
+ids made with this model's own tokenizer are taken when the server runs with --token-ids";
+
+/// The inputs of `value` (field `field`): a string, an array of strings, and with token ids
+/// accepted an array of integers (one input) or an array of such arrays.
+pub fn inputs(field: &str, value: Value, rules: &InputRules) -> Result<Inputs, ApiError> {
+    let Some(ids_rules) = rules.token_ids else {
+        return texts(field, value, rules.max_inputs).map(Inputs::Texts);
+    };
+    let items = match value {
+        Value::Array(items) if items.first().is_some_and(is_id_like) => items,
+        other => return texts(field, other, rules.max_inputs).map(Inputs::Texts),
+    };
+    // An array of integers is one input; an array of arrays, one input each.
+    if items.iter().all(|v| !v.is_array()) {
+        return Ok(Inputs::Ids(vec![token_ids(field, items, &ids_rules)?]));
+    }
+    check_count(field, items.len(), rules.max_inputs)?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::Array(ids) => token_ids(&format!("{field}[{i}]"), ids, &ids_rules),
+            other => Err(ApiError::invalid(
+                format!("{field}[{i}]"),
+                format!(
+                    "expected an array of token ids like the inputs before it, got {}",
+                    kind(&other)
+                ),
+            )),
+        })
+        .collect::<Result<_, _>>()
+        .map(Inputs::Ids)
+}
+
+/// Whether `v` starts token ids: an integer, or an array.
+fn is_id_like(v: &Value) -> bool {
+    v.is_number() || v.is_array()
+}
+
+/// One input's token ids (field `field`), checked against the model's vocabulary and max length.
+fn token_ids(field: &str, ids: Vec<Value>, rules: &TokenIdRules) -> Result<TokenIds, ApiError> {
+    if ids.is_empty() {
+        return Err(ApiError::invalid(field, "no token ids: the array is empty"));
+    }
+    if ids.len() > rules.max_length {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{} token ids, over the model's max length of {} (special tokens included)",
+                ids.len(),
+                rules.max_length
+            ),
+        ));
+    }
+    ids.into_iter()
+        .enumerate()
+        .map(|(j, id)| match id.as_u64() {
+            Some(n) if (n as usize) < rules.vocab_size => Ok(n as u32),
+            _ => Err(ApiError::invalid(
+                format!("{field}[{j}]"),
+                format!(
+                    "{id} is not a token id of this model (integers below {})",
+                    rules.vocab_size
+                ),
+            )),
+        })
+        .collect::<Result<_, _>>()
+        .map(TokenIds)
+}
+
+fn check_count(field: &str, n: usize, max_inputs: usize) -> Result<(), ApiError> {
+    if n > max_inputs {
+        return Err(ApiError::invalid(
+            field,
+            format!("{n} inputs, over the limit of {max_inputs} inputs per request (--max-inputs)"),
+        )
+        .with_code("too_many_inputs"));
+    }
+    Ok(())
+}
 
 /// The texts of `value` (field `field`): one string, or an array of strings.
-pub fn texts(field: &str, value: Value, max_inputs: usize) -> Result<Vec<String>, ApiError> {
+fn texts(field: &str, value: Value, max_inputs: usize) -> Result<Vec<String>, ApiError> {
     let items = match value {
         Value::String(s) => vec![Value::String(s)],
         Value::Array(items) => items,
@@ -61,16 +183,7 @@ pub fn texts(field: &str, value: Value, max_inputs: usize) -> Result<Vec<String>
     if items.is_empty() {
         return Err(ApiError::invalid(field, "no texts: the array is empty"));
     }
-    if items.len() > max_inputs {
-        return Err(ApiError::invalid(
-            field,
-            format!(
-                "{} inputs, over the limit of {max_inputs} inputs per request (--max-inputs)",
-                items.len()
-            ),
-        )
-        .with_code("too_many_inputs"));
-    }
+    check_count(field, items.len(), max_inputs)?;
     items
         .into_iter()
         .enumerate()
@@ -156,5 +269,51 @@ mod tests {
         );
         let e = texts(serde_json::json!(["a", "b", "c", "d"])).unwrap_err();
         assert!(e.message.contains("limit of 3"), "{e}");
+    }
+
+    /// With `--token-ids`: an array of integers is one input, an array of arrays many; ids outside
+    /// the vocabulary, inputs past the max length, empty or mixed arrays are named. Texts still work.
+    #[test]
+    fn token_ids_when_accepted_are_checked_and_named() {
+        let rules = InputRules {
+            max_inputs: 3,
+            token_ids: Some(TokenIdRules {
+                vocab_size: 100,
+                max_length: 4,
+            }),
+        };
+        let inputs = |v: Value| inputs("input", v, &rules);
+        let ids = |v: &[u32]| TokenIds(v.to_vec());
+        assert_eq!(
+            inputs(serde_json::json!([0, 5, 2])).unwrap(),
+            Inputs::Ids(vec![ids(&[0, 5, 2])])
+        );
+        assert_eq!(
+            inputs(serde_json::json!([[0, 2], [0, 7, 2]])).unwrap(),
+            Inputs::Ids(vec![ids(&[0, 2]), ids(&[0, 7, 2])])
+        );
+        assert_eq!(
+            inputs(serde_json::json!(["a"])).unwrap(),
+            Inputs::Texts(vec!["a".into()])
+        );
+        let named = |v: Value| param(inputs(v).unwrap_err());
+        assert_eq!(named(serde_json::json!([[0, 2], [0, 100]])), "input[1][1]");
+        assert_eq!(named(serde_json::json!([0, -1])), "input[1]");
+        assert_eq!(named(serde_json::json!([[0, 2], "a"])), "input[1]");
+        assert_eq!(named(serde_json::json!([[0, 2], []])), "input[1]");
+        assert_eq!(named(serde_json::json!([[1, 2, 3, 4, 5]])), "input[0]");
+        assert_eq!(named(serde_json::json!([[1], [1], [1], [1]])), "input");
+        let refused = |v: Value| {
+            let rules = InputRules {
+                max_inputs: 3,
+                token_ids: None,
+            };
+            inputs_refused(v, &rules)
+        };
+        assert!(refused(serde_json::json!([0, 5])).contains("--token-ids"));
+    }
+
+    fn inputs_refused(v: Value, rules: &InputRules) -> String {
+        inputs("input", v, rules).unwrap_err().message
     }
 }

@@ -50,10 +50,10 @@ pub async fn embeddings(
     let req: EmbeddingsRequest = input::parse(body)?;
     check_model(&state, &req.model)?;
     let dim = state.dim(req.dimensions)?;
-    let texts = input::texts("input", req.input, state.limits.max_inputs)?;
-    let prompt = state.request_prompt(req.prompt_name.as_deref())?;
-    let texts = state.within_token_limit("input", texts, &prompt).await?;
-    let out = state.embed(texts, &prompt, dim, true).await?;
+    let inputs = input::inputs("input", req.input, &state.input_rules())?;
+    let prompt = state.request_prompt(req.prompt_name.as_deref(), &inputs)?;
+    let inputs = state.within_token_limit("input", inputs, &prompt).await?;
+    let out = state.embed(inputs, &prompt, dim, true).await?;
     let data: Vec<Value> = out
         .rows
         .iter()

@@ -67,6 +67,7 @@ pub async fn info(State(state): State<Arc<ServeState>>) -> Json<Value> {
         "max_inputs": state.limits.max_inputs,
         "max_request_tokens": state.limits.max_request_tokens,
         "max_request_bytes": state.limits.max_request_bytes,
+        "token_ids": state.limits.token_ids,
         "queue": {"capacity": state.queue.capacity(), "in_use": state.queue.queued()},
         "datasets": datasets,
         "version": env!("CARGO_PKG_VERSION"),

@@ -20,6 +20,8 @@ use lexembed_lance::{
     search as search_dataset,
 };
 use serde::Deserialize;
+
+use crate::input::Inputs;
 use serde_json::{Value, json};
 
 use crate::{ApiError, ServeState, ServedDataset, input};
@@ -142,7 +144,7 @@ async fn query_vector(
 ) -> Result<Vec<f32>, ApiError> {
     let prompt = checked_query_prompt(ds, state.queue.encoder().model()).map_err(store_error)?;
     let mut query = state
-        .embed(vec![text.to_string()], &prompt, dim, true)
+        .embed(Inputs::Texts(vec![text.to_string()]), &prompt, dim, true)
         .await?;
     Ok(query.rows.swap_remove(0))
 }

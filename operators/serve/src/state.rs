@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lexembed_encoder::{Dim, Prompt, PromptChoice, Role, SharedBatcher};
+use lexembed_encoder::{Dim, Input, Prompt, PromptChoice, Role, SharedBatcher};
+
+use crate::input::{InputRules, Inputs, TokenIdRules};
 use lexembed_lance::DatasetLocation;
 
 /// `/metrics`' body, rendered by the recorder the binary installed.
@@ -21,6 +23,8 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Hits per search.
     pub max_k: usize,
+    /// Token arrays in `input`/`inputs` are the model's own ids (`--token-ids`), not refused.
+    pub token_ids: bool,
 }
 
 impl Default for Limits {
@@ -31,6 +35,7 @@ impl Default for Limits {
             max_request_tokens: 300_000,
             max_request_bytes: 8 << 20,
             max_k: 1000,
+            token_ids: false,
         }
     }
 }
@@ -103,47 +108,76 @@ impl Vectors {
 }
 
 impl ServeState {
-    /// `texts` back when, with `prompt`, their tokens fit `max_request_tokens`; else OpenAI's 400
+    /// What a request's inputs may be (`input::inputs`).
+    pub fn input_rules(&self) -> InputRules {
+        let encoder = self.queue.encoder();
+        InputRules {
+            max_inputs: self.limits.max_inputs,
+            token_ids: self.limits.token_ids.then(|| TokenIdRules {
+                vocab_size: encoder.tokenizer().vocab_size(),
+                max_length: encoder.model().max_seq_length,
+            }),
+        }
+    }
+
+    /// `inputs` back when, with `prompt`, their tokens fit `max_request_tokens`; else OpenAI's 400
     /// naming the limit and the count. Texts are tokenized only when the bound `texts × max length`
-    /// does not already fit (the model truncates every text at its max length).
+    /// does not already fit (the model truncates every text at its max length); token ids count as
+    /// sent.
     pub async fn within_token_limit(
         &self,
         field: &str,
-        texts: Vec<String>,
+        inputs: Inputs,
         prompt: &Prompt,
-    ) -> Result<Vec<String>, crate::ApiError> {
+    ) -> Result<Inputs, crate::ApiError> {
         let limit = self.limits.max_request_tokens;
         let encoder = self.queue.encoder().clone();
-        if texts.len().saturating_mul(encoder.model().max_seq_length) <= limit {
-            return Ok(texts);
-        }
-        let prompt = prompt.clone();
-        let (texts, counted) = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let counted = encoder.tokenizer().encode_counted(&refs, &prompt);
-            (texts, counted)
-        })
-        .await
-        .map_err(|e| crate::ApiError::internal(format!("tokenizing the request: {e}")))?;
-        let counted = counted
-            .map_err(|e| crate::ApiError::internal(format!("tokenizing the request: {e}")))?;
-        let tokens: usize = counted.iter().map(|(ids, _)| ids.0.len()).sum();
-        if tokens > limit {
-            return Err(crate::ApiError::invalid(
-                field,
-                format!(
-                    "Requested {tokens} tokens, max {limit} tokens per request (--max-request-tokens): send fewer or shorter inputs"
-                ),
-            )
-            .with_code("max_tokens_per_request"));
-        }
-        Ok(texts)
+        let tokens = match &inputs {
+            Inputs::Ids(ids) => ids.iter().map(|t| t.0.len()).sum(),
+            Inputs::Texts(texts)
+                if texts.len().saturating_mul(encoder.model().max_seq_length) <= limit =>
+            {
+                return Ok(inputs);
+            }
+            Inputs::Texts(_) => {
+                let prompt = prompt.clone();
+                let (inputs, counted) = tokio::task::spawn_blocking(move || {
+                    let counted = match &inputs {
+                        Inputs::Texts(texts) => {
+                            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                            encoder.tokenizer().encode_counted(&refs, &prompt)
+                        }
+                        Inputs::Ids(_) => Ok(Vec::new()),
+                    };
+                    (inputs, counted)
+                })
+                .await
+                .map_err(|e| crate::ApiError::internal(format!("tokenizing the request: {e}")))?;
+                let counted = counted.map_err(|e| {
+                    crate::ApiError::internal(format!("tokenizing the request: {e}"))
+                })?;
+                let tokens = counted.iter().map(|(ids, _)| ids.0.len()).sum();
+                return within(field, tokens, limit).map(|()| inputs);
+            }
+        };
+        within(field, tokens, limit).map(|()| inputs)
     }
 
     /// The prompt a request names (`prompt_name`, one of the model's prompts), else the model's
-    /// default prompt, as sentence-transformers' `encode(prompt_name=…)`.
-    pub fn request_prompt(&self, name: Option<&str>) -> Result<Prompt, crate::ApiError> {
+    /// default prompt, as sentence-transformers' `encode(prompt_name=…)`. Token ids take none: a
+    /// prompt named beside them is refused, not silently dropped.
+    pub fn request_prompt(
+        &self,
+        name: Option<&str>,
+        inputs: &Inputs,
+    ) -> Result<Prompt, crate::ApiError> {
         let model = self.queue.encoder().model();
+        if let (Inputs::Ids(_), Some(_)) = (inputs, name) {
+            return Err(crate::ApiError::invalid(
+                "prompt_name",
+                "a prompt is put before texts, not token ids: tokenize the prompt with the input",
+            ));
+        }
         match name {
             None => Ok(model.default_prompt()),
             Some(n) => model
@@ -152,17 +186,24 @@ impl ServeState {
         }
     }
 
-    /// `texts` with `prompt` before each through the model's queue (429 when it is full), at `dim`: the Matryoshka prefix,
-    /// renormalised unless `renormalise` is false (then the prefix of the model's output as is).
+    /// `inputs` through the model's queue (429 when it is full), texts with `prompt` before each (token
+    /// ids go as they are), at `dim`: the Matryoshka prefix, renormalised unless `renormalise` is false
+    /// (then the prefix of the model's output as is).
     pub async fn embed(
         &self,
-        texts: Vec<String>,
+        inputs: Inputs,
         prompt: &Prompt,
         dim: Dim,
         renormalise: bool,
     ) -> Result<Vectors, crate::ApiError> {
-        let n = texts.len();
-        let out = self.queue.try_embed(texts, prompt).await?;
+        let n = inputs.len();
+        let out = match inputs {
+            Inputs::Texts(texts) => self.queue.try_embed(texts, prompt).await?,
+            Inputs::Ids(ids) => {
+                let rows = ids.into_iter().map(Input::Ids).collect();
+                self.queue.try_embed_inputs(rows).await?
+            }
+        };
         let rows = (0..n)
             .map(|i| match renormalise {
                 true => out.embeddings.prefix(i, dim),
@@ -179,4 +220,18 @@ impl ServeState {
             .increment(vectors.truncated_count() as u64);
         Ok(vectors)
     }
+}
+
+/// OpenAI's 400 when `tokens` exceed `limit` (`--max-request-tokens`).
+fn within(field: &str, tokens: usize, limit: usize) -> Result<(), crate::ApiError> {
+    if tokens > limit {
+        return Err(crate::ApiError::invalid(
+            field,
+            format!(
+                "Requested {tokens} tokens, max {limit} tokens per request (--max-request-tokens): send fewer or shorter inputs"
+            ),
+        )
+        .with_code("max_tokens_per_request"));
+    }
+    Ok(())
 }

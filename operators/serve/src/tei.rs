@@ -90,11 +90,11 @@ pub async fn embed(
     let mut req: EmbedRequest = input::parse(body)?;
     let options = req.options();
     let dim = state.dim(options.dimensions)?;
-    let texts = input::texts("inputs", req.inputs, state.limits.max_inputs)?;
-    let prompt = state.request_prompt(options.prompt_name.as_deref())?;
-    let texts = state.within_token_limit("inputs", texts, &prompt).await?;
+    let inputs = input::inputs("inputs", req.inputs, &state.input_rules())?;
+    let prompt = state.request_prompt(options.prompt_name.as_deref(), &inputs)?;
+    let inputs = state.within_token_limit("inputs", inputs, &prompt).await?;
     let out = state
-        .embed(texts, &prompt, dim, options.normalize.unwrap_or(true))
+        .embed(inputs, &prompt, dim, options.normalize.unwrap_or(true))
         .await?;
     if !options.truncate.unwrap_or(false)
         && let Some(i) = out.truncated.iter().position(|&t| t)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use lexembed_encoder::cli::EncoderArgs;
-use lexembed_encoder::{BatchPolicy, Dim, ModelDir, SharedBatcher, piece_rows_for};
+use lexembed_encoder::{BatchPolicy, ModelDir, SharedBatcher, piece_rows_for};
 use lexembed_lance::schema::column_dim;
 use lexembed_lance::{DatasetLocation, checked_query_prompt, vector_columns};
 use lexembed_serve::{Limits, ServeState, ServedDataset};
@@ -43,6 +43,12 @@ pub struct ServeArgs {
     /// Bytes per request body, at most.
     #[arg(long, default_value_t = Limits::default().max_request_bytes)]
     pub max_request_bytes: usize,
+    /// Take token arrays in `input` (OpenAI) and `inputs` (TEI) as this model's own token ids: made
+    /// with its tokenizer, special tokens included, at most its max length, given to the model as
+    /// they are (no prompt). Off by default, when they get a 400: the arrays clients send unasked
+    /// (LangChain's OpenAIEmbeddings sends tiktoken ids) mean nothing to this model.
+    #[arg(long)]
+    pub token_ids: bool,
     /// Requests waiting for or on the model at once; beyond that, requests get 429 with Retry-After.
     #[arg(long, default_value_t = BatchPolicy::default().max_queued)]
     pub max_queued: usize,
@@ -84,6 +90,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .piece_rows
             .unwrap_or_else(|| piece_rows_for(&encoder.provider()))
             .max(1),
+        // One call in flight per model session: with --streams 2 a query runs beside a bulk piece.
+        lanes: encoder.streams(),
         ..BatchPolicy::default()
     };
     let state = Arc::new(ServeState {
@@ -94,6 +102,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_inputs: args.max_inputs,
             max_request_tokens: args.max_request_tokens,
             max_request_bytes: args.max_request_bytes,
+            token_ids: args.token_ids,
             ..Limits::default()
         },
         api_key: api_key(args.api_key_file.as_deref())?,
@@ -116,11 +125,9 @@ async fn open_datasets(
             .await
             .with_context(|| format!("--dataset {name}={uri}"))?;
         checked_query_prompt(&ds, model).with_context(|| format!("--dataset {name}={uri}"))?;
-        let mut dims: Vec<Dim> = vector_columns(&ds)
-            .iter()
-            .filter_map(|c| column_dim(c))
-            .collect();
-        dims.sort_by(|a, b| b.cmp(a));
+        let dims = lexembed_encoder::widest_first(
+            vector_columns(&ds).iter().filter_map(|c| column_dim(c)),
+        );
         anyhow::ensure!(
             !dims.is_empty(),
             "--dataset {name}={uri}: no vector column (emb_<dim>)"
