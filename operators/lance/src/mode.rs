@@ -57,13 +57,19 @@ impl SearchMode {
         matches!(self, Self::Index | Self::Hybrid)
     }
 
+    /// Whether `s` names a mode, the deprecated spellings included, without warning: for argument
+    /// parsers that run before logging is set up (the warning comes from `parse`, later).
+    pub fn is_spelling(s: &str) -> bool {
+        Self::ALL.into_iter().any(|m| m.name() == s) || s == DEPRECATED_INDEX
+    }
+
     /// The mode a spelling names; `dense`, the old name of `index`, with a deprecation warning.
     pub fn parse(s: &str) -> Result<Self, UnknownSearchMode> {
         if let Some(mode) = Self::ALL.into_iter().find(|m| m.name() == s) {
             return Ok(mode);
         }
         match s {
-            "dense" => {
+            DEPRECATED_INDEX => {
                 // Once a process: a server parses a mode per request, and one client still saying
                 // "dense" must not put a line in the log for each of them.
                 static WARNED: Once = Once::new();
@@ -78,6 +84,9 @@ impl SearchMode {
         }
     }
 }
+
+/// The old name of `index`, accepted with a warning for one release.
+const DEPRECATED_INDEX: &str = "dense";
 
 impl fmt::Display for SearchMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

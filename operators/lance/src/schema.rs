@@ -115,15 +115,11 @@ pub fn stamp_written_by(
     model_id: &str,
     prompts: &RolePrompts,
 ) -> (Schema, Option<WrittenBy>) {
-    let mut dims: Vec<Dim> = schema
-        .fields()
-        .iter()
-        .filter_map(|f| column_dim(f.name()))
-        .collect();
+    let dims =
+        lexembed_encoder::widest_first(schema.fields().iter().filter_map(|f| column_dim(f.name())));
     if dims.is_empty() {
         return (schema.clone(), None);
     }
-    dims.sort_by(|a, b| b.cmp(a));
     let written_by = WrittenBy::new(model_id, &dims, prompts.clone());
     let mut meta = schema.metadata().clone();
     meta.extend(written_by.to_metadata());

@@ -637,6 +637,9 @@ fn a_file_run_writes_its_metrics_for_the_textfile_collector() {
     let samples = prometheus_samples(&std::fs::read_to_string(&prom).unwrap());
     let p = [("pipeline", "metrics-skip")];
     assert_eq!(sample(&samples, "lexembed_rows_written_total", &p), 2.0);
+    // Every series names the source kind (a Kafka replica's say kafka): one dashboard for all runs.
+    let file = [("pipeline", "metrics-skip"), ("source", "file")];
+    assert_eq!(sample(&samples, "lexembed_rows_written_total", &file), 2.0);
     assert_eq!(summary["rows_written"], 2);
     assert_eq!(sample(&samples, "lexembed_rows_read_total", &p), 5.0);
     assert_eq!(sample(&samples, "lexembed_lance_commits_total", &p), 1.0);

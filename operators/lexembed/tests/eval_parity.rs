@@ -453,6 +453,12 @@ fn history_alerts_reports_and_bad_inputs() {
     for f in ["matryoshka.svg", "trend_ndcg_at_10.svg", "report.html"] {
         assert!(out.join(f).is_file(), "{f}");
     }
+    // The old spelling of the index path still runs and says it is deprecated (clap parsed it before
+    // logging was set up, and the warning was lost).
+    let dense = eval(&["--search", "dense"]);
+    let err = String::from_utf8_lossy(&dense.stderr);
+    assert!(dense.status.success(), "{err}");
+    assert!(err.contains("\"dense\" is deprecated"), "{err}");
 
     // Bad inputs: an empty QA set, a dataset without vector columns, a bad QA line.
     std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();

@@ -734,7 +734,7 @@ fn sigterm_commits_the_batch_in_hand_and_exits_0_promptly_with_metrics_served() 
         .spawn()
         .unwrap();
     wait_for_rows(&s.dataset, 3_000, 300);
-    // Parsed by the official Prometheus client's parser, every series labelled by pipeline.
+    // Parsed by the official Prometheus client's parser, every series labelled by pipeline and source.
     let (code, body) = http_get(port, "/metrics");
     assert_eq!(code, 200);
     let samples = prometheus_samples(body.split_once("\r\n\r\n").unwrap().1);
@@ -745,11 +745,12 @@ fn sigterm_commits_the_batch_in_hand_and_exits_0_promptly_with_metrics_served() 
         "lexembed_end_to_end_lag_seconds",
         "lexembed_kafka_committed_offset",
         "lexembed_ready",
+        "lexembed_kafka_broker_connected",
     ] {
         assert!(
-            samples
-                .iter()
-                .any(|x| x["name"] == name && x["labels"]["pipeline"] == "sigterm"),
+            samples.iter().any(|x| x["name"] == name
+                && x["labels"]["pipeline"] == "sigterm"
+                && x["labels"]["source"] == "kafka"),
             "{name} missing: {samples:#?}"
         );
     }

@@ -156,10 +156,7 @@ pub fn output_dims(spec: &EncoderSpec, encoder: &Encoder) -> Vec<Dim> {
     if spec.dims.is_empty() {
         return encoder.dims().as_slice().to_vec();
     }
-    let mut d: Vec<Dim> = spec.dims.iter().map(|&d| Dim(d)).collect();
-    d.sort_by(|a, b| b.cmp(a));
-    d.dedup();
-    d
+    lexembed_encoder::widest_first(spec.dims.iter().map(|&d| Dim(d)))
 }
 
 /// The sink dataset of a spec, its path resolved against the spec file, with the spec's retry bounds

@@ -83,8 +83,8 @@ pub struct EvalArgs {
     /// index_knn_recall@10, its overlap with exact search), fts (BM25 on the full-text index) or
     /// hybrid (their reciprocal-rank fusion). Metrics are named by the path (index_ndcg@10), history
     /// keeps each path apart, and --min/--watch names without a path mean the run's path.
-    #[arg(long, default_value = "exact", value_parser = parse_search)]
-    pub search: SearchMode,
+    #[arg(long, default_value = "exact", value_parser = check_search)]
+    pub search: String,
     /// Run on a cron schedule (five fields, crontab(5) semantics), e.g. "0 3 * * *", instead of once.
     #[arg(long)]
     pub schedule: Option<String>,
@@ -177,8 +177,19 @@ impl std::error::Error for AlertsFired {}
 /// The exit code of an evaluation that fired alerts.
 pub const ALERT_EXIT_CODE: u8 = 3;
 
-fn parse_search(s: &str) -> Result<SearchMode, String> {
-    SearchMode::parse(s).map_err(|e| e.to_string())
+/// `--search` checked by clap; parsed (with the deprecation warning of an old spelling) by
+/// `search_mode` once logging is set up: clap parses before it, and the warning would be lost.
+fn check_search(s: &str) -> Result<String, String> {
+    match SearchMode::is_spelling(s) {
+        true => Ok(s.to_string()),
+        false => Err(lexembed_lance::UnknownSearchMode(s.to_string()).to_string()),
+    }
+}
+
+impl EvalArgs {
+    fn search_mode(&self) -> anyhow::Result<SearchMode> {
+        Ok(SearchMode::parse(&self.search)?)
+    }
 }
 
 fn eval_job(args: &EvalArgs) -> anyhow::Result<EvalJob> {
@@ -198,7 +209,7 @@ fn eval_job(args: &EvalArgs) -> anyhow::Result<EvalJob> {
             min: args.min.clone(),
         },
         rankings: args.rankings.clone(),
-        search: args.search,
+        search: args.search_mode()?,
     })
 }
 
@@ -295,7 +306,7 @@ fn print_result(args: &EvalArgs, run: &EvalRun) -> anyhow::Result<()> {
         r.corpus_size,
         info.model_id
     );
-    println!("search path: {}", args.search.name());
+    println!("search path: {}", args.search_mode()?.name());
     print!("{}", card_table(&by_dim));
     for (k, v) in &r.metrics {
         if k.metric.measure == Measure::KnnRecall {

@@ -53,10 +53,13 @@ fn io_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load(&args.file)?;
-    let shard = args
-        .shard
-        .map(|s| ("shard", format!("{}/{}", s.index, s.count)));
-    super::metrics::install(shard.as_slice())?;
+    // Every series names the source kind, so one dashboard reads file, SQL and Kafka runs alike
+    // (the names are shared: lexembed_rows_written_total, lexembed_encoder_seconds, …).
+    let mut labels = vec![("source", spec.spec.source.input.kind().name().to_string())];
+    if let Some(s) = args.shard {
+        labels.push(("shard", format!("{}/{}", s.index, s.count)));
+    }
+    super::metrics::install(&labels)?;
     let job = super::metrics::JobRun::start("run", &spec.spec.name, args.metrics_file.as_deref());
     let result = run_spec(&spec, &args);
     job.finish(&result)?;
