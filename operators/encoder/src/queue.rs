@@ -216,9 +216,10 @@ impl SharedBatcher {
     fn start_with(encoder: Arc<Encoder>, encode: EncodeFn, policy: BatchPolicy) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded::<Request>();
         let encode = Arc::new(encode);
+        let dim = encoder.model().full_dim as usize;
         std::thread::Builder::new()
             .name("lexembed-batcher".into())
-            .spawn(move || run(encode, &rx, policy))
+            .spawn(move || run(encode, &rx, policy, dim))
             .map(|_| ())
             .unwrap_or_else(|e| error!("cannot start the batcher thread: {e}"));
         let max_queued = policy.max_queued.max(1);
@@ -450,6 +451,8 @@ fn lane(encode: &EncodeFn, calls: &Receiver<Call>, done: &Sender<Done>) {
 /// The batching thread's state: the requests being answered and the calls in flight.
 struct Batcher {
     policy: BatchPolicy,
+    /// The model's full width (an empty request's answer has it too).
+    dim: usize,
     waiting: Vec<InProgress>,
     next_id: u64,
     in_flight: usize,
@@ -459,6 +462,18 @@ struct Batcher {
 
 impl Batcher {
     fn admit(&mut self, request: Request) {
+        if request.inputs.is_empty() {
+            // No rows, no call: answered at once (a call would never take it).
+            let _ = request.reply.send(Ok(Embedded {
+                embeddings: Embeddings {
+                    dim: self.dim,
+                    values: Vec::new(),
+                },
+                tokens: Vec::new(),
+                truncated: Vec::new(),
+            }));
+            return;
+        }
         self.waiting.push(InProgress::new(self.next_id, request));
         self.next_id += 1;
     }
@@ -503,7 +518,7 @@ impl Batcher {
                 "embedding a gathered batch"
             );
             if self.to_lanes.send(call).is_err() {
-                self.fail_all(EncodeFailure::Panicked("the encoder lanes stopped".into()));
+                self.lanes_gone();
                 return;
             }
             self.in_flight += 1;
@@ -541,6 +556,12 @@ impl Batcher {
         self.waiting.iter().position(|w| w.id == request)
     }
 
+    /// Every lane has stopped (none could start, or all died): nothing in flight will end.
+    fn lanes_gone(&mut self) {
+        self.in_flight = 0;
+        self.fail_all(EncodeFailure::Panicked("the encoder lanes stopped".into()));
+    }
+
     fn fail_all(&mut self, e: EncodeFailure) {
         for w in self.waiting.drain(..) {
             let _ = w.reply.send(Err(QueueError::Encoder(e.clone())));
@@ -551,7 +572,7 @@ impl Batcher {
 /// The batching thread: gathers requests (the first one, then what arrives within `linger`, up to
 /// `max_rows` rows), hands calls to the lanes as they free up, and answers requests as their calls
 /// end. Ends once every handle is dropped and nothing is left.
-fn run(encode: Arc<EncodeFn>, requests: &Receiver<Request>, policy: BatchPolicy) {
+fn run(encode: Arc<EncodeFn>, requests: &Receiver<Request>, policy: BatchPolicy, dim: usize) {
     let lanes = policy.lanes.max(1);
     let (to_lanes, calls) = crossbeam_channel::unbounded::<Call>();
     let (done_tx, done) = crossbeam_channel::unbounded::<Done>();
@@ -565,9 +586,11 @@ fn run(encode: Arc<EncodeFn>, requests: &Receiver<Request>, policy: BatchPolicy)
                 .ok()
         })
         .collect();
-    drop(done_tx);
+    // Only the lanes hold these now: with no lane left, sending a call fails and nothing waits on one.
+    drop((done_tx, calls));
     let mut b = Batcher {
         policy,
+        dim,
         waiting: Vec::new(),
         next_id: 0,
         in_flight: 0,
@@ -592,16 +615,25 @@ fn run(encode: Arc<EncodeFn>, requests: &Receiver<Request>, policy: BatchPolicy)
                 }
             }
         } else if b.in_flight >= lanes || !b.unsent() {
-            // Every lane busy, or nothing left to send: wait for a call to end or a request.
-            crossbeam_channel::select! {
-                recv(done) -> d => match d {
-                    Ok(d) => b.finish(d),
-                    Err(_) => b.fail_all(EncodeFailure::Panicked("the encoder lanes stopped".into())),
+            // Every lane busy, or nothing left to send: wait for a call to end, or a request while
+            // handles remain (a closed channel is always ready: not selected once closed).
+            let ended = match open {
+                true => crossbeam_channel::select! {
+                    recv(done) -> d => Some(d),
+                    recv(requests) -> r => {
+                        match r {
+                            Ok(r) => b.admit(r),
+                            Err(_) => open = false,
+                        }
+                        None
+                    },
                 },
-                recv(requests) -> r => match r {
-                    Ok(r) => b.admit(r),
-                    Err(_) => open = false,
-                },
+                false => Some(done.recv()),
+            };
+            match ended {
+                Some(Ok(d)) => b.finish(d),
+                Some(Err(_)) => b.lanes_gone(),
+                None => {}
             }
         }
         // What has already arrived joins the next calls.
@@ -992,5 +1024,23 @@ mod tests {
         for (g, w) in small.embeddings.values.iter().zip(&alone.values) {
             assert!((g - w).abs() < 1e-5, "{g} vs {w}");
         }
+    }
+
+    /// A request with no rows is answered at once, empty, at the model's width (with calls planned
+    /// from rows left to send, it would never be taken), and the queue goes on serving.
+    #[test]
+    fn an_empty_request_is_answered_at_once() {
+        let encoder = tiny();
+        let batcher = SharedBatcher::start(encoder.clone(), BatchPolicy::default());
+        let rt = runtime();
+        let empty = rt
+            .block_on(batcher.embed(Vec::new(), &Prompt::none()))
+            .unwrap();
+        assert!(empty.embeddings.values.is_empty() && empty.tokens.is_empty());
+        assert_eq!(empty.embeddings.dim, encoder.model().full_dim as usize);
+        let one = rt
+            .block_on(batcher.embed(vec!["plazo".into()], &Prompt::none()))
+            .unwrap();
+        assert_eq!(one.tokens.len(), 1);
     }
 }

@@ -144,13 +144,10 @@ fn serve_answers_openai_tei_and_search_clients_like_the_cli() {
     );
 }
 
-/// OpenAI's request limits (issue 36): 2,048 inputs by default, a token bound per request. Before,
-/// an OpenAI-style client's default batch of 1,000 inputs got a 400 (the limit was 256).
-#[test]
-fn openai_clients_default_batches_fit_and_the_token_bound_is_named() {
-    let server = Server::start(&["--max-request-tokens".as_ref(), "40000".as_ref()]);
+/// `serve_check.py MODE` against `server`, comparing with `lexembed embed` of the tiny model.
+fn check_against_cli(mode: &str, server: &Server) {
     check(
-        "limits",
+        mode,
         &server.url,
         &[
             "--bin".as_ref(),
@@ -161,22 +158,21 @@ fn openai_clients_default_batches_fit_and_the_token_bound_is_named() {
     );
 }
 
+/// OpenAI's request limits (issue 36): 2,048 inputs by default, a token bound per request. Before,
+/// an OpenAI-style client's default batch of 1,000 inputs got a 400 (the limit was 256).
+#[test]
+fn openai_clients_default_batches_fit_and_the_token_bound_is_named() {
+    let server = Server::start(&["--max-request-tokens".as_ref(), "40000".as_ref()]);
+    check_against_cli("limits", &server);
+}
+
 /// `--token-ids` (issue 36): ids made with the model's own tokenizer embed as their texts do, through
 /// the `openai` client and TEI's /embed; bad ids, long inputs, a prompt beside ids and mixed arrays
 /// get a 400 naming the field. Without the flag they are refused (`api`'s bad requests).
 #[test]
 fn the_models_own_token_ids_embed_as_their_texts_when_asked() {
     let server = Server::start(&["--token-ids".as_ref()]);
-    check(
-        "token_ids",
-        &server.url,
-        &[
-            "--bin".as_ref(),
-            env!("CARGO_BIN_EXE_lexembed").as_ref(),
-            "--model".as_ref(),
-            tiny().as_os_str(),
-        ],
-    );
+    check_against_cli("token_ids", &server);
 }
 
 /// `integration/python/frameworks_check.py CLIENT` against `server`: the framework configured as its
