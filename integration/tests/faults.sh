@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Faults injected for real (integration/faults.sh --quick): one trial of each object-store, broker and
-# process fault against a Kafka → Lance-on-S3 pipeline; every record exactly once, every failure a
-# clean ride-out or an exit naming its reason followed by a restart that finishes. The full matrix
-# (three trials of each) is `integration/faults.sh`, its figures in BENCHMARKS.md.
+# Faults injected for real (integration/faults.sh --quick): one trial of each object-store, broker,
+# disk and process fault against a Kafka → Lance pipeline, and of each `lexembed serve` fault; every
+# record exactly once, every failure a clean ride-out or an exit naming its reason followed by a
+# restart that finishes, a few log lines per fault. The full matrix (three trials of each) is
+# `integration/faults.sh`, its figures in BENCHMARKS.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 trap '"$ROOT/integration/toxiproxy.sh" stop' EXIT

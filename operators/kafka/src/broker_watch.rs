@@ -68,10 +68,16 @@ impl BrokerWatch {
         }
     }
 
-    /// A message arrived: the broker answers.
+    /// A message arrived: the consumer is not stuck (though the message may have been fetched before
+    /// the connection dropped, so it says nothing of the link).
     pub fn heard(&mut self) {
         self.fresh_answered_at = None;
         self.silent_since = None;
+    }
+
+    /// The broker answered a question just now (metadata, the partitions' ends): the link is up.
+    pub fn answered(&mut self) {
+        self.heard();
         self.link.answered();
     }
 
@@ -88,7 +94,7 @@ impl BrokerWatch {
         self.last_probe = Some(Instant::now());
         match consumer.fetch_metadata(Some(&self.topic), ANSWER_WAIT) {
             Ok(_) => {
-                self.heard();
+                self.answered();
                 Ok(())
             }
             Err(e) => self.unanswered(e.to_string()),

@@ -59,8 +59,9 @@ impl BrokerLink {
         true
     }
 
-    /// The broker answered (a message, a metadata reply). Returns how long it had been away when
-    /// this answer ended an outage.
+    /// The broker answered (a metadata reply, an assignment, an acknowledged commit; not a message,
+    /// which may have been fetched before the connection dropped). Returns how long it had been away
+    /// when this answer ended an outage.
     pub fn answered(&self) -> Option<Duration> {
         let since = self.lost().take()?;
         let away = since.elapsed();
@@ -85,8 +86,12 @@ impl BrokerLink {
             if !was {
                 warn!(%error, "offset commits to the group fail (Lance holds the offsets; lag tools lag until one succeeds)");
             }
-        } else if was {
-            info!("offset commits to the group succeed again");
+        } else {
+            if was {
+                info!("offset commits to the group succeed again");
+            }
+            // The coordinator acknowledged a commit: the broker answers.
+            self.answered();
         }
         was != failing
     }

@@ -407,7 +407,7 @@ impl<'a> Operator<'a> {
                     }
                     Err(NotRead::Unanswered(why)) => broker.unanswered(why)?,
                     Err(NotRead::Behind(why)) => {
-                        broker.heard();
+                        broker.answered();
                         info!(%why, "no messages, but the topic is not read to its end: waiting on");
                     }
                 }
